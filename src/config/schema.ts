@@ -1,0 +1,145 @@
+import { z } from "zod";
+
+const port = z.number().int().min(0).max(65535);
+const hostPort = z.string().min(1);
+
+const smtpSchema = z
+  .object({
+    host: hostPort,
+    port: port.default(25),
+    tls: z.enum(["none", "starttls", "tls"]).default("starttls"),
+    username: z.string().optional(),
+    password: z.string().optional(),
+    verify_certificates: z.boolean().default(true),
+  })
+  .strict();
+
+const postgresSchema = z
+  .object({
+    url: z.string().min(1),
+    pool_size: z.number().int().min(1).max(1000).default(10),
+    statement_timeout_ms: z.number().int().min(0).default(10_000),
+    ssl: z
+      .object({
+        enabled: z.boolean().default(false),
+        verify_certificates: z.boolean().default(true),
+        ca_path: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+/** The whole configuration file. Every key is documented in docs/configuration.md. */
+export const configSchema = z
+  .object({
+    server_name: z.string().min(1).default("localhost"),
+    public_base_url: z.url({ protocol: /^https?$/ }).optional(),
+    listen: z
+      .object({
+        host: z.string().min(1).default("127.0.0.1"),
+        port: port.default(8090),
+      })
+      .strict()
+      .prefault({}),
+    database: z
+      .object({
+        sqlite: z
+          .object({ path: z.string().min(1).default("./data/seraph.db") })
+          .strict()
+          .prefault({}),
+        postgres: postgresSchema.optional(),
+      })
+      .strict()
+      .prefault({}),
+    signing_key_path: z.string().min(1).default("./data/signing.key"),
+    log: z
+      .object({
+        level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+      })
+      .strict()
+      .prefault({}),
+    http: z
+      .object({
+        max_body_bytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(64 * 1024 * 1024)
+          .default(512 * 1024),
+        trusted_proxies: z.array(z.string()).default([]),
+      })
+      .strict()
+      .prefault({}),
+    email: z
+      .object({
+        from: z.string().min(3).default("Seraph <noreply@localhost>"),
+        smtp: smtpSchema.optional(),
+        templates_dir: z.string().optional(),
+        default_brand: z.string().min(1).default("matrix-org"),
+        outbox_dir: z.string().min(1).default("./data/outbox"),
+        hostname: z.string().optional(),
+        web_client_location: z.string().default("https://app.element.io"),
+      })
+      .strict()
+      .prefault({}),
+    invites: z
+      .object({
+        lifetime_days: z.number().int().min(1).default(365),
+        username_obfuscate_characters: z.number().int().min(0).max(64).default(3),
+        domain_obfuscate_characters: z.number().int().min(0).max(64).default(3),
+      })
+      .strict()
+      .prefault({}),
+    v1: z
+      .object({
+        enabled: z.boolean().default(true),
+        enable_bind: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    auth: z
+      .object({
+        allow_query_token: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    accounts: z
+      .object({
+        token_lifetime_seconds: z.number().int().min(0).default(0),
+        homeserver_allowlist: z.array(z.string().min(1)).default([]),
+      })
+      .strict()
+      .prefault({}),
+    terms: z
+      .object({
+        path: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
+    federation: z
+      .object({
+        ip_allowlist: z.array(z.string()).default([]),
+        ip_denylist: z.array(z.string()).default([]),
+        verify_certificates: z.boolean().default(true),
+        connect_timeout_ms: z.number().int().min(100).default(5_000),
+        request_timeout_ms: z.number().int().min(100).default(10_000),
+      })
+      .strict()
+      .prefault({}),
+    rate_limit: z
+      .object({
+        enabled: z.boolean().default(true),
+        register_per_minute: z.number().int().min(1).default(10),
+        authenticated_per_minute: z.number().int().min(1).default(600),
+        store_invite_per_minute: z.number().int().min(1).default(30),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+/** The configuration as given (before defaults). */
+export type ConfigInput = z.input<typeof configSchema>;
+/** The validated configuration with every default filled in. */
+export type Config = z.output<typeof configSchema>;

@@ -1,0 +1,41 @@
+import type { FastifyRequest } from "fastify";
+import { unauthorized } from "../identity/errors.js";
+import { queryString } from "./params.js";
+
+/** Who made a v2 request. */
+export interface Caller {
+  userId: string;
+  /** Hash of the access token, to revoke it on logout. */
+  tokenHash: string;
+}
+
+/** Turns an access token into a caller; implemented by the account service. */
+export interface Authenticator {
+  /** Resolves the token or throws a MatrixError (401 unknown, 403 terms). */
+  authenticate(token: string, opts: { skipTerms: boolean }): Promise<Caller>;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    caller?: Caller;
+  }
+}
+
+/** Reads the access token from `Authorization: Bearer` or, when allowed, `?access_token=`. */
+export function accessToken(req: FastifyRequest, allowQuery: boolean): string | undefined {
+  const header = req.headers.authorization;
+  if (header !== undefined) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    return m ? m[1] : undefined;
+  }
+  return allowQuery ? queryString(req.query, "access_token") : undefined;
+}
+
+/** A preHandler that requires a valid token (and, unless skipped, accepted terms). */
+export function requireAuth(auth: Authenticator | undefined, allowQuery: boolean, skipTerms = false) {
+  return async (req: FastifyRequest): Promise<void> => {
+    const token = accessToken(req, allowQuery);
+    if (token === undefined || auth === undefined) throw unauthorized();
+    req.caller = await auth.authenticate(token, { skipTerms });
+  };
+}

@@ -1,0 +1,113 @@
+import { randomBytes } from "node:crypto";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from "fastify";
+import { MatrixError } from "../identity/errors.js";
+import { CORS_HEADERS } from "./cors.js";
+import { RouteTable } from "./routes.js";
+
+export interface HttpOptions {
+  maxBodyBytes: number;
+  trustProxy: boolean | string[];
+  logger: FastifyServerOptions["loggerInstance"];
+}
+
+/** Strips an `access_token` query parameter from a URL before it is logged. */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&]access_token=)[^&]*/g, "$1<redacted>");
+}
+
+function parseBody(raw: string, contentType: string | undefined): unknown {
+  if (raw.trim() === "") return undefined;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    if (contentType?.startsWith("application/x-www-form-urlencoded")) {
+      return Object.fromEntries(new URLSearchParams(raw));
+    }
+    throw new MatrixError(400, "M_NOT_JSON", "Content not JSON");
+  }
+}
+
+function frameworkErrorToMatrix(err: FastifyError): MatrixError | undefined {
+  switch (err.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return new MatrixError(413, "M_TOO_LARGE", "Request body too large");
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return new MatrixError(400, "M_NOT_JSON", "Content not JSON");
+  }
+  if (err.statusCode === 429) {
+    return new MatrixError(429, "M_LIMIT_EXCEEDED", "Too many requests");
+  }
+  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+    return new MatrixError(err.statusCode, "M_UNKNOWN", "Bad request");
+  }
+  return undefined;
+}
+
+/**
+ * Creates the fastify instance with Seraph's HTTP conventions: every body is parsed as JSON whatever its
+ * content type, every error is a Matrix error object, CORS headers on every response, 404/405 M_UNRECOGNIZED.
+ * Routes are added through the returned RouteTable.
+ */
+export function createHttpServer(opts: HttpOptions): { app: FastifyInstance; routes: RouteTable } {
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    bodyLimit: opts.maxBodyBytes,
+    trustProxy: opts.trustProxy,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
+    genReqId: () => randomBytes(6).toString("hex"),
+    disableRequestLogging: true,
+    return503OnClosing: true,
+  });
+  const routes = new RouteTable(app);
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "string" }, (req, body, done) => {
+    try {
+      done(null, parseBody(body as string, req.headers["content-type"]));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
+
+  app.addHook("onRequest", async (req, reply) => {
+    reply.headers(CORS_HEADERS);
+    if (req.method === "OPTIONS") {
+      reply.code(200).send({});
+      return reply;
+    }
+  });
+
+  app.addHook("onResponse", async (req, reply) => {
+    req.log.info(
+      { method: req.method, url: redactUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      "request",
+    );
+  });
+
+  app.setNotFoundHandler(async (req, reply) => {
+    const path = req.url.split("?", 1)[0] ?? "";
+    const known = routes.knowsPath(path);
+    reply.code(known ? 405 : 404);
+    return { errcode: "M_UNRECOGNIZED", error: known ? "Method not allowed" : "Unrecognized request" };
+  });
+
+  app.setErrorHandler(async (error: FastifyError | MatrixError | Error, req, reply) => {
+    const matrix = error instanceof MatrixError ? error : frameworkErrorToMatrix(error as FastifyError);
+    if (matrix) {
+      if (matrix.status === 429) {
+        const retry = (matrix.extra.retry_after_ms as number | undefined) ?? 1000;
+        reply.header("retry-after", String(Math.ceil(retry / 1000)));
+      }
+      if (matrix.status >= 500) req.log.error({ err: matrix.cause ?? matrix, reqId: req.id }, matrix.message);
+      reply.code(matrix.status);
+      return { ...matrix.extra, errcode: matrix.errcode, error: matrix.message };
+    }
+    req.log.error({ err: error, reqId: req.id }, "unexpected error");
+    reply.code(500);
+    return { errcode: "M_UNKNOWN", error: `Internal server error (request ${req.id})` };
+  });
+
+  return { app, routes };
+}

@@ -1,0 +1,168 @@
+import { decodeBase64, encodeBase64 } from "../crypto/base64.js";
+import { generateSeed, signingKeyFromSeed, signJson } from "../crypto/ed25519.js";
+import { randomToken } from "../crypto/hash.js";
+import type { Mailer } from "../delivery/index.js";
+import type { AssociationRepository } from "../store/associations.js";
+import type { InviteRepository } from "../store/invites.js";
+import type { KeyRepository } from "../store/keys.js";
+import { normaliseEmail } from "./email-address.js";
+import { badRequest, MatrixError, notFound } from "./errors.js";
+import type { KeyService } from "./keys.js";
+import { redactEmail, truncate } from "./redact.js";
+
+export interface InviteSettings {
+  serverName: string;
+  publicBaseUrl: string;
+  defaultWebClientLocation: string;
+  /** Path prefix of the API that sign URLs in emails point at (v1 when enabled, else v2). */
+  signUrlPrefix: string;
+  usernameRevealChars: number;
+  domainRevealChars: number;
+}
+
+/** What the caller of store-invite gets back. */
+export interface StoredInvite {
+  token: string;
+  longTermPublicKey: string;
+  ephemeralPublicKey: string;
+  displayName: string;
+}
+
+/** The signed object returned by sign-ed25519. */
+export interface SignedInviteProof {
+  mxid: string;
+  sender: string;
+  token: string;
+  signatures: Record<string, Record<string, string>>;
+}
+
+export interface StoreInviteRequest {
+  medium: string;
+  address: string;
+  roomId: string;
+  sender: string;
+  /** Every parameter of the request, as received. */
+  params: Record<string, unknown>;
+  brand?: string;
+}
+
+/** Stores third-party invites, emails the invitee, and signs invite proofs with ephemeral keys. */
+export class InviteService {
+  constructor(
+    private readonly settings: InviteSettings,
+    private readonly invites: InviteRepository,
+    private readonly associations: AssociationRepository,
+    private readonly keyRepo: KeyRepository,
+    private readonly keys: KeyService,
+    private readonly mailer: Mailer,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * Validates and stores an invite with a fresh token and ephemeral key pair, then emails the invitee.
+   * If the email cannot be sent the invite is removed again and M_EMAIL_SEND_ERROR is thrown.
+   */
+  async storeInvite(req: StoreInviteRequest): Promise<StoredInvite> {
+    if (req.medium !== "email") {
+      throw badRequest("M_UNRECOGNIZED", "Didn't understand medium: only 'email' invites are supported");
+    }
+    const address = normaliseEmail(req.address);
+    if (address === null) throw badRequest("M_INVALID_EMAIL", "Invalid email address");
+
+    const existing = await this.associations.findByThreepid("email", address);
+    if (existing) {
+      throw badRequest("M_THREEPID_IN_USE", "Binding already known", { mxid: existing.mxid });
+    }
+
+    const token = randomToken(64);
+    const ephemeral = signingKeyFromSeed(generateSeed());
+    const now = this.now();
+    await this.keyRepo.addEphemeralKey(ephemeral.publicKeyBase64, now);
+    await this.invites.insert({
+      token,
+      medium: "email",
+      address,
+      roomId: req.roomId,
+      sender: req.sender,
+      ephemeralPublicKey: ephemeral.publicKeyBase64,
+      params: req.params,
+      receivedTs: now,
+    });
+
+    try {
+      await this.mailer.send({
+        template: "invite",
+        brand: req.brand,
+        to: address,
+        vars: this.templateVars(req, address, token, encodeBase64(ephemeral.seed)),
+      });
+    } catch (err) {
+      await this.invites.delete(token);
+      await this.keyRepo.removeEphemeralKey(ephemeral.publicKeyBase64);
+      throw new MatrixError(500, "M_EMAIL_SEND_ERROR", "Failed to send the invitation email", {}, { cause: err });
+    }
+
+    return {
+      token,
+      longTermPublicKey: this.keys.signingKey.publicKeyBase64,
+      ephemeralPublicKey: ephemeral.publicKeyBase64,
+      displayName: redactEmail(address, this.settings.usernameRevealChars, this.settings.domainRevealChars),
+    };
+  }
+
+  /** The variables an invite template sees, under sydent's names. */
+  private templateVars(req: StoreInviteRequest, address: string, token: string, privateKey: string) {
+    const vars: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.params)) {
+      if (typeof v === "string") vars[k] = v;
+      else if (typeof v === "number" || typeof v === "boolean") vars[k] = String(v);
+    }
+    for (const k of [
+      "room_alias",
+      "room_avatar_url",
+      "room_join_rules",
+      "room_name",
+      "room_type",
+      "sender_avatar_url",
+      "sender_display_name",
+      "guest_user_id",
+      "guest_access_token",
+    ]) {
+      vars[k] ??= "";
+    }
+    vars.address = address;
+    vars.medium = "email";
+    vars.room_id = req.roomId;
+    vars.sender = req.sender;
+    vars.token = token;
+    vars.ephemeral_private_key = privateKey;
+
+    const displayName = vars.sender_display_name ?? "";
+    vars.sender_display_name = displayName ? truncate(displayName, 20, 19) : req.sender;
+    vars.bracketed_verified_sender = displayName ? `(${req.sender})` : "";
+    const roomName = vars.room_name ?? "";
+    vars.room_name = truncate(roomName, 30, 25);
+    vars.bracketed_room_name = roomName ? `(${vars.room_name})` : "";
+
+    const requested = vars["org.matrix.web_client_location"] ?? "";
+    vars.web_client_location = /^https?:\/\//.test(requested) ? requested : this.settings.defaultWebClientLocation;
+    const query = `token=${encodeURIComponent(token)}&private_key=${encodeURIComponent(privateKey)}`;
+    vars.sign_url = `${this.settings.publicBaseUrl}${this.settings.signUrlPrefix}/sign-ed25519?${query}`;
+    return vars;
+  }
+
+  /**
+   * Signs `{mxid, sender, token}` with the ephemeral private key the invitee received by email.
+   * Unknown token → 404 M_UNRECOGNIZED.
+   */
+  async signInvite(mxid: string, token: string, privateKeyBase64: string): Promise<SignedInviteProof> {
+    const seed = decodeBase64(privateKeyBase64);
+    if (seed === null || seed.length !== 32) {
+      throw badRequest("M_INVALID_PARAM", "private_key must be a 32-byte ed25519 seed in unpadded base64");
+    }
+    const invite = await this.invites.findByToken(token);
+    if (!invite) throw notFound("M_UNRECOGNIZED", "Didn't recognize token");
+    const key = signingKeyFromSeed(seed, "ed25519:0");
+    return signJson({ mxid, sender: invite.sender, token }, this.settings.serverName, key);
+  }
+}

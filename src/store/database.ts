@@ -1,0 +1,66 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import BetterSqlite3 from "better-sqlite3";
+import { Kysely, Migrator, type SqliteDatabase, SqliteDialect } from "kysely";
+import { type Dialect, SeraphMigrations } from "./migrations.js";
+import type { Database } from "./schema.js";
+
+/** An open database: the typed query builder plus the dialect it speaks. */
+export interface Store {
+  readonly db: Kysely<Database>;
+  readonly dialect: Dialect;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  sqlite: { path: string };
+}
+
+/**
+ * Wraps better-sqlite3 so that each SQL text is prepared once and reused: Kysely's SQLite driver
+ * would otherwise prepare a statement on every query.
+ */
+function cachingSqlite(path: string): SqliteDatabase {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const raw = new BetterSqlite3(path);
+  raw.pragma("journal_mode = WAL");
+  raw.pragma("synchronous = NORMAL");
+  raw.pragma("foreign_keys = ON");
+  raw.pragma("busy_timeout = 5000");
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => raw.close(),
+    prepare: (sqlText: string) => {
+      let stmt = cache.get(sqlText);
+      if (stmt === undefined) {
+        stmt = raw.prepare(sqlText);
+        if (cache.size > 500) cache.clear();
+        cache.set(sqlText, stmt);
+      }
+      return stmt as unknown as ReturnType<SqliteDatabase["prepare"]>;
+    },
+  };
+}
+
+/** Opens the configured database (SQLite for now). Does not migrate. */
+export function openStore(opts: DatabaseOptions): Store {
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingSqlite(opts.sqlite.path) }) });
+  return { db, dialect: "sqlite", close: () => db.destroy() };
+}
+
+/** Applies every pending migration; returns the names applied. Throws with the failing step's name. */
+export async function migrateToLatest(store: Store): Promise<string[]> {
+  const migrator = new Migrator({
+    db: store.db,
+    provider: new SeraphMigrations(store.dialect),
+    migrationTableName: "seraph_migrations",
+    migrationLockTableName: "seraph_migrations_lock",
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === "Error");
+  if (error) {
+    const step = failed ? ` (step ${failed.migrationName})` : "";
+    throw new Error(`database migration failed${step}: ${(error as Error).message ?? String(error)}`);
+  }
+  return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}

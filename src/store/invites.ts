@@ -1,0 +1,92 @@
+import type { Kysely } from "kysely";
+import type { Database } from "./schema.js";
+
+/** A stored third-party invite. */
+export interface InviteRecord {
+  token: string;
+  medium: string;
+  address: string;
+  roomId: string;
+  sender: string;
+  ephemeralPublicKey: string;
+  /** Every parameter of the store-invite request, as received. */
+  params: Record<string, unknown>;
+  receivedTs: number;
+}
+
+export interface InviteRepository {
+  insert(invite: InviteRecord): Promise<void>;
+  /** Removes an invite (used when its email could not be sent). */
+  delete(token: string): Promise<void>;
+  findByToken(token: string): Promise<InviteRecord | undefined>;
+  /** Pending invites for a 3PID, oldest first. */
+  findByThreepid(medium: string, address: string): Promise<InviteRecord[]>;
+}
+
+type InviteRow = Database["invites"];
+
+function toRecord(r: Omit<InviteRow, "id">): InviteRecord {
+  return {
+    token: r.token,
+    medium: r.medium,
+    address: r.address,
+    roomId: r.room_id,
+    sender: r.sender,
+    ephemeralPublicKey: r.ephemeral_public_key,
+    params: JSON.parse(r.params_json) as Record<string, unknown>,
+    receivedTs: r.received_ts,
+  };
+}
+
+const COLUMNS = [
+  "token",
+  "medium",
+  "address",
+  "room_id",
+  "sender",
+  "ephemeral_public_key",
+  "params_json",
+  "received_ts",
+  "sent_ts",
+] as const;
+
+export class KyselyInviteRepository implements InviteRepository {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async insert(i: InviteRecord): Promise<void> {
+    await this.db
+      .insertInto("invites")
+      .values({
+        token: i.token,
+        medium: i.medium,
+        address: i.address,
+        room_id: i.roomId,
+        sender: i.sender,
+        ephemeral_public_key: i.ephemeralPublicKey,
+        params_json: JSON.stringify(i.params),
+        received_ts: i.receivedTs,
+        sent_ts: null,
+      })
+      .execute();
+  }
+
+  async delete(token: string): Promise<void> {
+    await this.db.deleteFrom("invites").where("token", "=", token).execute();
+  }
+
+  async findByToken(token: string): Promise<InviteRecord | undefined> {
+    const row = await this.db.selectFrom("invites").select(COLUMNS).where("token", "=", token).executeTakeFirst();
+    return row && toRecord(row);
+  }
+
+  async findByThreepid(medium: string, address: string): Promise<InviteRecord[]> {
+    const rows = await this.db
+      .selectFrom("invites")
+      .select(COLUMNS)
+      .where("medium", "=", medium)
+      .where("address", "=", address)
+      .orderBy("id")
+      .execute();
+    return rows.map(toRecord);
+  }
+}

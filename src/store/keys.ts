@@ -1,0 +1,78 @@
+import type { Kysely } from "kysely";
+import type { PublishedKey } from "../crypto/keyring.js";
+import type { Database } from "./schema.js";
+
+/** Long-term and ephemeral public keys. */
+export interface KeyRepository {
+  /** Records a long-term key as published (idempotent). */
+  recordSigningKey(key: PublishedKey, now: number): Promise<void>;
+  /** Every long-term key that has not been revoked, newest first. */
+  validSigningKeys(): Promise<PublishedKey[]>;
+  /** Revokes long-term keys by public key or key id; returns how many were revoked. */
+  revokeSigningKey(publicKeyOrId: string, now: number): Promise<number>;
+  /** Every long-term key, revoked or not. */
+  allSigningKeys(): Promise<Array<PublishedKey & { createdTs: number; revokedTs: number | null }>>;
+  addEphemeralKey(publicKey: string, now: number): Promise<void>;
+  removeEphemeralKey(publicKey: string): Promise<void>;
+  /** Whether an ephemeral key exists; counts the check. */
+  ephemeralKeyExists(publicKey: string): Promise<boolean>;
+}
+
+export class KyselyKeyRepository implements KeyRepository {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async recordSigningKey(key: PublishedKey, now: number): Promise<void> {
+    await this.db
+      .insertInto("signing_keys")
+      .values({ public_key: key.publicKeyBase64, key_id: key.keyId, created_ts: now, revoked_ts: null })
+      .onConflict((oc) => oc.column("public_key").doNothing())
+      .execute();
+  }
+
+  async validSigningKeys(): Promise<PublishedKey[]> {
+    const rows = await this.db
+      .selectFrom("signing_keys")
+      .select(["key_id", "public_key"])
+      .where("revoked_ts", "is", null)
+      .orderBy("created_ts", "desc")
+      .execute();
+    return rows.map((r) => ({ keyId: r.key_id, publicKeyBase64: r.public_key }));
+  }
+
+  async revokeSigningKey(publicKeyOrId: string, now: number): Promise<number> {
+    const res = await this.db
+      .updateTable("signing_keys")
+      .set({ revoked_ts: now })
+      .where("revoked_ts", "is", null)
+      .where((eb) => eb.or([eb("public_key", "=", publicKeyOrId), eb("key_id", "=", publicKeyOrId)]))
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows);
+  }
+
+  async allSigningKeys() {
+    const rows = await this.db.selectFrom("signing_keys").selectAll().orderBy("created_ts", "desc").execute();
+    return rows.map((r) => ({
+      keyId: r.key_id,
+      publicKeyBase64: r.public_key,
+      createdTs: r.created_ts,
+      revokedTs: r.revoked_ts,
+    }));
+  }
+
+  async addEphemeralKey(publicKey: string, now: number): Promise<void> {
+    await this.db.insertInto("ephemeral_keys").values({ public_key: publicKey, created_ts: now }).execute();
+  }
+
+  async removeEphemeralKey(publicKey: string): Promise<void> {
+    await this.db.deleteFrom("ephemeral_keys").where("public_key", "=", publicKey).execute();
+  }
+
+  async ephemeralKeyExists(publicKey: string): Promise<boolean> {
+    const res = await this.db
+      .updateTable("ephemeral_keys")
+      .set((eb) => ({ verify_count: eb("verify_count", "+", 1) }))
+      .where("public_key", "=", publicKey)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+}
