@@ -1,0 +1,11 @@
+export {
+  createMailer,
+  type EmailConfig,
+  EmailSendError,
+  type EmailSendErrorReason,
+  type Mailer,
+  type MailLogger,
+  type OutgoingEmail,
+  type SmtpConfig,
+} from "./mailer.js";
+export { DEFAULT_SUBJECTS, resolveBrand, TEMPLATE_NAMES, type TemplateName } from "./templates.js";

@@ -1,0 +1,135 @@
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { freePort } from "../support/seraph.js";
+
+const ROOT = resolve(import.meta.dirname, "..", "..");
+const TSX = join(ROOT, "node_modules", ".bin", "tsx");
+const MAIN = join(ROOT, "src", "main.ts");
+
+const children: ChildProcess[] = [];
+const dirs: string[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill("SIGKILL");
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), "seraph-cli-"));
+  dirs.push(d);
+  return d;
+}
+
+function runCli(args: string[], cwd: string, env: Record<string, string> = {}) {
+  return spawnSync(TSX, [MAIN, ...args], {
+    cwd,
+    env: { ...process.env, ...env },
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+}
+
+/** Starts `seraph serve` and resolves once it prints where it listens. */
+function serve(
+  cwd: string,
+  env: Record<string, string>,
+): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(TSX, [MAIN, "serve"], { cwd, env: { ...process.env, ...env } });
+  children.push(child);
+  let out = "";
+  return new Promise((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`no listening line:\n${out}`)), 30_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (out.includes("Seraph listening on")) {
+        clearTimeout(timer);
+        res({ child, output: () => out });
+      }
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    child.once("exit", (code) => rej(new Error(`exited ${code}:\n${out}`)));
+  });
+}
+
+describe("seraph CLI", () => {
+  it("starts with no config at all: SQLite and key under ./data, outbox mail, clean SIGTERM", async () => {
+    const cwd = tempDir();
+    const port = await freePort();
+    const { child, output } = await serve(cwd, { SERAPH_LISTEN__PORT: String(port) });
+    expect(output()).toContain(`http://127.0.0.1:${port}`);
+    const versions = await fetch(`http://127.0.0.1:${port}/_matrix/identity/versions`);
+    expect(versions.status).toBe(200);
+    expect(existsSync(join(cwd, "data", "seraph.db"))).toBe(true);
+    expect(statSync(join(cwd, "data", "signing.key")).mode & 0o777).toBe(0o600);
+
+    const res = await fetch(`http://127.0.0.1:${port}/_matrix/identity/api/v1/store-invite`, {
+      method: "POST",
+      body: JSON.stringify({
+        medium: "email",
+        address: "a@example.org",
+        room_id: "!r:h.test",
+        sender: "@s:h.test",
+      }),
+    });
+    expect(res.status).toBe(200);
+    expect(existsSync(join(cwd, "data", "outbox"))).toBe(true);
+
+    const exit = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    child.kill("SIGTERM");
+    expect(await exit).toBe(0);
+  });
+
+  it("accepts a sydent key file and shows, rotates and revokes keys", () => {
+    const cwd = tempDir();
+    const seed = Buffer.alloc(32, 7).toString("base64").replace(/=+$/, "");
+    writeFileSync(join(cwd, "sydent.key"), `ed25519 0 ${seed}\n`, { mode: 0o600 });
+    writeFileSync(
+      join(cwd, "seraph.yaml"),
+      "signing_key_path: ./sydent.key\ndatabase:\n  sqlite:\n    path: ./db.sqlite\n",
+    );
+    const show = runCli(["keys", "show", "--config", "seraph.yaml"], cwd);
+    expect(show.status, show.stderr).toBe(0);
+    expect(show.stdout).toMatch(/^ed25519:0\t\S{43}\tcurrent$/m);
+    const oldKey = /^ed25519:0\t(\S+)/m.exec(show.stdout)?.[1];
+
+    expect(runCli(["keys", "generate", "--config", "seraph.yaml"], cwd).status).toBe(2);
+    const rotate = runCli(["keys", "generate", "--rotate", "--config", "seraph.yaml"], cwd);
+    expect(rotate.status, rotate.stderr).toBe(0);
+    expect(readFileSync(join(cwd, "sydent.key"), "utf8")).toMatch(/^ed25519 1 \S+\ned25519 0 \S+\n$/);
+    const after = runCli(["keys", "show", "--config", "seraph.yaml"], cwd);
+    expect(after.stdout).toMatch(/^ed25519:1\t\S{43}\tcurrent$/m);
+    expect(after.stdout).toContain(`ed25519:0\t${oldKey}\tvalid`);
+    const revoke = runCli(["keys", "revoke", "ed25519:0", "--config", "seraph.yaml"], cwd);
+    expect(revoke.stdout).toContain("1 key(s) revoked");
+    expect(runCli(["keys", "show", "--config", "seraph.yaml"], cwd).stdout).toContain(`${oldKey}\trevoked`);
+  });
+
+  it("explains a bad configuration: which key and what was expected, exit code 78", () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, "bad.yaml"), "listen:\n  port: eighty\nunknown_key: 1\n");
+    const res = runCli(["serve", "--config", "bad.yaml"], cwd);
+    expect(res.status).toBe(78);
+    expect(res.stderr).toContain("listen.port");
+    expect(res.stderr).toMatch(/expected number/);
+    expect(res.stderr).toContain("unknown_key");
+    const env = runCli(["migrate"], cwd, { SERAPH_EMAIL__SMTP__TLS: "maybe" });
+    expect(env.status).toBe(78);
+    expect(env.stderr).toContain("SERAPH_EMAIL__SMTP__TLS");
+  });
+
+  it("migrates and prints help", () => {
+    const cwd = tempDir();
+    const first = runCli(["migrate"], cwd);
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toContain("0001_foundation");
+    expect(runCli(["migrate"], cwd).stdout).toContain("up to date");
+    const help = runCli(["--help"], cwd);
+    expect(help.stdout).toContain("seraph serve");
+    expect(runCli(["frobnicate"], cwd).status).toBe(2);
+  });
+});
