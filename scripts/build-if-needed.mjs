@@ -14,8 +14,12 @@ function newest(dir) {
 
 const target = "dist/main.js";
 const stale =
-  !existsSync(target) || newest("src") > statSync(target).mtimeMs || statSync("package.json").mtimeMs > statSync(target).mtimeMs;
+  !existsSync(target) ||
+  newest("src") > statSync(target).mtimeMs ||
+  statSync("package.json").mtimeMs > statSync(target).mtimeMs;
 if (stale) {
   process.stdout.write("building Seraph (tsc)...\n");
-  execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" });
+  execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], {
+    stdio: "inherit",
+  });
 }

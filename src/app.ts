@@ -1,16 +1,23 @@
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
+import { registerAccountRoutes } from "./api/account.js";
 import { registerInviteRoutes } from "./api/invites.js";
 import { registerPubkeyRoutes } from "./api/pubkey.js";
 import { registerStatusRoutes } from "./api/status.js";
+import { registerTermsRoutes } from "./api/terms.js";
 import type { ResolvedConfig } from "./config/load.js";
 import { loadOrCreateKeyFile } from "./crypto/key-file.js";
 import { createMailer, type Mailer } from "./delivery/index.js";
-import { type Authenticator, requireAuth } from "./http/auth.js";
+import { HomeserverClient } from "./federation/index.js";
+import { requireAuth } from "./http/auth.js";
 import { V1, V2 } from "./http/routes.js";
 import { createHttpServer } from "./http/server.js";
+import { AccountService } from "./identity/accounts.js";
 import { InviteService } from "./identity/invites.js";
 import { KeyService } from "./identity/keys.js";
+import { HomeserverOpenIdVerifier } from "./identity/openid.js";
+import { Terms } from "./identity/terms.js";
+import { KyselyAccountRepository } from "./store/accounts.js";
 import { KyselyAssociationRepository } from "./store/associations.js";
 import { migrateToLatest, openStore, type Store } from "./store/database.js";
 import { KyselyInviteRepository } from "./store/invites.js";
@@ -33,6 +40,8 @@ export interface SeraphOptions {
   /** Replaces the configured mailer (tests). */
   mailer?: Mailer;
   now?: () => number;
+  /** Replaces the homeserver client built from `federation.*` (tests inject DNS stubs this way). */
+  homeservers?: HomeserverClient;
 }
 
 /** Creates the process logger; secrets in headers and query strings are never written. */
@@ -77,24 +86,55 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       mailer,
       now,
     );
-    const authenticator: Authenticator | undefined = undefined;
+    const homeservers =
+      opts.homeservers ??
+      new HomeserverClient({
+        ipAllowlist: config.federation.ip_allowlist,
+        ipDenylist: config.federation.ip_denylist,
+        verifyCertificates: config.federation.verify_certificates,
+        connectTimeoutMs: config.federation.connect_timeout_ms,
+        requestTimeoutMs: config.federation.request_timeout_ms,
+        logger: log,
+        userAgent: "Seraph",
+      });
+    const terms = Terms.load(config.terms.path);
+    const accounts = new AccountService(
+      {
+        tokenLifetimeSeconds: config.accounts.token_lifetime_seconds,
+        homeserverAllowlist: config.accounts.homeserver_allowlist,
+      },
+      new KyselyAccountRepository(store.db),
+      new HomeserverOpenIdVerifier(homeservers),
+      terms,
+      now,
+    );
 
-    const { app, routes } = createHttpServer({
+    const limits = config.rate_limit;
+    const { app, routes } = await createHttpServer({
       maxBodyBytes: config.http.max_body_bytes,
       trustProxy: config.http.trusted_proxies.length ? config.http.trusted_proxies : false,
+      rateLimit: limits.enabled,
       logger: log,
     });
     registerStatusRoutes(routes, { v1: config.v1.enabled });
-    const v2Auth = requireAuth(authenticator, config.auth.allow_query_token);
+    const allowQuery = config.auth.allow_query_token;
+    const authNoTerms = requireAuth(accounts, allowQuery, true);
+    const auth = requireAuth(accounts, allowQuery);
+    registerAccountRoutes(routes, accounts, {
+      authNoTerms,
+      registerPerMinute: limits.register_per_minute,
+      authPerMinute: limits.authenticated_per_minute,
+    });
+    registerTermsRoutes(routes, terms, accounts, {
+      authNoTerms,
+      authPerMinute: limits.authenticated_per_minute,
+    });
     for (const mount of config.v1.enabled ? [V1, V2] : [V2]) {
       registerPubkeyRoutes(routes, mount, keys);
-      registerInviteRoutes(
-        routes,
-        mount,
-        invites,
-        config.public_base_url,
-        mount.version === "v2" ? v2Auth : undefined,
-      );
+      registerInviteRoutes(routes, mount, invites, config.public_base_url, {
+        auth: mount.version === "v2" ? auth : undefined,
+        perMinute: limits.store_invite_per_minute,
+      });
     }
 
     let closed = false;
@@ -113,6 +153,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
         closed = true;
         await app.close();
         await mailer.close();
+        if (!opts.homeservers) await homeservers.close();
         await store.close();
       },
     };

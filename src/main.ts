@@ -41,7 +41,8 @@ async function serve(cfg: ResolvedConfig): Promise<void> {
   const line = `Seraph listening on ${address} (server_name ${cfg.server_name}, public URL ${cfg.public_base_url})`;
   seraph.log.info({ address }, line);
   process.stdout.write(`${line}\n`);
-  if (!cfg.email.smtp) process.stdout.write(`No SMTP configured: emails are written to ${cfg.email.outbox_dir}\n`);
+  if (!cfg.email.smtp)
+    process.stdout.write(`No SMTP configured: emails are written to ${cfg.email.outbox_dir}\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -68,7 +69,12 @@ async function migrate(cfg: ResolvedConfig): Promise<void> {
   }
 }
 
-async function keys(cfg: ResolvedConfig, action: string | undefined, arg: string | undefined, rotate: boolean) {
+async function keys(
+  cfg: ResolvedConfig,
+  action: string | undefined,
+  arg: string | undefined,
+  rotate: boolean,
+) {
   const path = cfg.signing_key_path;
   if (action === "generate") {
     if (existsSync(path) && !rotate) {
@@ -87,14 +93,20 @@ async function keys(cfg: ResolvedConfig, action: string | undefined, arg: string
       await KeyService.load(readKeyFile(path), repo, Date.now());
       const current = readKeyFile(path)[0]!;
       for (const k of await repo.allSigningKeys()) {
-        const state = k.revokedTs ? "revoked" : k.publicKeyBase64 === current.publicKeyBase64 ? "current" : "valid";
+        const state = k.revokedTs
+          ? "revoked"
+          : k.publicKeyBase64 === current.publicKeyBase64
+            ? "current"
+            : "valid";
         process.stdout.write(`${k.keyId}\t${k.publicKeyBase64}\t${state}\n`);
       }
     } else if (action === "revoke") {
       if (!arg) throw new UsageError("keys revoke needs a key id or public key");
       const current = readKeyFile(path)[0]!;
       if (arg === current.publicKeyBase64 || arg === current.keyId) {
-        throw new UsageError("refusing to revoke the current signing key; rotate first (keys generate --rotate)");
+        throw new UsageError(
+          "refusing to revoke the current signing key; rotate first (keys generate --rotate)",
+        );
       }
       const n = await repo.revokeSigningKey(arg, Date.now());
       process.stdout.write(`${n} key(s) revoked\n`);

@@ -12,8 +12,9 @@ export function registerInviteRoutes(
   mount: ApiMount,
   invites: InviteService,
   publicBaseUrl: string,
-  auth?: PreHandler,
+  opts: { auth?: PreHandler | undefined; perMinute?: number | undefined } = {},
 ): void {
+  const routeOpts = { preHandler: opts.auth, perMinute: opts.perMinute };
   const keyValidityUrl = `${publicBaseUrl}${mount.prefix}/pubkey/isvalid`;
   const ephemeralValidityUrl = `${publicBaseUrl}${mount.prefix}/pubkey/ephemeral/isvalid`;
 
@@ -48,7 +49,7 @@ export function registerInviteRoutes(
         display_name: stored.displayName,
       };
     },
-    auth,
+    routeOpts,
   );
 
   routes.add(
@@ -62,6 +63,6 @@ export function registerInviteRoutes(
       const privateKey = requireString(body, "private_key", 256);
       return invites.signInvite(mxid, token, privateKey);
     },
-    auth,
+    routeOpts,
   );
 }

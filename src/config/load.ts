@@ -72,7 +72,10 @@ export function resolveConfig(tree: Tree, envNames: string[] = []): ResolvedConf
   const cfg = parsed.data;
   const host = cfg.listen.host.includes(":") ? `[${cfg.listen.host}]` : cfg.listen.host;
   const publicHost = host === "0.0.0.0" || host === "[::]" ? "127.0.0.1" : host;
-  const public_base_url = (cfg.public_base_url ?? `http://${publicHost}:${cfg.listen.port}`).replace(/\/+$/, "");
+  const public_base_url = (cfg.public_base_url ?? `http://${publicHost}:${cfg.listen.port}`).replace(
+    /\/+$/,
+    "",
+  );
   const templates_dir = cfg.email.templates_dir ?? resolve(PACKAGE_ROOT, "templates");
   return { ...cfg, public_base_url, email: { ...cfg.email, templates_dir } };
 }

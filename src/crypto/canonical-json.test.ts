@@ -32,7 +32,9 @@ describe("canonicalJson", () => {
   });
 
   it("escapes control characters as lowercase \\u00xx and nothing else", () => {
-    expect(canonicalJson({ a: "\u001f\u0000\n\t\"\\/é\u2028" })).toBe('{"a":"\\u001f\\u0000\\n\\t\\"\\\\/é\u2028"}');
+    expect(canonicalJson({ a: '\u001f\u0000\n\t"\\/é\u2028' })).toBe(
+      '{"a":"\\u001f\\u0000\\n\\t\\"\\\\/é\u2028"}',
+    );
   });
 
   it("rejects floats, unsafe integers and non-JSON values", () => {
@@ -40,7 +42,9 @@ describe("canonicalJson", () => {
     expect(() => canonicalJson({ a: 2 ** 53 })).toThrow(TypeError);
     expect(() => canonicalJson({ a: Number.NaN })).toThrow(TypeError);
     expect(() => canonicalJson({ a: () => 1 })).toThrow(TypeError);
-    expect(canonicalJson({ a: 2 ** 53 - 1, b: -(2 ** 53 - 1) })).toBe('{"a":9007199254740991,"b":-9007199254740991}');
+    expect(canonicalJson({ a: 2 ** 53 - 1, b: -(2 ** 53 - 1) })).toBe(
+      '{"a":9007199254740991,"b":-9007199254740991}',
+    );
   });
 
   it("drops undefined members and keeps nested arrays in order", () => {

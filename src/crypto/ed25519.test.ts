@@ -25,7 +25,9 @@ describe("ed25519 JSON signing", () => {
     const signed = signJson({ a: 1, unsigned: { age: 5 } }, "is.example", key);
     expect(signed.unsigned).toEqual({ age: 5 });
     const pub = publicKeyObject(key.publicKey);
-    expect(verifyJsonSignature({ ...signed, unsigned: { other: 1 } }, "is.example", "ed25519:1", pub)).toBe(true);
+    expect(verifyJsonSignature({ ...signed, unsigned: { other: 1 } }, "is.example", "ed25519:1", pub)).toBe(
+      true,
+    );
     expect(verifyJsonSignature({ ...signed, a: 2 }, "is.example", "ed25519:1", pub)).toBe(false);
     expect(verifyJsonSignature(signed, "other", "ed25519:1", pub)).toBe(false);
     expect(verifyJsonSignature({ a: 1 }, "is.example", "ed25519:1", pub)).toBe(false);

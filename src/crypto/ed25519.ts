@@ -23,7 +23,11 @@ export function generateSeed(): Buffer {
 /** Builds a signing key from a 32-byte seed. */
 export function signingKeyFromSeed(seed: Buffer, keyId = "ed25519:0"): SigningKey {
   if (seed.length !== 32) throw new TypeError("an ed25519 seed is 32 bytes");
-  const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: "der", type: "pkcs8" });
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([PKCS8_PREFIX, seed]),
+    format: "der",
+    type: "pkcs8",
+  });
   const jwk = createPublicKey(privateKey).export({ format: "jwk" });
   const publicKey = Buffer.from(jwk.x ?? "", "base64url");
   return { keyId, seed, publicKey, publicKeyBase64: encodeBase64(publicKey), privateKey };
@@ -45,10 +49,17 @@ export function signingBytes(obj: Record<string, unknown>): Buffer {
 }
 
 /** Signs a JSON object as `entity` with `key`; existing signatures are kept, `unsigned` is preserved. */
-export function signJson<T extends Record<string, unknown>>(obj: T, entity: string, key: SigningKey): SignedJson<T> {
+export function signJson<T extends Record<string, unknown>>(
+  obj: T,
+  entity: string,
+  key: SigningKey,
+): SignedJson<T> {
   const signature = encodeBase64(sign(null, signingBytes(obj), key.privateKey));
   const previous = (obj.signatures ?? {}) as Signatures;
-  const signatures: Signatures = { ...previous, [entity]: { ...(previous[entity] ?? {}), [key.keyId]: signature } };
+  const signatures: Signatures = {
+    ...previous,
+    [entity]: { ...(previous[entity] ?? {}), [key.keyId]: signature },
+  };
   return { ...obj, signatures };
 }
 

@@ -1,13 +1,7 @@
 import type { FastifyRequest } from "fastify";
+import type { Caller } from "../identity/accounts.js";
 import { unauthorized } from "../identity/errors.js";
 import { queryString } from "./params.js";
-
-/** Who made a v2 request. */
-export interface Caller {
-  userId: string;
-  /** Hash of the access token, to revoke it on logout. */
-  tokenHash: string;
-}
 
 /** Turns an access token into a caller; implemented by the account service. */
 export interface Authenticator {

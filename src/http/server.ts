@@ -1,10 +1,13 @@
 import { randomBytes } from "node:crypto";
+import rateLimit from "@fastify/rate-limit";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { MatrixError } from "../identity/errors.js";
 import { CORS_HEADERS } from "./cors.js";
 import { RouteTable } from "./routes.js";
 
 export interface HttpOptions {
+  /** Whether per-route rate limits apply (`rate_limit.enabled`). */
+  rateLimit: boolean;
   maxBodyBytes: number;
   trustProxy: boolean | string[];
   logger: FastifyServerOptions["loggerInstance"];
@@ -50,7 +53,9 @@ function frameworkErrorToMatrix(err: FastifyError): MatrixError | undefined {
  * content type, every error is a Matrix error object, CORS headers on every response, 404/405 M_UNRECOGNIZED.
  * Routes are added through the returned RouteTable.
  */
-export function createHttpServer(opts: HttpOptions): { app: FastifyInstance; routes: RouteTable } {
+export async function createHttpServer(
+  opts: HttpOptions,
+): Promise<{ app: FastifyInstance; routes: RouteTable }> {
   const app = Fastify({
     loggerInstance: opts.logger,
     bodyLimit: opts.maxBodyBytes,
@@ -60,7 +65,15 @@ export function createHttpServer(opts: HttpOptions): { app: FastifyInstance; rou
     disableRequestLogging: true,
     return503OnClosing: true,
   });
-  const routes = new RouteTable(app);
+  const routes = new RouteTable(app, opts.rateLimit);
+  if (opts.rateLimit) {
+    await app.register(rateLimit, {
+      global: false,
+      keyGenerator: (req) => req.ip,
+      errorResponseBuilder: (_req, ctx) =>
+        new MatrixError(429, "M_LIMIT_EXCEEDED", "Too many requests", { retry_after_ms: ctx.ttl }),
+    });
+  }
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "string" }, (req, body, done) => {
@@ -81,7 +94,12 @@ export function createHttpServer(opts: HttpOptions): { app: FastifyInstance; rou
 
   app.addHook("onResponse", async (req, reply) => {
     req.log.info(
-      { method: req.method, url: redactUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      {
+        method: req.method,
+        url: redactUrl(req.url),
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
       "request",
     );
   });

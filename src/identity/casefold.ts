@@ -15,14 +15,17 @@ function foldTable(): Map<number, string> {
   return table;
 }
 
-const ASCII = /^[\x00-\x7f]*$/;
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
 
 /**
  * Full Unicode case folding, the same as Python's `str.casefold()` (which sydent applies to email
  * addresses). `toLowerCase()` is not case folding: `Strauß` folds to `strauss`.
  */
 export function casefold(s: string): string {
-  if (ASCII.test(s)) return s.toLowerCase();
+  if (isAscii(s)) return s.toLowerCase();
   const t = foldTable();
   let out = "";
   for (const ch of s) {

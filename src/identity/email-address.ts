@@ -4,7 +4,7 @@ import { casefold } from "./casefold.js";
 export const MAX_EMAIL_LENGTH = 500;
 
 // Local part: printable, no whitespace, none of the characters that make parsers disagree.
-const LOCAL_PART = /^[^\s\x00-\x1f\x7f<>()[\]\\,;:"@]{1,64}$/u;
+const LOCAL_PART = /^[^\s\p{Cc}<>()[\]\\,;:"@]{1,64}$/u;
 // Domain label: letters, digits, hyphens and any non-ASCII letter (IDN), no leading/trailing hyphen.
 const LABEL = /^(?!-)[\p{L}\p{N}\p{M}-]{1,63}(?<!-)$/u;
 

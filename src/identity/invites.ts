@@ -99,7 +99,13 @@ export class InviteService {
     } catch (err) {
       await this.invites.delete(token);
       await this.keyRepo.removeEphemeralKey(ephemeral.publicKeyBase64);
-      throw new MatrixError(500, "M_EMAIL_SEND_ERROR", "Failed to send the invitation email", {}, { cause: err });
+      throw new MatrixError(
+        500,
+        "M_EMAIL_SEND_ERROR",
+        "Failed to send the invitation email",
+        {},
+        { cause: err },
+      );
     }
 
     return {
@@ -145,7 +151,9 @@ export class InviteService {
     vars.bracketed_room_name = roomName ? `(${vars.room_name})` : "";
 
     const requested = vars["org.matrix.web_client_location"] ?? "";
-    vars.web_client_location = /^https?:\/\//.test(requested) ? requested : this.settings.defaultWebClientLocation;
+    vars.web_client_location = /^https?:\/\//.test(requested)
+      ? requested
+      : this.settings.defaultWebClientLocation;
     const query = `token=${encodeURIComponent(token)}&private_key=${encodeURIComponent(privateKey)}`;
     vars.sign_url = `${this.settings.publicBaseUrl}${this.settings.signUrlPrefix}/sign-ed25519?${query}`;
     return vars;

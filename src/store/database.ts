@@ -44,7 +44,9 @@ function cachingSqlite(path: string): SqliteDatabase {
 
 /** Opens the configured database (SQLite for now). Does not migrate. */
 export function openStore(opts: DatabaseOptions): Store {
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingSqlite(opts.sqlite.path) }) });
+  const db = new Kysely<Database>({
+    dialect: new SqliteDialect({ database: cachingSqlite(opts.sqlite.path) }),
+  });
   return { db, dialect: "sqlite", close: () => db.destroy() };
 }
 

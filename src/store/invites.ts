@@ -75,7 +75,11 @@ export class KyselyInviteRepository implements InviteRepository {
   }
 
   async findByToken(token: string): Promise<InviteRecord | undefined> {
-    const row = await this.db.selectFrom("invites").select(COLUMNS).where("token", "=", token).executeTakeFirst();
+    const row = await this.db
+      .selectFrom("invites")
+      .select(COLUMNS)
+      .where("token", "=", token)
+      .executeTakeFirst();
     return row && toRecord(row);
   }
 

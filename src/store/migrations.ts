@@ -39,20 +39,112 @@ const STEPS: Record<string, Step> = {
       .addColumn("received_ts", "bigint", (c) => c.notNull())
       .addColumn("sent_ts", "bigint")
       .execute();
-    await db.schema.createIndex("invites_medium_address").on("invites").columns(["medium", "address"]).execute();
+    await db.schema
+      .createIndex("invites_medium_address")
+      .on("invites")
+      .columns(["medium", "address"])
+      .execute();
     await db.schema
       .createTable("associations")
       .addColumn("id", id, (c) => (dialect === "sqlite" ? c.primaryKey().autoIncrement() : c.primaryKey()))
       .addColumn("medium", "text", (c) => c.notNull())
       .addColumn("address", "text", (c) => c.notNull())
-      .addColumn("lookup_hash", "text", (c) => c.notNull())
       .addColumn("mxid", "text", (c) => c.notNull())
       .addColumn("ts", "bigint", (c) => c.notNull())
       .addColumn("not_before", "bigint", (c) => c.notNull())
       .addColumn("not_after", "bigint", (c) => c.notNull())
       .addUniqueConstraint("associations_medium_address", ["medium", "address"])
       .execute();
-    await db.schema.createIndex("associations_lookup_hash").on("associations").column("lookup_hash").execute();
+  },
+  "0002_accounts_terms": async (db) => {
+    await db.schema
+      .createTable("accounts")
+      .addColumn("user_id", "text", (c) => c.primaryKey())
+      .addColumn("created_ts", "bigint", (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable("access_tokens")
+      .addColumn("token_hash", "text", (c) => c.primaryKey())
+      .addColumn("user_id", "text", (c) => c.notNull())
+      .addColumn("created_ts", "bigint", (c) => c.notNull())
+      .addColumn("expires_ts", "bigint")
+      .execute();
+    await db.schema.createIndex("access_tokens_user").on("access_tokens").column("user_id").execute();
+    await db.schema
+      .createTable("accepted_terms")
+      .addColumn("user_id", "text", (c) => c.notNull())
+      .addColumn("url", "text", (c) => c.notNull())
+      .addColumn("accepted_ts", "bigint", (c) => c.notNull())
+      .addPrimaryKeyConstraint("accepted_terms_pk", ["user_id", "url"])
+      .execute();
+  },
+  "0003_threepid_lifecycle": async (db, dialect) => {
+    const id = idType(dialect);
+    await db.schema
+      .createTable("validation_sessions")
+      .addColumn("sid", "text", (c) => c.primaryKey())
+      .addColumn("medium", "text", (c) => c.notNull())
+      .addColumn("address", "text", (c) => c.notNull())
+      .addColumn("client_secret", "text", (c) => c.notNull())
+      .addColumn("token", "text", (c) => c.notNull())
+      .addColumn("send_attempt", "bigint", (c) => c.notNull())
+      .addColumn("next_link", "text")
+      .addColumn("failed_attempts", "integer", (c) => c.notNull().defaultTo(0))
+      .addColumn("validated_ts", "bigint")
+      .addColumn("created_ts", "bigint", (c) => c.notNull())
+      .addColumn("mtime", "bigint", (c) => c.notNull())
+      .addUniqueConstraint("validation_sessions_threepid_secret", ["medium", "address", "client_secret"])
+      .execute();
+    await db.schema
+      .createIndex("validation_sessions_mtime")
+      .on("validation_sessions")
+      .column("mtime")
+      .execute();
+    await db.schema
+      .createTable("lookup_peppers")
+      .addColumn("id", id, (c) => (dialect === "sqlite" ? c.primaryKey().autoIncrement() : c.primaryKey()))
+      .addColumn("pepper", "text", (c) => c.notNull().unique())
+      .addColumn("state", "text", (c) => c.notNull())
+      .addColumn("created_ts", "bigint", (c) => c.notNull())
+      .addColumn("activated_ts", "bigint")
+      .addColumn("retired_ts", "bigint")
+      .execute();
+    await db.schema
+      .createTable("association_hashes")
+      .addColumn("pepper_id", "bigint", (c) =>
+        c.notNull().references("lookup_peppers.id").onDelete("cascade"),
+      )
+      .addColumn("hash", "text", (c) => c.notNull())
+      .addColumn("association_id", "bigint", (c) =>
+        c.notNull().references("associations.id").onDelete("cascade"),
+      )
+      .addPrimaryKeyConstraint("association_hashes_pk", ["pepper_id", "hash"])
+      .execute();
+    await db.schema
+      .createIndex("association_hashes_association")
+      .on("association_hashes")
+      .column("association_id")
+      .execute();
+    await db.schema
+      .createTable("onbind_jobs")
+      .addColumn("id", id, (c) => (dialect === "sqlite" ? c.primaryKey().autoIncrement() : c.primaryKey()))
+      .addColumn("medium", "text", (c) => c.notNull())
+      .addColumn("address", "text", (c) => c.notNull())
+      .addColumn("mxid", "text", (c) => c.notNull())
+      .addColumn("attempts", "integer", (c) => c.notNull().defaultTo(0))
+      .addColumn("next_attempt_ts", "bigint", (c) => c.notNull())
+      .addColumn("locked_until", "bigint")
+      .addColumn("last_error", "text")
+      .addColumn("created_ts", "bigint", (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex("onbind_jobs_due").on("onbind_jobs").column("next_attempt_ts").execute();
+    await db.schema
+      .createIndex("onbind_jobs_threepid")
+      .on("onbind_jobs")
+      .columns(["medium", "address"])
+      .execute();
+    await db.schema.createIndex("ephemeral_keys_created").on("ephemeral_keys").column("created_ts").execute();
+    await db.schema.createIndex("invites_received").on("invites").column("received_ts").execute();
   },
 };
 

@@ -34,14 +34,86 @@ export interface AssociationsTable {
   id: Generated<number>;
   medium: string;
   address: string;
-  lookup_hash: string;
   mxid: string;
   ts: number;
   not_before: number;
   not_after: number;
 }
 
+/** Users who registered with an OpenID token. */
+export interface AccountsTable {
+  user_id: string;
+  created_ts: number;
+}
+
+/** v2 access tokens, stored only as SHA-256 hashes. */
+export interface AccessTokensTable {
+  token_hash: string;
+  user_id: string;
+  created_ts: number;
+  expires_ts: number | null;
+}
+
+/** Policy document URLs a user has accepted. */
+export interface AcceptedTermsTable {
+  user_id: string;
+  url: string;
+  accepted_ts: number;
+}
+
+/** Email and phone validation sessions. */
+export interface ValidationSessionsTable {
+  sid: string;
+  medium: string;
+  address: string;
+  client_secret: string;
+  token: string;
+  send_attempt: number;
+  next_link: string | null;
+  failed_attempts: Generated<number>;
+  validated_ts: number | null;
+  created_ts: number;
+  mtime: number;
+}
+
+/** Lookup peppers: one `current`, at most one `pending` (being hashed) and `previous` ones in their grace period. */
+export interface LookupPeppersTable {
+  id: Generated<number>;
+  pepper: string;
+  state: "pending" | "current" | "previous";
+  created_ts: number;
+  activated_ts: number | null;
+  retired_ts: number | null;
+}
+
+/** sha256 lookup hash of every association under every live pepper. */
+export interface AssociationHashesTable {
+  pepper_id: number;
+  hash: string;
+  association_id: number;
+}
+
+/** Durable onbind deliveries (invites to hand to the mxid's homeserver). */
+export interface OnbindJobsTable {
+  id: Generated<number>;
+  medium: string;
+  address: string;
+  mxid: string;
+  attempts: Generated<number>;
+  next_attempt_ts: number;
+  locked_until: number | null;
+  last_error: string | null;
+  created_ts: number;
+}
+
 export interface Database {
+  validation_sessions: ValidationSessionsTable;
+  lookup_peppers: LookupPeppersTable;
+  association_hashes: AssociationHashesTable;
+  onbind_jobs: OnbindJobsTable;
+  accounts: AccountsTable;
+  access_tokens: AccessTokensTable;
+  accepted_terms: AcceptedTermsTable;
   signing_keys: SigningKeysTable;
   ephemeral_keys: EphemeralKeysTable;
   invites: InvitesTable;

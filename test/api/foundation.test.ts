@@ -63,7 +63,9 @@ describe("keys", () => {
       const ok = await call(`${is.url}${prefix}/pubkey/isvalid?public_key=${encodeURIComponent(key)}`);
       expect(ok.body).toEqual({ valid: true });
       const urlSafe = Buffer.from(decodeBase64(key)!).toString("base64url");
-      expect((await call(`${is.url}${prefix}/pubkey/isvalid?public_key=${urlSafe}`)).body).toEqual({ valid: true });
+      expect((await call(`${is.url}${prefix}/pubkey/isvalid?public_key=${urlSafe}`)).body).toEqual({
+        valid: true,
+      });
       const bad = await call(`${is.url}${prefix}/pubkey/isvalid?public_key=${"A".repeat(43)}`);
       expect(bad.body).toEqual({ valid: false });
     }
@@ -139,7 +141,13 @@ describe("HTTP conventions", () => {
 
   it("413 M_TOO_LARGE for a 600 KiB body", async () => {
     const res = await call(`${is.url}${V1}/store-invite`, {
-      body: { medium: "email", address: "a@b.c", room_id: "!r:h", sender: "@s:h", pad: "x".repeat(600 * 1024) },
+      body: {
+        medium: "email",
+        address: "a@b.c",
+        room_id: "!r:h",
+        sender: "@s:h",
+        pad: "x".repeat(600 * 1024),
+      },
     });
     expect(res.status).toBe(413);
     expect(res.body.errcode).toBe("M_TOO_LARGE");
@@ -164,7 +172,10 @@ describe("v2 requires authentication", () => {
       const res = await call(`${is.url}${V2}/${path}`, { body: {} });
       expect(res.status).toBe(401);
       expect(res.body.errcode).toBe("M_UNAUTHORIZED");
-      const withBad = await call(`${is.url}${V2}/${path}`, { body: {}, headers: { authorization: "Bearer nope" } });
+      const withBad = await call(`${is.url}${V2}/${path}`, {
+        body: {},
+        headers: { authorization: "Bearer nope" },
+      });
       expect(withBad.status).toBe(401);
     }
   });
@@ -194,13 +205,22 @@ describe("store-invite via v1 with the outbox mailer", () => {
     expect(body.display_name).toBe("ali...@exa...");
     const longTerm = (await call(`${is.url}${V1}/pubkey/ed25519:0`)).body.public_key;
     expect(body.public_key).toBe(longTerm);
-    expect(body.public_keys[0]).toEqual({ public_key: longTerm, key_validity_url: `${is.url}${V1}/pubkey/isvalid` });
+    expect(body.public_keys[0]).toEqual({
+      public_key: longTerm,
+      key_validity_url: `${is.url}${V1}/pubkey/isvalid`,
+    });
     expect(body.public_keys[1]?.key_validity_url).toBe(`${is.url}${V1}/pubkey/ephemeral/isvalid`);
     const ephemeral = body.public_keys[1]!.public_key;
-    const eph = await call(`${is.url}${V2}/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(ephemeral)}`);
+    const eph = await call(
+      `${is.url}${V2}/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(ephemeral)}`,
+    );
     expect(eph.body).toEqual({ valid: true });
     expect(
-      (await call(`${is.url}${V2}/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(longTerm as string)}`)).body,
+      (
+        await call(
+          `${is.url}${V2}/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(longTerm as string)}`,
+        )
+      ).body,
     ).toEqual({ valid: false });
 
     const files = readdirSync(join(is.dir, "outbox"));
@@ -218,7 +238,9 @@ describe("store-invite via v1 with the outbox mailer", () => {
     const token = res.body.token as string;
     const ephemeral = (res.body.public_keys as Array<{ public_key: string }>)[1]!.public_key;
     const store = is.seraph.store;
-    expect(await store.db.selectFrom("invites").select("token").where("token", "=", token).executeTakeFirst()).toEqual({
+    expect(
+      await store.db.selectFrom("invites").select("token").where("token", "=", token).executeTakeFirst(),
+    ).toEqual({
       token,
     });
     // The private key only travels in the email: in the sign URL of the join link.

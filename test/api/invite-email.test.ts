@@ -125,7 +125,6 @@ describe("invitation email over SMTP", () => {
       .values({
         medium: "email",
         address: "bound@example.org",
-        lookup_hash: "x",
         mxid: "@bound:hs.test",
         ts: 1,
         not_before: 1,

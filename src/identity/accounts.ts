@@ -1,0 +1,86 @@
+import { randomBytes } from "node:crypto";
+import { sha256Hex } from "../crypto/hash.js";
+import type { AccountRepository } from "../store/accounts.js";
+import { MatrixError, unauthorized } from "./errors.js";
+import type { Terms } from "./terms.js";
+
+/** Who made an authenticated request. */
+export interface Caller {
+  userId: string;
+  /** Hash of the access token, to revoke it on logout. */
+  tokenHash: string;
+}
+
+/** Verifies an OpenID token with the homeserver that issued it; resolves with the user ID (`sub`). */
+export interface OpenIdVerifier {
+  verifyOpenIdToken(serverName: string, accessToken: string): Promise<string>;
+}
+
+export interface AccountSettings {
+  /** Seconds a token lives; 0 = until logout. */
+  tokenLifetimeSeconds: number;
+  /** When non-empty, only users of these homeservers may register. */
+  homeserverAllowlist: readonly string[];
+}
+
+/** The OpenID object a client got from its homeserver. */
+export interface OpenIdToken {
+  accessToken: string;
+  tokenType: string;
+  matrixServerName: string;
+  expiresIn: number;
+}
+
+/** Registration with OpenID tokens, access tokens and terms acceptance (the v2 auth model). */
+export class AccountService {
+  constructor(
+    private readonly settings: AccountSettings,
+    private readonly repo: AccountRepository,
+    private readonly verifier: OpenIdVerifier,
+    private readonly terms: Terms,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Exchanges a homeserver OpenID token for a Seraph access token (returned once; only its hash is kept). */
+  async register(openId: OpenIdToken): Promise<string> {
+    if (openId.tokenType !== "Bearer")
+      throw new MatrixError(400, "M_INVALID_PARAM", "token_type must be 'Bearer'");
+    const allow = this.settings.homeserverAllowlist;
+    if (allow.length > 0 && !allow.includes(openId.matrixServerName)) {
+      throw new MatrixError(
+        403,
+        "M_UNAUTHORIZED",
+        "This identity server does not serve users of that homeserver",
+      );
+    }
+    const userId = await this.verifier.verifyOpenIdToken(openId.matrixServerName, openId.accessToken);
+    const token = randomBytes(32).toString("base64url");
+    const now = this.now();
+    const lifetime = this.settings.tokenLifetimeSeconds;
+    await this.repo.createToken(userId, sha256Hex(token), now, lifetime > 0 ? now + lifetime * 1000 : null);
+    return token;
+  }
+
+  /** Resolves a token to its user; 401 when unknown or expired, 403 M_TERMS_NOT_SIGNED unless `skipTerms`. */
+  async authenticate(token: string, opts: { skipTerms: boolean }): Promise<Caller> {
+    const tokenHash = sha256Hex(token);
+    const userId = await this.repo.userForToken(tokenHash, this.now());
+    if (userId === undefined) throw unauthorized("Unrecognised access token");
+    if (!opts.skipTerms && !this.terms.isEmpty) {
+      if (!this.terms.allAccepted(await this.repo.acceptedUrls(userId))) {
+        throw new MatrixError(403, "M_TERMS_NOT_SIGNED", "Terms not signed");
+      }
+    }
+    return { userId, tokenHash };
+  }
+
+  async logout(caller: Caller): Promise<void> {
+    await this.repo.deleteToken(caller.tokenHash);
+  }
+
+  /** Records accepted policy URLs (added to earlier acceptances); URLs of no current policy are ignored. */
+  async acceptTerms(caller: Caller, urls: readonly string[]): Promise<void> {
+    const known = [...new Set(urls)].filter((u) => this.terms.isKnownUrl(u));
+    await this.repo.addAcceptedUrls(caller.userId, known, this.now());
+  }
+}

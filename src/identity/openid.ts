@@ -1,0 +1,37 @@
+import { type HomeserverClient, isFederationError } from "../federation/index.js";
+import type { OpenIdVerifier } from "./accounts.js";
+import { MatrixError } from "./errors.js";
+
+/** Verifies OpenID tokens through the homeserver client, turning federation failures into Matrix errors. */
+export class HomeserverOpenIdVerifier implements OpenIdVerifier {
+  constructor(private readonly client: Pick<HomeserverClient, "getOpenIdUserinfo">) {}
+
+  async verifyOpenIdToken(serverName: string, accessToken: string): Promise<string> {
+    try {
+      return await this.client.getOpenIdUserinfo(serverName, accessToken);
+    } catch (e) {
+      if (!isFederationError(e)) throw e;
+      switch (e.kind) {
+        case "invalid_server_name":
+          throw new MatrixError(400, "M_INVALID_PARAM", "matrix_server_name is not a valid server name");
+        case "forbidden_address":
+          throw new MatrixError(400, "M_INVALID_PARAM", "matrix_server_name resolves to a forbidden address");
+        case "unreachable":
+        case "timeout":
+          throw new MatrixError(
+            500,
+            "M_UNKNOWN",
+            `Could not verify the OpenID token: ${e.message}`,
+            {},
+            { cause: e },
+          );
+        default:
+          throw new MatrixError(
+            401,
+            "M_UNAUTHORIZED",
+            `The homeserver did not confirm the OpenID token (${e.kind})`,
+          );
+      }
+    }
+  }
+}
