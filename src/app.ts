@@ -1,27 +1,44 @@
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import { registerAccountRoutes } from "./api/account.js";
+import { registerAssociationRoutes } from "./api/associations.js";
 import { registerInviteRoutes } from "./api/invites.js";
+import { registerV1LookupRoutes, registerV2LookupRoutes } from "./api/lookup.js";
 import { registerPubkeyRoutes } from "./api/pubkey.js";
 import { registerStatusRoutes } from "./api/status.js";
 import { registerTermsRoutes } from "./api/terms.js";
+import { registerValidationRoutes } from "./api/validation.js";
 import type { ResolvedConfig } from "./config/load.js";
 import { loadOrCreateKeyFile } from "./crypto/key-file.js";
 import { createMailer, type Mailer } from "./delivery/index.js";
-import { HomeserverClient } from "./federation/index.js";
+import { createSmsProvider, type SmsProvider } from "./delivery/sms/index.js";
+import { SmsCodeSender } from "./delivery/sms/phone-codes.js";
+import { HomeserverClient, ServerKeyCache } from "./federation/index.js";
 import { requireAuth } from "./http/auth.js";
+import { PageRenderer } from "./http/pages.js";
 import { V1, V2 } from "./http/routes.js";
 import { createHttpServer } from "./http/server.js";
 import { AccountService } from "./identity/accounts.js";
+import { AssociationService } from "./identity/associations.js";
+import { BackgroundTasks } from "./identity/background.js";
+import { HomeserverRequestAuth } from "./identity/homeserver-auth.js";
 import { InviteService } from "./identity/invites.js";
 import { KeyService } from "./identity/keys.js";
+import { LookupService } from "./identity/lookup.js";
+import { NextLinkPolicy } from "./identity/next-link.js";
+import { OnbindDelivery } from "./identity/onbind.js";
 import { HomeserverOpenIdVerifier } from "./identity/openid.js";
+import { MemoryRateLimiter } from "./identity/rate-limiter.js";
 import { Terms } from "./identity/terms.js";
+import { ValidationService } from "./identity/validation.js";
 import { KyselyAccountRepository } from "./store/accounts.js";
 import { KyselyAssociationRepository } from "./store/associations.js";
 import { migrateToLatest, openStore, type Store } from "./store/database.js";
 import { KyselyInviteRepository } from "./store/invites.js";
 import { KyselyKeyRepository } from "./store/keys.js";
+import { KyselyOnbindJobRepository } from "./store/onbind-jobs.js";
+import { KyselyPepperRepository } from "./store/peppers.js";
+import { KyselySessionRepository } from "./store/sessions.js";
 
 /** A wired Seraph instance: HTTP app, services and the resources they hold. */
 export interface Seraph {
@@ -29,8 +46,10 @@ export interface Seraph {
   readonly config: ResolvedConfig;
   readonly store: Store;
   readonly keys: KeyService;
+  readonly lookup: LookupService;
+  readonly onbind: OnbindDelivery;
   readonly log: Logger;
-  /** Starts listening; resolves with the base URL actually bound. */
+  /** Starts listening and the background tasks; resolves with the base URL actually bound. */
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -39,6 +58,8 @@ export interface SeraphOptions {
   logger?: Logger;
   /** Replaces the configured mailer (tests). */
   mailer?: Mailer;
+  /** Replaces the configured SMS provider (tests). */
+  sms?: SmsProvider;
   now?: () => number;
   /** Replaces the homeserver client built from `federation.*` (tests inject DNS stubs this way). */
   homeservers?: HomeserverClient;
@@ -60,32 +81,25 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
   const log = opts.logger ?? createLogger(config.log.level);
   const now = opts.now ?? Date.now;
   const store = openStore({ sqlite: config.database.sqlite });
+  const closers: Array<() => Promise<void>> = [() => store.close()];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) await close().catch((err) => log.warn({ err }, "close failed"));
+  };
   try {
     const applied = await migrateToLatest(store);
     if (applied.length) log.info({ applied }, "database migrated");
 
+    // Keys
     const { keys: fileKeys, created } = loadOrCreateKeyFile(config.signing_key_path);
     if (created) log.info({ path: config.signing_key_path }, "generated a new signing key");
     const keyRepo = new KyselyKeyRepository(store.db);
     const keys = await KeyService.load(fileKeys, keyRepo, now());
 
+    // Outbound: mail, SMS, homeservers
     const mailer = opts.mailer ?? createMailer(config.email, log);
-    const invites = new InviteService(
-      {
-        serverName: config.server_name,
-        publicBaseUrl: config.public_base_url,
-        defaultWebClientLocation: config.email.web_client_location,
-        signUrlPrefix: config.v1.enabled ? V1.prefix : V2.prefix,
-        usernameRevealChars: config.invites.username_obfuscate_characters,
-        domainRevealChars: config.invites.domain_obfuscate_characters,
-      },
-      new KyselyInviteRepository(store.db),
-      new KyselyAssociationRepository(store.db),
-      keyRepo,
-      keys,
-      mailer,
-      now,
-    );
+    closers.push(() => mailer.close());
+    const sms = new SmsCodeSender(config.sms, opts.sms ?? createSmsProvider(config.sms, log));
+    closers.push(() => sms.close());
     const homeservers =
       opts.homeservers ??
       new HomeserverClient({
@@ -97,6 +111,28 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
         logger: log,
         userAgent: "Seraph",
       });
+    if (!opts.homeservers) closers.push(() => homeservers.close());
+
+    // Domain services
+    const tasks = new BackgroundTasks(log);
+    const invitesRepo = new KyselyInviteRepository(store.db);
+    const associationsRepo = new KyselyAssociationRepository(store.db, store.dialect);
+    const invites = new InviteService(
+      {
+        serverName: config.server_name,
+        publicBaseUrl: config.public_base_url,
+        defaultWebClientLocation: config.email.web_client_location,
+        signUrlPrefix: config.v1.enabled ? V1.prefix : V2.prefix,
+        usernameRevealChars: config.invites.username_obfuscate_characters,
+        domainRevealChars: config.invites.domain_obfuscate_characters,
+      },
+      invitesRepo,
+      associationsRepo,
+      keyRepo,
+      keys,
+      mailer,
+      now,
+    );
     const terms = Terms.load(config.terms.path);
     const accounts = new AccountService(
       {
@@ -108,8 +144,75 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       terms,
       now,
     );
-
     const limits = config.rate_limit;
+    const bucket = (b: { burst: number; per_hour: number }) => ({ burst: b.burst, perHour: b.per_hour });
+    const validation = new ValidationService(
+      {
+        publicBaseUrl: config.public_base_url,
+        sessionLifetimeMs: config.validation.session_lifetime_seconds * 1000,
+        maxTokenAttempts: config.validation.max_token_attempts,
+        limits: limits.enabled
+          ? {
+              emailPerAddress: bucket(limits.email_per_address),
+              smsPerNumber: bucket(limits.sms_per_number),
+              smsPerCountry: bucket(limits.sms_per_country),
+            }
+          : {
+              emailPerAddress: { burst: 1e9, perHour: 1e9 },
+              smsPerNumber: { burst: 1e9, perHour: 1e9 },
+              smsPerCountry: { burst: 1e9, perHour: 1e9 },
+            },
+      },
+      new KyselySessionRepository(store.db),
+      mailer,
+      sms,
+      new MemoryRateLimiter(now),
+      now,
+    );
+    const lookup = new LookupService(
+      {
+        maxAddresses: config.lookup.max_addresses,
+        previousPepperGraceMs: config.lookup.previous_pepper_grace_seconds * 1000,
+        rotationIntervalMs: config.lookup.pepper_rotation_days * 86_400_000,
+        rehashBatchSize: config.lookup.rehash_batch_size,
+      },
+      new KyselyPepperRepository(store.db),
+      associationsRepo,
+      now,
+    );
+    await lookup.init();
+    const associations = new AssociationService(
+      config.server_name,
+      associationsRepo,
+      validation,
+      keys,
+      () => tasks.kick("onbind"),
+      now,
+    );
+    const onbind = new OnbindDelivery(
+      {
+        serverName: config.server_name,
+        maxAttempts: config.onbind.max_attempts,
+        maxAgeMs: config.onbind.max_age_hours * 3_600_000,
+        initialBackoffMs: config.onbind.initial_backoff_seconds * 1000,
+        maxBackoffMs: config.onbind.max_backoff_seconds * 1000,
+        leaseMs: Math.max(60_000, config.federation.request_timeout_ms * 3),
+        inviteLifetimeMs: config.invites.lifetime_days * 86_400_000,
+      },
+      new KyselyOnbindJobRepository(store.db),
+      invitesRepo,
+      associationsRepo,
+      homeservers,
+      keys,
+      log,
+      now,
+    );
+    const homeserverAuth = new HomeserverRequestAuth(
+      config.server_name,
+      new ServerKeyCache(homeservers, { now }),
+    );
+
+    // HTTP
     const { app, routes } = await createHttpServer({
       maxBodyBytes: config.http.max_body_bytes,
       trustProxy: config.http.trusted_proxies.length ? config.http.trusted_proxies : false,
@@ -120,22 +223,47 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     const allowQuery = config.auth.allow_query_token;
     const authNoTerms = requireAuth(accounts, allowQuery, true);
     const auth = requireAuth(accounts, allowQuery);
+    const authPerMinute = limits.authenticated_per_minute;
     registerAccountRoutes(routes, accounts, {
       authNoTerms,
       registerPerMinute: limits.register_per_minute,
-      authPerMinute: limits.authenticated_per_minute,
+      authPerMinute,
     });
-    registerTermsRoutes(routes, terms, accounts, {
-      authNoTerms,
-      authPerMinute: limits.authenticated_per_minute,
-    });
+    registerTermsRoutes(routes, terms, accounts, { authNoTerms, authPerMinute });
+    registerV2LookupRoutes(routes, lookup, { auth, authPerMinute });
+    if (config.v1.enabled) registerV1LookupRoutes(routes, lookup, associations);
+    const pages = new PageRenderer(config.email.templates_dir, config.email.default_brand);
+    const nextLinks = new NextLinkPolicy(config.validation.next_link_allowlist);
     for (const mount of config.v1.enabled ? [V1, V2] : [V2]) {
+      const mountAuth = mount.version === "v2" ? auth : undefined;
       registerPubkeyRoutes(routes, mount, keys);
       registerInviteRoutes(routes, mount, invites, config.public_base_url, {
-        auth: mount.version === "v2" ? auth : undefined,
+        auth: mountAuth,
         perMinute: limits.store_invite_per_minute,
       });
+      registerValidationRoutes(routes, mount, validation, {
+        auth: mountAuth,
+        requestTokenPerMinute: limits.request_token_per_minute,
+        authPerMinute,
+        pages,
+        nextLinks,
+      });
+      registerAssociationRoutes(routes, mount, validation, associations, {
+        auth: mountAuth,
+        authPerMinute,
+        bind: mount.version === "v2" || config.v1.enable_bind,
+        verifyHomeserver: (req) => homeserverAuth.verify(req),
+      });
     }
+    closers.push(() => app.close());
+
+    // Background work (started by listen)
+    const startTasks = () => {
+      tasks.add("onbind", config.onbind.poll_interval_ms, () => onbind.runDue());
+      tasks.add("lookup-peppers", 10_000, () => lookup.maintain());
+      tasks.add("session-reaper", 10 * 60_000, () => validation.reap());
+      tasks.add("invite-purge", 60 * 60_000, () => onbind.purgeExpiredInvites());
+    };
 
     let closed = false;
     return {
@@ -143,22 +271,23 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       config,
       store,
       keys,
+      lookup,
+      onbind,
       log,
       async listen() {
         const address = await app.listen({ host: config.listen.host, port: config.listen.port });
+        startTasks();
         return address;
       },
       async close() {
         if (closed) return;
         closed = true;
-        await app.close();
-        await mailer.close();
-        if (!opts.homeservers) await homeservers.close();
-        await store.close();
+        await tasks.stop();
+        await closeAll();
       },
     };
   } catch (e) {
-    await store.close();
+    await closeAll();
     throw e;
   }
 }

@@ -9,6 +9,7 @@ import { type Config, configSchema } from "./schema.js";
 export type ResolvedConfig = Config & {
   public_base_url: string;
   email: Config["email"] & { templates_dir: string };
+  sms: Config["sms"] & { outbox_dir: string };
 };
 
 /** A configuration problem a person can act on: which key, what was expected. */
@@ -77,7 +78,8 @@ export function resolveConfig(tree: Tree, envNames: string[] = []): ResolvedConf
     "",
   );
   const templates_dir = cfg.email.templates_dir ?? resolve(PACKAGE_ROOT, "templates");
-  return { ...cfg, public_base_url, email: { ...cfg.email, templates_dir } };
+  const sms = { ...cfg.sms, outbox_dir: cfg.sms.outbox_dir ?? cfg.email.outbox_dir };
+  return { ...cfg, public_base_url, email: { ...cfg.email, templates_dir }, sms };
 }
 
 /**

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { smsConfigSchema } from "../delivery/sms/index.js";
 
 const port = z.number().int().min(0).max(65535);
 const hostPort = z.string().min(1);
@@ -11,6 +12,14 @@ const smtpSchema = z
     username: z.string().optional(),
     password: z.string().optional(),
     verify_certificates: z.boolean().default(true),
+  })
+  .strict();
+
+/** A token bucket: `burst` requests at once, refilled at `per_hour`. */
+const bucketSchema = z
+  .object({
+    burst: z.number().int().min(1),
+    per_hour: z.number().min(0),
   })
   .strict();
 
@@ -83,11 +92,39 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    sms: smsConfigSchema,
     invites: z
       .object({
         lifetime_days: z.number().int().min(1).default(365),
         username_obfuscate_characters: z.number().int().min(0).max(64).default(3),
         domain_obfuscate_characters: z.number().int().min(0).max(64).default(3),
+      })
+      .strict()
+      .prefault({}),
+    validation: z
+      .object({
+        session_lifetime_seconds: z.number().int().min(60).default(86_400),
+        max_token_attempts: z.number().int().min(1).max(1000).default(5),
+        next_link_allowlist: z.array(z.string().min(1)).default([]),
+      })
+      .strict()
+      .prefault({}),
+    lookup: z
+      .object({
+        max_addresses: z.number().int().min(1).max(1_000_000).default(10_000),
+        pepper_rotation_days: z.number().min(0).default(0),
+        previous_pepper_grace_seconds: z.number().int().min(0).default(3600),
+        rehash_batch_size: z.number().int().min(1).max(100_000).default(1000),
+      })
+      .strict()
+      .prefault({}),
+    onbind: z
+      .object({
+        max_attempts: z.number().int().min(1).default(15),
+        max_age_hours: z.number().min(0).default(72),
+        initial_backoff_seconds: z.number().min(0).default(2),
+        max_backoff_seconds: z.number().min(0.01).default(3600),
+        poll_interval_ms: z.number().int().min(10).default(2000),
       })
       .strict()
       .prefault({}),
@@ -133,6 +170,10 @@ export const configSchema = z
         register_per_minute: z.number().int().min(1).default(10),
         authenticated_per_minute: z.number().int().min(1).default(600),
         store_invite_per_minute: z.number().int().min(1).default(30),
+        request_token_per_minute: z.number().int().min(1).default(30),
+        email_per_address: bucketSchema.prefault({ burst: 5, per_hour: 12 }),
+        sms_per_number: bucketSchema.prefault({ burst: 5, per_hour: 1 }),
+        sms_per_country: bucketSchema.prefault({ burst: 50, per_hour: 60 }),
       })
       .strict()
       .prefault({}),

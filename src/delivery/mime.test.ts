@@ -151,6 +151,6 @@ describe("verify_response_template.html", () => {
     expect(ok).toContain("Email address verified");
     expect(ok).toContain("Verified &lt;b&gt;you&lt;/b&gt;");
     const bad = eta.renderString(src, { success: "false", message: "Invalid token" });
-    expect(bad).toContain("Email verification failed");
+    expect(bad).toContain("Verification failed");
   });
 });

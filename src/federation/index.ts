@@ -15,6 +15,7 @@ export {
   type IpGuardOptions,
   parseCidr,
 } from "./ip-guard.js";
+export { ServerKeyCache, type ServerKeySource } from "./key-cache.js";
 export { DEFAULT_FEDERATION_PORT, type ResolvedServer, ServerNameResolver } from "./resolver.js";
 export {
   formatHost,
@@ -23,3 +24,11 @@ export {
   parseServerName,
   serverPartOfUserId,
 } from "./server-name.js";
+export {
+  isXMatrixError,
+  parseXMatrixHeaders,
+  signXMatrixRequest,
+  verifyXMatrixRequest,
+  type XMatrixAuth,
+  XMatrixError,
+} from "./x-matrix.js";

@@ -21,6 +21,8 @@ export interface InviteRepository {
   findByToken(token: string): Promise<InviteRecord | undefined>;
   /** Pending invites for a 3PID, oldest first. */
   findByThreepid(medium: string, address: string): Promise<InviteRecord[]>;
+  /** Deletes up to `limit` invites received before `olderThan` and ephemeral keys created before it. */
+  purgeOlderThan(olderThan: number, limit: number): Promise<number>;
 }
 
 type InviteRow = Database["invites"];
@@ -81,6 +83,30 @@ export class KyselyInviteRepository implements InviteRepository {
       .where("token", "=", token)
       .executeTakeFirst();
     return row && toRecord(row);
+  }
+
+  async purgeOlderThan(olderThan: number, limit: number): Promise<number> {
+    const invites = await this.db
+      .deleteFrom("invites")
+      .where(
+        "id",
+        "in",
+        this.db.selectFrom("invites").select("id").where("received_ts", "<", olderThan).limit(limit),
+      )
+      .executeTakeFirst();
+    const keys = await this.db
+      .deleteFrom("ephemeral_keys")
+      .where(
+        "public_key",
+        "in",
+        this.db
+          .selectFrom("ephemeral_keys")
+          .select("public_key")
+          .where("created_ts", "<", olderThan)
+          .limit(limit),
+      )
+      .executeTakeFirst();
+    return Number(invites.numDeletedRows) + Number(keys.numDeletedRows);
   }
 
   async findByThreepid(medium: string, address: string): Promise<InviteRecord[]> {

@@ -1,0 +1,39 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Eta } from "eta";
+import { resolveBrand } from "../delivery/index.js";
+
+type Compiled = ReturnType<Eta["compile"]>;
+
+/**
+ * Renders the HTML pages a person sees in a browser (GET submitToken), from the brand's
+ * `verify_response_template.html` (eta, every value HTML-escaped). Operators replace the file to restyle it.
+ */
+export class PageRenderer {
+  private readonly eta = new Eta({ autoEscape: true, useWith: false, varName: "it", autoTrim: false });
+  private readonly compiled = new Map<string, Compiled>();
+
+  constructor(
+    private readonly templatesDir: string,
+    private readonly defaultBrand: string,
+  ) {}
+
+  verifyResponse(
+    brand: string | undefined,
+    vars: { success: boolean; message: string; medium: string },
+  ): string {
+    const dir = resolveBrand(this.templatesDir, brand, this.defaultBrand);
+    let path = join(this.templatesDir, dir, "verify_response_template.html");
+    if (!existsSync(path)) path = join(this.templatesDir, this.defaultBrand, "verify_response_template.html");
+    let fn = this.compiled.get(path);
+    if (fn === undefined) {
+      fn = this.eta.compile(readFileSync(path, "utf8"));
+      this.compiled.set(path, fn);
+    }
+    return this.eta.render(fn, {
+      success: vars.success ? "true" : "false",
+      message: vars.message,
+      medium: vars.medium,
+    });
+  }
+}

@@ -1,0 +1,112 @@
+import { signJson } from "../crypto/ed25519.js";
+import { serverPartOfUserId } from "../federation/index.js";
+import type { AssociationRecord, AssociationRepository } from "../store/associations.js";
+import { badRequest, MatrixError } from "./errors.js";
+import type { KeyService } from "./keys.js";
+import { lookupHash, normaliseAddress } from "./lookup.js";
+import type { ValidationService } from "./validation.js";
+
+/** How long an association is valid (sydent: 100 years). */
+const ASSOCIATION_LIFETIME_MS = 100 * 365 * 86_400_000;
+
+/** The association as the spec shows it, signed by this server. */
+export interface SignedAssociation {
+  address: string;
+  medium: string;
+  mxid: string;
+  not_before: number;
+  not_after: number;
+  ts: number;
+  signatures: Record<string, Record<string, string>>;
+}
+
+/** How an unbind request proved its right. */
+export type UnbindProof =
+  | { kind: "session"; sid: unknown; clientSecret: unknown }
+  /** The request was signed by this homeserver (X-Matrix, checked by the caller). */
+  | { kind: "homeserver"; origin: string };
+
+/** Binding and unbinding 3PIDs to Matrix IDs; queues invite delivery when a bound 3PID had invites. */
+export class AssociationService {
+  constructor(
+    private readonly serverName: string,
+    private readonly associations: AssociationRepository,
+    private readonly validation: ValidationService,
+    private readonly keys: KeyService,
+    /** Called after a bind queued an onbind delivery (to deliver at once rather than at the next poll). */
+    private readonly onQueued: () => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Signs an association with the long-term key. */
+  sign(a: AssociationRecord): SignedAssociation {
+    return signJson(
+      {
+        address: a.address,
+        medium: a.medium,
+        mxid: a.mxid,
+        not_before: a.notBefore,
+        not_after: a.notAfter,
+        ts: a.ts,
+      },
+      this.serverName,
+      this.keys.signingKey,
+    );
+  }
+
+  /**
+   * `3pid/bind`: publishes the association of a validated session's 3PID with `mxid`. `caller` is the
+   * authenticated user in v2, who may only bind their own Matrix ID.
+   */
+  async bind(sid: unknown, clientSecret: unknown, mxid: string, caller?: string): Promise<SignedAssociation> {
+    if (serverPartOfUserId(mxid) === null)
+      throw badRequest("M_INVALID_PARAM", "mxid is not a valid Matrix user ID");
+    if (caller !== undefined && caller !== mxid) {
+      throw new MatrixError(403, "M_UNAUTHORIZED", "This user is prohibited from binding to the mxid");
+    }
+    const threepid = await this.validation.validatedThreepid(sid, clientSecret);
+    const now = this.now();
+    const record: AssociationRecord = {
+      medium: threepid.medium,
+      address: threepid.address,
+      mxid,
+      ts: now,
+      notBefore: now,
+      notAfter: now + ASSOCIATION_LIFETIME_MS,
+    };
+    const { queued } = await this.associations.bind(
+      record,
+      (pepper) => lookupHash(record.address, record.medium, pepper),
+      now,
+    );
+    if (queued) this.onQueued();
+    return this.sign(record);
+  }
+
+  /**
+   * `3pid/unbind`: removes the association when the proof holds: a validated session for this very 3PID,
+   * or a signature by the homeserver of `mxid`. Unbinding what is not bound succeeds (idempotent).
+   */
+  async unbind(mxid: string, medium: string, address: string, proof: UnbindProof): Promise<void> {
+    const server = serverPartOfUserId(mxid);
+    if (server === null) throw badRequest("M_INVALID_PARAM", "mxid is not a valid Matrix user ID");
+    const normalised = normaliseAddress(medium, address);
+    if (proof.kind === "homeserver") {
+      if (proof.origin !== server) {
+        throw new MatrixError(403, "M_FORBIDDEN", "Origin server name does not match mxid");
+      }
+    } else {
+      const threepid = await this.validation.validatedThreepid(proof.sid, proof.clientSecret);
+      if (threepid.medium !== medium || threepid.address !== normalised) {
+        throw new MatrixError(403, "M_FORBIDDEN", "This session is not for this 3PID");
+      }
+    }
+    await this.associations.unbind(medium, normalised, mxid);
+  }
+
+  /** v1 `GET /lookup`: the signed association for a 3PID, or undefined. */
+  async lookupSigned(medium: string, address: string): Promise<SignedAssociation | undefined> {
+    const a = await this.associations.findByThreepid(medium, normaliseAddress(medium, address));
+    return a && this.sign(a);
+  }
+}

@@ -1,0 +1,47 @@
+import { isXMatrixError, type ServerKeyCache, verifyXMatrixRequest } from "../federation/index.js";
+import { MatrixError } from "./errors.js";
+
+/**
+ * Checks that a request was signed by a homeserver (X-Matrix, `destination_is` = our server name) and returns
+ * the origin. Bad or missing signatures are 403 M_FORBIDDEN; an unreachable origin is a 5xx.
+ */
+export class HomeserverRequestAuth {
+  constructor(
+    private readonly serverName: string,
+    private readonly keys: ServerKeyCache,
+  ) {}
+
+  async verify(req: {
+    method: string;
+    uri: string;
+    body: unknown;
+    authorization: string | string[] | undefined;
+  }): Promise<string> {
+    try {
+      const { origin } = await verifyXMatrixRequest({
+        method: req.method,
+        uri: req.uri,
+        body: req.body,
+        headers: req.authorization,
+        ownServerName: this.serverName,
+        keys: this.keys,
+      });
+      return origin;
+    } catch (e) {
+      if (!isXMatrixError(e)) throw e;
+      if (e.reason === "fetch_failed") {
+        const kind = e.federationError?.kind;
+        if (kind === "unreachable" || kind === "timeout") {
+          throw new MatrixError(
+            502,
+            "M_UNKNOWN",
+            "Could not fetch the homeserver's signing keys",
+            {},
+            { cause: e },
+          );
+        }
+      }
+      throw new MatrixError(403, "M_FORBIDDEN", `Homeserver signature not accepted (${e.reason})`);
+    }
+  }
+}

@@ -1,0 +1,230 @@
+import { randomToken, sha256Base64Url } from "../crypto/hash.js";
+import type { AssociationRepository } from "../store/associations.js";
+import type { PepperRecord, PepperRepository } from "../store/peppers.js";
+import { casefold } from "./casefold.js";
+import { badRequest } from "./errors.js";
+
+export interface LookupSettings {
+  maxAddresses: number;
+  /** How long a replaced pepper is still accepted. */
+  previousPepperGraceMs: number;
+  /** Automatic rotation interval; 0 = only when an operator asks. */
+  rotationIntervalMs: number;
+  rehashBatchSize: number;
+}
+
+/** The v2 lookup hash: sha256 of `"<address> <medium> <pepper>"`, URL-safe unpadded base64. */
+export function lookupHash(address: string, medium: string, pepper: string): string {
+  return sha256Base64Url(`${address} ${medium} ${pepper}`);
+}
+
+/** Normalises an address as stored: emails are case folded; phone numbers are digits as given. */
+export function normaliseAddress(medium: string, address: string): string {
+  return medium === "email" ? casefold(address) : address;
+}
+
+const PEPPER_CACHE_MS = 5_000;
+const MIN_RELOAD_MS = 1_000;
+
+interface PepperView {
+  current: PepperRecord;
+  accepted: Map<string, PepperRecord>;
+  pending: PepperRecord | undefined;
+  retired: PepperRecord[];
+  loadedAt: number;
+}
+
+/** Hashed and plain lookups, and the pepper they use (rotation with a grace period, rehashing in batches). */
+export class LookupService {
+  private view: PepperView | undefined;
+  private loading: Promise<PepperView> | undefined;
+
+  constructor(
+    private readonly settings: LookupSettings,
+    private readonly peppers: PepperRepository,
+    private readonly associations: AssociationRepository,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Creates the first pepper when there is none (safe to call from several instances). */
+  async init(): Promise<void> {
+    await this.peppers.insertIfAbsent(randomToken(32), "current", this.now());
+    await this.reload();
+  }
+
+  private async reload(): Promise<PepperView> {
+    this.loading ??= (async () => {
+      try {
+        const now = this.now();
+        const live = await this.peppers.live();
+        const current = live.find((p) => p.state === "current");
+        if (!current) throw new Error("no current lookup pepper");
+        const accepted = new Map<string, PepperRecord>([[current.pepper, current]]);
+        const retired: PepperRecord[] = [];
+        for (const p of live) {
+          if (p.state !== "previous") continue;
+          if ((p.retiredTs ?? 0) + this.settings.previousPepperGraceMs > now) accepted.set(p.pepper, p);
+          else retired.push(p);
+        }
+        this.view = {
+          current,
+          accepted,
+          pending: live.find((p) => p.state === "pending"),
+          retired,
+          loadedAt: now,
+        };
+        return this.view;
+      } finally {
+        this.loading = undefined;
+      }
+    })();
+    return this.loading;
+  }
+
+  private async pepperView(): Promise<PepperView> {
+    const v = this.view;
+    if (v && this.now() - v.loadedAt < PEPPER_CACHE_MS) return v;
+    return this.reload();
+  }
+
+  /** `GET /hash_details`. */
+  async hashDetails(): Promise<{ lookup_pepper: string; algorithms: string[] }> {
+    return { lookup_pepper: (await this.pepperView()).current.pepper, algorithms: ["none", "sha256"] };
+  }
+
+  /** Resolves a pepper given by a client: the current one, or a previous one in its grace period. */
+  private async acceptedPepper(pepper: string): Promise<PepperRecord | undefined> {
+    let v = await this.pepperView();
+    const hit = v.accepted.get(pepper);
+    if (
+      hit &&
+      (hit.state === "current" || (hit.retiredTs ?? 0) + this.settings.previousPepperGraceMs > this.now())
+    ) {
+      return hit;
+    }
+    // Another instance may have rotated a moment ago.
+    if (this.now() - v.loadedAt >= MIN_RELOAD_MS) v = await this.reload();
+    return v.accepted.get(pepper);
+  }
+
+  /** `POST /lookup`: mappings keyed by exactly the strings sent. */
+  async lookup(addresses: unknown, algorithm: unknown, pepper: unknown): Promise<Record<string, string>> {
+    if (!Array.isArray(addresses) || !addresses.every((a) => typeof a === "string")) {
+      throw badRequest("M_INVALID_PARAM", "addresses must be a list of strings");
+    }
+    if (typeof algorithm !== "string" || typeof pepper !== "string") {
+      throw badRequest("M_INVALID_PARAM", "algorithm and pepper must be strings");
+    }
+    if (addresses.length > this.settings.maxAddresses) {
+      throw badRequest("M_TOO_LARGE", `At most ${this.settings.maxAddresses} addresses per request`);
+    }
+    if (algorithm !== "sha256" && algorithm !== "none") {
+      throw badRequest("M_INVALID_PARAM", "Unsupported algorithm: use sha256 or none");
+    }
+    const used = await this.acceptedPepper(pepper);
+    if (!used) {
+      const current = (await this.pepperView()).current.pepper;
+      throw badRequest("M_INVALID_PEPPER", "Unknown or expired pepper", {
+        algorithm,
+        lookup_pepper: current,
+      });
+    }
+    const mappings: Record<string, string> = {};
+    if (algorithm === "sha256") {
+      const rows = await this.associations.lookupHashes(used.id, addresses as string[]);
+      for (const r of rows) mappings[r.hash] = r.mxid;
+      return mappings;
+    }
+    // "none": each entry is "<address> <medium>".
+    const byPair = new Map<string, string[]>();
+    const pairs: Array<[string, string]> = [];
+    for (const entry of addresses as string[]) {
+      const space = entry.lastIndexOf(" ");
+      if (space <= 0) continue;
+      const medium = entry.slice(space + 1);
+      const address = normaliseAddress(medium, entry.slice(0, space));
+      const key = `${medium}\u0000${address}`;
+      const list = byPair.get(key);
+      if (list) list.push(entry);
+      else {
+        byPair.set(key, [entry]);
+        pairs.push([medium, address]);
+      }
+    }
+    for (const r of await this.associations.lookupThreepids(pairs)) {
+      for (const entry of byPair.get(`${r.medium}\u0000${r.address}`) ?? []) mappings[entry] = r.mxid;
+    }
+    return mappings;
+  }
+
+  /** v1 `bulk_lookup`: `[[medium, address, mxid], ...]` for the pairs that are bound. */
+  async bulkLookup(threepids: unknown): Promise<Array<[string, string, string]>> {
+    if (
+      !Array.isArray(threepids) ||
+      !threepids.every((t) => Array.isArray(t) && t.length === 2 && t.every((x) => typeof x === "string"))
+    ) {
+      throw badRequest("M_INVALID_PARAM", "threepids must be a list of [medium, address] pairs");
+    }
+    if (threepids.length > this.settings.maxAddresses) {
+      throw badRequest("M_TOO_LARGE", `At most ${this.settings.maxAddresses} threepids per request`);
+    }
+    const wanted = new Map<string, Array<[string, string]>>();
+    const pairs: Array<[string, string]> = [];
+    for (const [medium, address] of threepids as Array<[string, string]>) {
+      const key = `${medium}\u0000${normaliseAddress(medium, address)}`;
+      const list = wanted.get(key);
+      if (list) list.push([medium, address]);
+      else {
+        wanted.set(key, [[medium, address]]);
+        pairs.push([medium, normaliseAddress(medium, address)]);
+      }
+    }
+    const out: Array<[string, string, string]> = [];
+    for (const r of await this.associations.lookupThreepids(pairs)) {
+      for (const [medium, address] of wanted.get(`${r.medium}\u0000${r.address}`) ?? [])
+        out.push([medium, address, r.mxid]);
+    }
+    return out;
+  }
+
+  /** Starts a rotation: a new pending pepper that becomes current once every association is hashed with it. */
+  async rotate(): Promise<void> {
+    await this.peppers.insertIfAbsent(randomToken(32), "pending", this.now());
+    await this.reload();
+  }
+
+  /**
+   * One step of background pepper work: hash a batch of associations under the pending pepper (activating it
+   * when none is left), fill in stragglers under a freshly activated pepper, rotate when due, and drop the
+   * hashes of peppers past their grace period. Returns the rows touched (0 = nothing to do).
+   */
+  async maintain(): Promise<number> {
+    const v = await this.reload();
+    const now = this.now();
+    const batch = this.settings.rehashBatchSize;
+    let touched = 0;
+    const fill = async (p: PepperRecord) => {
+      const rows = await this.peppers.unhashed(p.id, batch);
+      await this.peppers.addHashes(
+        p.id,
+        rows.map((r) => ({ associationId: r.id, hash: lookupHash(r.address, r.medium, p.pepper) })),
+      );
+      return rows.length;
+    };
+    if (v.pending) {
+      touched += await fill(v.pending);
+      if (touched < batch && (await this.peppers.activate(v.pending.id, now))) await this.reload();
+    } else if ((v.current.activatedTs ?? 0) + this.settings.previousPepperGraceMs > now) {
+      // Binds that raced with the activation may lack a hash under the new pepper.
+      touched += await fill(v.current);
+    } else if (
+      this.settings.rotationIntervalMs > 0 &&
+      (v.current.activatedTs ?? v.current.createdTs) + this.settings.rotationIntervalMs <= now
+    ) {
+      await this.rotate();
+      touched += 1;
+    }
+    for (const r of v.retired) touched += await this.peppers.dropRetired(r.id, batch);
+    return touched;
+  }
+}

@@ -1,0 +1,121 @@
+import { signJson } from "../crypto/ed25519.js";
+import { serverPartOfUserId } from "../federation/index.js";
+import type { AssociationRepository } from "../store/associations.js";
+import type { InviteRepository } from "../store/invites.js";
+import type { OnbindJob, OnbindJobRepository } from "../store/onbind-jobs.js";
+import type { KeyService } from "./keys.js";
+
+export interface OnbindSettings {
+  serverName: string;
+  maxAttempts: number;
+  maxAgeMs: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  /** How long a claimed job stays ours before another instance may take it. */
+  leaseMs: number;
+  /** Invites older than this are purged, delivered or not. */
+  inviteLifetimeMs: number;
+}
+
+/** Posts the onbind body to a homeserver (the homeserver client). */
+export interface OnbindTransport {
+  postOnbind(serverName: string, body: object): Promise<void>;
+}
+
+export interface Logger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/**
+ * Delivers stored invites to the homeserver of the Matrix ID a 3PID was bound to
+ * (`/_matrix/federation/v1/3pid/onbind`). Jobs live in the database, so delivery survives restarts, and are
+ * claimed with a lease, so that several instances never deliver the same job at once. The guarantee is
+ * at-least-once: an instance that dies after the homeserver answered but before recording it will have the
+ * job delivered again when its lease expires.
+ */
+export class OnbindDelivery {
+  constructor(
+    private readonly settings: OnbindSettings,
+    private readonly jobs: OnbindJobRepository,
+    private readonly invites: InviteRepository,
+    private readonly associations: AssociationRepository,
+    private readonly transport: OnbindTransport,
+    private readonly keys: KeyService,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Delivers the jobs that are due; returns how many were attempted. */
+  async runDue(limit = 20): Promise<number> {
+    const now = this.now();
+    const jobs = await this.jobs.claimDue(now, now + this.settings.leaseMs, limit);
+    await Promise.all(jobs.map((j) => this.deliver(j)));
+    return jobs.length;
+  }
+
+  private async deliver(job: OnbindJob): Promise<void> {
+    const invites = await this.invites.findByThreepid(job.medium, job.address);
+    const assoc = await this.associations.findByThreepid(job.medium, job.address);
+    const server = serverPartOfUserId(job.mxid);
+    if (invites.length === 0 || !assoc || assoc.mxid !== job.mxid || server === null) {
+      await this.jobs.complete(job.id, []);
+      return;
+    }
+    const key = this.keys.signingKey;
+    const signedAssociation = signJson(
+      {
+        medium: assoc.medium,
+        address: assoc.address,
+        mxid: assoc.mxid,
+        not_before: assoc.notBefore,
+        not_after: assoc.notAfter,
+        ts: assoc.ts,
+      },
+      this.settings.serverName,
+      key,
+    );
+    // sydent's shape: the signed association plus the invites, each with a `signed` block.
+    const body = {
+      ...signedAssociation,
+      invites: invites.map((i) => ({
+        medium: i.medium,
+        address: i.address,
+        mxid: job.mxid,
+        room_id: i.roomId,
+        sender: i.sender,
+        signed: signJson({ mxid: job.mxid, token: i.token }, this.settings.serverName, key),
+      })),
+    };
+    try {
+      await this.transport.postOnbind(server, body);
+    } catch (err) {
+      const attempts = job.attempts + 1;
+      const now = this.now();
+      const message = (err as Error).message ?? String(err);
+      if (attempts >= this.settings.maxAttempts || now - job.createdTs >= this.settings.maxAgeMs) {
+        this.log.warn({ server, attempts, err: message }, "onbind delivery abandoned");
+        await this.jobs.abandon(job.id);
+        return;
+      }
+      const backoff = Math.min(
+        this.settings.initialBackoffMs * 2 ** job.attempts,
+        this.settings.maxBackoffMs,
+      );
+      const jitter = Math.floor(Math.random() * Math.min(1000, backoff / 4 + 1));
+      await this.jobs.retry(job.id, attempts, now + backoff + jitter, message);
+      this.log.info({ server, attempts, retryInMs: backoff + jitter }, "onbind delivery failed, will retry");
+      return;
+    }
+    await this.jobs.complete(
+      job.id,
+      invites.map((i) => i.token),
+    );
+    this.log.info({ server, invites: invites.length }, "onbind delivered");
+  }
+
+  /** Purges invites (and their ephemeral keys) older than the invite lifetime. */
+  async purgeExpiredInvites(batch = 1000): Promise<number> {
+    return this.invites.purgeOlderThan(this.now() - this.settings.inviteLifetimeMs, batch);
+  }
+}

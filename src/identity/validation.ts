@@ -1,0 +1,259 @@
+import { parsePhoneNumberFromString } from "libphonenumber-js/max";
+import { constantTimeEqual, randomDigits, randomToken } from "../crypto/hash.js";
+import type { Mailer } from "../delivery/index.js";
+import type { SessionRecord, SessionRepository } from "../store/sessions.js";
+import { normaliseEmail } from "./email-address.js";
+import { badRequest, MatrixError, notFound } from "./errors.js";
+import { NextLinkPolicy } from "./next-link.js";
+import { type BucketRule, enforceLimits, type KeyedRateLimiter } from "./rate-limiter.js";
+
+const CLIENT_SECRET = /^[0-9a-zA-Z.=_-]{1,255}$/;
+
+/** Sends phone verification codes; implemented over the configured SMS provider. */
+export interface PhoneDelivery {
+  /** Whether the operator allows sending to this number's country. */
+  allowed(e164: string): boolean;
+  /** Sends the code; throws on failure. */
+  sendCode(e164: string, code: string): Promise<void>;
+}
+
+export interface ValidationSettings {
+  publicBaseUrl: string;
+  sessionLifetimeMs: number;
+  maxTokenAttempts: number;
+  limits: { emailPerAddress: BucketRule; smsPerNumber: BucketRule; smsPerCountry: BucketRule };
+}
+
+export interface RequestTokenInput {
+  clientSecret: unknown;
+  sendAttempt: unknown;
+  nextLink?: string | undefined;
+  brand?: string | undefined;
+  /** The requester's IP (for the email template). */
+  ip?: string | undefined;
+}
+
+export interface ValidatedThreepid {
+  medium: string;
+  address: string;
+  validatedAt: number;
+}
+
+/** Validates a client_secret: `[0-9a-zA-Z.=_-]{1,255}`, else M_INVALID_PARAM. */
+export function checkClientSecret(value: unknown): string {
+  if (typeof value !== "string" || !CLIENT_SECRET.test(value)) {
+    throw badRequest("M_INVALID_PARAM", "Invalid client_secret");
+  }
+  return value;
+}
+
+/** send_attempt as an integer; matrix-js-sdk sends it as a string. */
+export function parseSendAttempt(value: unknown): number {
+  const n = typeof value === "string" && /^\d{1,15}$/.test(value) ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) {
+    throw badRequest("M_INVALID_PARAM", "send_attempt must be a non-negative integer");
+  }
+  return n;
+}
+
+/** Email and phone validation sessions: request a token, submit it, read the validated 3PID. */
+export class ValidationService {
+  constructor(
+    private readonly settings: ValidationSettings,
+    private readonly sessions: SessionRepository,
+    private readonly mailer: Mailer,
+    private readonly phones: PhoneDelivery,
+    private readonly limiter: KeyedRateLimiter,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** `validate/email/requestToken`: emails a token unless this send_attempt was already handled. */
+  async requestEmailToken(email: unknown, input: RequestTokenInput): Promise<{ sid: string }> {
+    const clientSecret = checkClientSecret(input.clientSecret);
+    const sendAttempt = parseSendAttempt(input.sendAttempt);
+    const address = typeof email === "string" ? normaliseEmail(email) : null;
+    if (address === null) throw badRequest("M_INVALID_EMAIL", "Invalid email address");
+    const sid = await this.requestToken(
+      "email",
+      address,
+      clientSecret,
+      sendAttempt,
+      input,
+      async (session) => {
+        await enforceLimits(this.limiter, [[`email:${address}`, this.settings.limits.emailPerAddress]]);
+        const link =
+          `${this.settings.publicBaseUrl}/_matrix/identity/v2/validate/email/submitToken` +
+          `?sid=${encodeURIComponent(session.sid)}&client_secret=${encodeURIComponent(clientSecret)}` +
+          `&token=${encodeURIComponent(session.token)}`;
+        try {
+          await this.mailer.send({
+            template: "verification",
+            brand: input.brand,
+            to: address,
+            vars: {
+              token: session.token,
+              link,
+              address,
+              ipaddress: input.ip ?? "",
+              brand: input.brand ?? "",
+            },
+          });
+        } catch (err) {
+          throw new MatrixError(
+            400,
+            "M_EMAIL_SEND_ERROR",
+            "Failed to send the validation email",
+            {},
+            { cause: err },
+          );
+        }
+      },
+    );
+    return { sid };
+  }
+
+  /** `validate/msisdn/requestToken`: texts a 6-digit code unless this send_attempt was already handled. */
+  async requestMsisdnToken(
+    country: unknown,
+    phoneNumber: unknown,
+    input: RequestTokenInput,
+  ): Promise<{ sid: string; msisdn: string; intl_fmt: string }> {
+    const clientSecret = checkClientSecret(input.clientSecret);
+    const sendAttempt = parseSendAttempt(input.sendAttempt);
+    if (typeof country !== "string" || !/^[A-Za-z]{2}$/.test(country) || typeof phoneNumber !== "string") {
+      throw badRequest(
+        "M_INVALID_PARAM",
+        "country must be an ISO 3166-1 alpha-2 code and phone_number a string",
+      );
+    }
+    if (phoneNumber.length > 64) throw badRequest("M_INVALID_ADDRESS", "Invalid phone number");
+    const parsed = parsePhoneNumberFromString(phoneNumber, country.toUpperCase() as never);
+    if (!parsed?.isValid()) throw badRequest("M_INVALID_ADDRESS", "Invalid phone number");
+    const e164 = parsed.number;
+    const msisdn = e164.slice(1);
+    if (!this.phones.allowed(e164)) {
+      throw badRequest("M_DESTINATION_REJECTED", "This server does not send SMS to that country or region");
+    }
+    const sid = await this.requestToken(
+      "msisdn",
+      msisdn,
+      clientSecret,
+      sendAttempt,
+      input,
+      async (session) => {
+        await enforceLimits(this.limiter, [
+          [`sms-country:${parsed.countryCallingCode}`, this.settings.limits.smsPerCountry],
+          [`sms:${msisdn}`, this.settings.limits.smsPerNumber],
+        ]);
+        try {
+          await this.phones.sendCode(e164, session.token);
+        } catch (err) {
+          throw new MatrixError(400, "M_SEND_ERROR", "Failed to send the SMS", {}, { cause: err });
+        }
+      },
+    );
+    return { sid, msisdn, intl_fmt: parsed.formatInternational() };
+  }
+
+  /**
+   * The send_attempt rule: a live session for (medium, address, client_secret) is reused; a greater
+   * send_attempt sends again (same token), an equal or lower one returns the same sid without sending.
+   * A new session is stored only once its message went out.
+   */
+  private async requestToken(
+    medium: "email" | "msisdn",
+    address: string,
+    clientSecret: string,
+    sendAttempt: number,
+    input: RequestTokenInput,
+    send: (session: SessionRecord) => Promise<void>,
+  ): Promise<string> {
+    const now = this.now();
+    const nextLink = NextLinkPolicy.sanitize(input.nextLink);
+    const existing = await this.sessions.findByThreepidSecret(medium, address, clientSecret);
+    if (existing && this.isLive(existing, now)) {
+      if (sendAttempt <= existing.sendAttempt) return existing.sid;
+      await send(existing);
+      await this.sessions.updateSendAttempt(existing.sid, sendAttempt, nextLink ?? existing.nextLink, now);
+      return existing.sid;
+    }
+    const session: SessionRecord = {
+      sid: randomToken(24),
+      medium,
+      address,
+      clientSecret,
+      token: medium === "email" ? randomToken(32) : randomDigits(6),
+      sendAttempt,
+      nextLink,
+      failedAttempts: 0,
+      validatedTs: null,
+      createdTs: now,
+      mtime: now,
+    };
+    await send(session);
+    await this.sessions.replace(session);
+    return session.sid;
+  }
+
+  private isLive(s: SessionRecord, now: number): boolean {
+    return (
+      s.mtime + this.settings.sessionLifetimeMs > now && s.failedAttempts < this.settings.maxTokenAttempts
+    );
+  }
+
+  /** Finds a session by sid and client_secret (compared in constant time). */
+  private async session(sid: unknown, clientSecret: unknown): Promise<SessionRecord | undefined> {
+    if (typeof sid !== "string" || typeof clientSecret !== "string" || sid.length > 255) return undefined;
+    const s = await this.sessions.findBySid(sid);
+    return s && constantTimeEqual(s.clientSecret, clientSecret) ? s : undefined;
+  }
+
+  /**
+   * `submitToken`: validates the session. Errors (v1.18): M_INVALID_PARAM (unknown sid or wrong secret),
+   * M_SESSION_EXPIRED (too old, or too many wrong tokens), M_TOKEN_INCORRECT. Returns the session's next_link.
+   */
+  async submitToken(
+    sid: unknown,
+    clientSecret: unknown,
+    token: unknown,
+  ): Promise<{ nextLink: string | null }> {
+    const s = await this.session(sid, clientSecret);
+    if (!s) throw badRequest("M_INVALID_PARAM", "Unknown session or wrong client_secret");
+    const now = this.now();
+    if (s.failedAttempts >= this.settings.maxTokenAttempts) {
+      throw badRequest("M_SESSION_EXPIRED", "Too many wrong tokens: request a new one");
+    }
+    if (s.mtime + this.settings.sessionLifetimeMs <= now)
+      throw badRequest("M_SESSION_EXPIRED", "Session expired");
+    const given =
+      typeof token === "string" ? (s.medium === "msisdn" ? token.replace(/\s+/g, "") : token) : "";
+    if (!constantTimeEqual(given, s.token)) {
+      const failures = await this.sessions.countFailure(s.sid);
+      const left = this.settings.maxTokenAttempts - failures;
+      throw badRequest(
+        "M_TOKEN_INCORRECT",
+        left > 0 ? "Wrong token" : "Wrong token; the session is now closed",
+      );
+    }
+    await this.sessions.markValidated(s.sid, now);
+    return { nextLink: s.nextLink };
+  }
+
+  /** `3pid/getValidated3pid`, and the check bind and unbind use: the session must exist, be live and validated. */
+  async validatedThreepid(sid: unknown, clientSecret: unknown): Promise<ValidatedThreepid> {
+    const s = await this.session(sid, clientSecret);
+    if (!s)
+      throw notFound("M_NO_VALID_SESSION", "No valid session was found matching that sid and client secret");
+    if (s.mtime + this.settings.sessionLifetimeMs <= this.now()) {
+      throw badRequest("M_SESSION_EXPIRED", "This validation session has expired: call requestToken again");
+    }
+    if (s.validatedTs === null)
+      throw badRequest("M_SESSION_NOT_VALIDATED", "This validation session has not been validated");
+    return { medium: s.medium, address: s.address, validatedAt: s.validatedTs };
+  }
+
+  /** Deletes sessions that can no longer be used (twice the lifetime after their last change). */
+  async reap(batch = 1000): Promise<number> {
+    return this.sessions.deleteStale(this.now() - 2 * this.settings.sessionLifetimeMs, batch);
+  }
+}

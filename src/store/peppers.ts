@@ -1,0 +1,145 @@
+import type { Kysely, Selectable } from "kysely";
+import type { Database } from "./schema.js";
+
+export interface PepperRecord {
+  id: number;
+  pepper: string;
+  state: "pending" | "current" | "previous";
+  createdTs: number;
+  activatedTs: number | null;
+  retiredTs: number | null;
+}
+
+/** Lookup peppers and the per-pepper hashes of associations. */
+export interface PepperRepository {
+  /** Every pepper that is not deleted: the current one, a pending one, previous ones. */
+  live(): Promise<PepperRecord[]>;
+  /** Inserts a pepper in `state` unless one in that state exists (race-safe for `current` and `pending`). */
+  insertIfAbsent(pepper: string, state: "current" | "pending", now: number): Promise<void>;
+  /** Associations without a hash for `pepperId`, up to `limit`. */
+  unhashed(pepperId: number, limit: number): Promise<Array<{ id: number; medium: string; address: string }>>;
+  addHashes(pepperId: number, rows: ReadonlyArray<{ associationId: number; hash: string }>): Promise<void>;
+  /** Makes the pending pepper current and the current one previous (in one transaction). */
+  activate(pendingId: number, now: number): Promise<boolean>;
+  /** Deletes up to `limit` hashes of a retired pepper; deletes the pepper when none remain. Returns rows deleted. */
+  dropRetired(pepperId: number, limit: number): Promise<number>;
+}
+
+function toRecord(r: Selectable<Database["lookup_peppers"]>): PepperRecord {
+  return {
+    id: r.id,
+    pepper: r.pepper,
+    state: r.state,
+    createdTs: r.created_ts,
+    activatedTs: r.activated_ts,
+    retiredTs: r.retired_ts,
+  };
+}
+
+export class KyselyPepperRepository implements PepperRepository {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async live(): Promise<PepperRecord[]> {
+    const rows = await this.db.selectFrom("lookup_peppers").selectAll().orderBy("id").execute();
+    return rows.map(toRecord);
+  }
+
+  async insertIfAbsent(pepper: string, state: "current" | "pending", now: number): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      const existing = await tx
+        .selectFrom("lookup_peppers")
+        .select("id")
+        .where("state", "=", state)
+        .executeTakeFirst();
+      if (existing) return;
+      await tx
+        .insertInto("lookup_peppers")
+        .values({
+          pepper,
+          state,
+          created_ts: now,
+          activated_ts: state === "current" ? now : null,
+          retired_ts: null,
+        })
+        .execute();
+    });
+  }
+
+  async unhashed(pepperId: number, limit: number) {
+    return this.db
+      .selectFrom("associations as a")
+      .select(["a.id", "a.medium", "a.address"])
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom("association_hashes as h")
+              .select("h.hash")
+              .whereRef("h.association_id", "=", "a.id")
+              .where("h.pepper_id", "=", pepperId),
+          ),
+        ),
+      )
+      .limit(limit)
+      .execute();
+  }
+
+  async addHashes(
+    pepperId: number,
+    rows: ReadonlyArray<{ associationId: number; hash: string }>,
+  ): Promise<void> {
+    if (rows.length === 0) return;
+    await this.db
+      .insertInto("association_hashes")
+      .values(rows.map((r) => ({ pepper_id: pepperId, hash: r.hash, association_id: r.associationId })))
+      .onConflict((oc) => oc.columns(["pepper_id", "hash"]).doNothing())
+      .execute();
+  }
+
+  async activate(pendingId: number, now: number): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const pending = await tx
+        .selectFrom("lookup_peppers")
+        .select("id")
+        .where("id", "=", pendingId)
+        .where("state", "=", "pending")
+        .executeTakeFirst();
+      if (!pending) return false;
+      await tx
+        .updateTable("lookup_peppers")
+        .set({ state: "previous", retired_ts: now })
+        .where("state", "=", "current")
+        .execute();
+      await tx
+        .updateTable("lookup_peppers")
+        .set({ state: "current", activated_ts: now })
+        .where("id", "=", pendingId)
+        .execute();
+      return true;
+    });
+  }
+
+  async dropRetired(pepperId: number, limit: number): Promise<number> {
+    const res = await this.db
+      .deleteFrom("association_hashes")
+      .where("pepper_id", "=", pepperId)
+      .where(
+        "hash",
+        "in",
+        this.db
+          .selectFrom("association_hashes")
+          .select("hash")
+          .where("pepper_id", "=", pepperId)
+          .limit(limit),
+      )
+      .executeTakeFirst();
+    const n = Number(res.numDeletedRows);
+    if (n < limit) {
+      await this.db
+        .deleteFrom("lookup_peppers")
+        .where("id", "=", pepperId)
+        .where("state", "=", "previous")
+        .execute();
+    }
+    return n;
+  }
+}
