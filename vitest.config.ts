@@ -1,10 +1,28 @@
 import { defineConfig } from "vitest/config";
 
+const shared = { testTimeout: 30_000, hookTimeout: 60_000 };
+
 export default defineConfig({
   test: {
-    include: ["src/**/*.test.ts", "test/**/*.test.ts"],
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
     pool: "forks",
+    // One embedded PostgreSQL for the whole run (test/support/postgres.ts).
+    globalSetup: ["test/support/pg-global-setup.ts"],
+    projects: [
+      {
+        extends: true,
+        test: { ...shared, name: "sqlite", include: ["src/**/*.test.ts", "test/**/*.test.ts"] },
+      },
+      {
+        // The same API and end-to-end suites, on PostgreSQL.
+        extends: true,
+        test: {
+          ...shared,
+          name: "postgres",
+          include: ["test/api/**/*.test.ts", "test/e2e/**/*.test.ts"],
+          exclude: ["test/e2e/cli.test.ts"],
+          env: { SERAPH_TEST_BACKEND: "postgres" },
+        },
+      },
+    ],
   },
 });

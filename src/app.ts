@@ -80,7 +80,7 @@ export function createLogger(level: string): Logger {
 export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions = {}): Promise<Seraph> {
   const log = opts.logger ?? createLogger(config.log.level);
   const now = opts.now ?? Date.now;
-  const store = openStore({ sqlite: config.database.sqlite });
+  const store = await openStore(config.database, log);
   const closers: Array<() => Promise<void>> = [() => store.close()];
   const closeAll = async () => {
     for (const close of closers.reverse()) await close().catch((err) => log.warn({ err }, "close failed"));
@@ -263,6 +263,8 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       tasks.add("lookup-peppers", 10_000, () => lookup.maintain());
       tasks.add("session-reaper", 10 * 60_000, () => validation.reap());
       tasks.add("invite-purge", 60 * 60_000, () => onbind.purgeExpiredInvites());
+      // Revocations made with `seraph keys revoke` (possibly by another instance) reach this one.
+      tasks.add("keys-refresh", 60_000, () => keys.refresh());
     };
 
     let closed = false;

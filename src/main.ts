@@ -60,7 +60,7 @@ async function serve(cfg: ResolvedConfig): Promise<void> {
 }
 
 async function migrate(cfg: ResolvedConfig): Promise<void> {
-  const store = openStore({ sqlite: cfg.database.sqlite });
+  const store = await openStore(cfg.database);
   try {
     const applied = await migrateToLatest(store);
     process.stdout.write(applied.length ? `applied: ${applied.join(", ")}\n` : "database is up to date\n");
@@ -85,7 +85,7 @@ async function keys(
     process.stdout.write(`${keys[0]!.keyId} ${keys[0]!.publicKeyBase64} written to ${path}\n`);
     return;
   }
-  const store = openStore({ sqlite: cfg.database.sqlite });
+  const store = await openStore(cfg.database);
   try {
     await migrateToLatest(store);
     const repo = new KyselyKeyRepository(store.db);
@@ -103,13 +103,14 @@ async function keys(
     } else if (action === "revoke") {
       if (!arg) throw new UsageError("keys revoke needs a key id or public key");
       const current = readKeyFile(path)[0]!;
-      if (arg === current.publicKeyBase64 || arg === current.keyId) {
+      if (arg === current.publicKeyBase64) {
         throw new UsageError(
           "refusing to revoke the current signing key; rotate first (keys generate --rotate)",
         );
       }
-      const n = await repo.revokeSigningKey(arg, Date.now());
-      process.stdout.write(`${n} key(s) revoked\n`);
+      // By key id, this revokes older keys that had the same id (a regenerated key file), never the current one.
+      const n = await repo.revokeSigningKey(arg, Date.now(), current.publicKeyBase64);
+      process.stdout.write(`${n} key(s) revoked; running servers stop accepting them within a minute\n`);
     } else {
       throw new UsageError("keys needs one of: generate, show, revoke");
     }

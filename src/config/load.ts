@@ -71,6 +71,11 @@ export function resolveConfig(tree: Tree, envNames: string[] = []): ResolvedConf
     throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
   }
   const cfg = parsed.data;
+  if (cfg.accounts.homeserver_allowlist.length > 0 && cfg.v1.enabled) {
+    throw new ConfigError(
+      "invalid configuration:\n  - accounts.homeserver_allowlist: the unauthenticated v1 API would bypass it; set v1.enabled: false",
+    );
+  }
   const host = cfg.listen.host.includes(":") ? `[${cfg.listen.host}]` : cfg.listen.host;
   const publicHost = host === "0.0.0.0" || host === "[::]" ? "127.0.0.1" : host;
   const public_base_url = (cfg.public_base_url ?? `http://${publicHost}:${cfg.listen.port}`).replace(

@@ -1,7 +1,28 @@
+import { isIP } from "node:net";
 import { z } from "zod";
+import { mailboxAddress } from "../delivery/mime.js";
 import { smsConfigSchema } from "../delivery/sms/index.js";
+import { parseCidr } from "../federation/ip-guard.js";
 
 const port = z.number().int().min(0).max(65535);
+
+/** An IPv4/IPv6 CIDR such as `10.0.0.0/8` or `::1/128`. */
+const cidr = z.string().refine(
+  (s) => {
+    try {
+      parseCidr(s);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: "expected a CIDR such as 10.0.0.0/8 or ::1/128" },
+);
+
+/** A proxy address: an IP or a CIDR. */
+const proxy = z.string().refine((s) => isIP(s) !== 0 || cidr.safeParse(s).success, {
+  message: "expected an IP address or a CIDR",
+});
 const hostPort = z.string().min(1);
 
 const smtpSchema = z
@@ -76,13 +97,19 @@ export const configSchema = z
           .min(1024)
           .max(64 * 1024 * 1024)
           .default(512 * 1024),
-        trusted_proxies: z.array(z.string()).default([]),
+        trusted_proxies: z.array(proxy).default([]),
       })
       .strict()
       .prefault({}),
     email: z
       .object({
-        from: z.string().min(3).default("Seraph <noreply@localhost>"),
+        from: z
+          .string()
+          .min(3)
+          .refine((s) => mailboxAddress(s) !== undefined, {
+            message: 'expected an address like "Name <id@example.org>"',
+          })
+          .default("Seraph <noreply@localhost>"),
         smtp: smtpSchema.optional(),
         templates_dir: z.string().optional(),
         default_brand: z.string().min(1).default("matrix-org"),
@@ -156,8 +183,8 @@ export const configSchema = z
       .prefault({}),
     federation: z
       .object({
-        ip_allowlist: z.array(z.string()).default([]),
-        ip_denylist: z.array(z.string()).default([]),
+        ip_allowlist: z.array(cidr).default([]),
+        ip_denylist: z.array(cidr).default([]),
         verify_certificates: z.boolean().default(true),
         connect_timeout_ms: z.number().int().min(100).default(5_000),
         request_timeout_ms: z.number().int().min(100).default(10_000),

@@ -1,6 +1,11 @@
 import { randomBytes } from "node:crypto";
 import rateLimit from "@fastify/rate-limit";
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyServerOptions,
+  LogController,
+} from "fastify";
 import { MatrixError } from "../identity/errors.js";
 import { CORS_HEADERS } from "./cors.js";
 import { RouteTable } from "./routes.js";
@@ -62,7 +67,8 @@ export async function createHttpServer(
     trustProxy: opts.trustProxy,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
     genReqId: () => randomBytes(6).toString("hex"),
-    disableRequestLogging: true,
+    // One log line per request is written by the onResponse hook below, with secrets stripped.
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   });
   const routes = new RouteTable(app, opts.rateLimit);

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { ConfigError } from "../config/load.js";
 
 const termsFileSchema = z.object({
   master_version: z.union([z.string(), z.number()]).optional(),
@@ -50,13 +51,13 @@ export class Terms {
     try {
       doc = parseYaml(readFileSync(path, "utf8"));
     } catch (e) {
-      throw new Error(`cannot read terms file ${path}: ${(e as Error).message}`);
+      throw new ConfigError(`cannot read terms file (terms.path) ${path}: ${(e as Error).message}`);
     }
     if (doc === null || doc === undefined) return new Terms();
     const parsed = termsFileSchema.safeParse(doc);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new Error(`terms file ${path}: ${issue?.path.join(".")}: ${issue?.message}`);
+      throw new ConfigError(`terms file (terms.path) ${path}: ${issue?.path.join(".")}: ${issue?.message}`);
     }
     return new Terms(parsed.data);
   }

@@ -3,6 +3,7 @@ import { dirname } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { Kysely, Migrator, type SqliteDatabase, SqliteDialect } from "kysely";
 import { type Dialect, SeraphMigrations } from "./migrations.js";
+import { createPostgresDialect, type PostgresLogger, pingPostgres } from "./postgres.js";
 import type { Database } from "./schema.js";
 
 /** An open database: the typed query builder plus the dialect it speaks. */
@@ -14,6 +15,15 @@ export interface Store {
 
 export interface DatabaseOptions {
   sqlite: { path: string };
+  /** When set, PostgreSQL is used instead of SQLite. */
+  postgres?:
+    | {
+        url: string;
+        pool_size: number;
+        statement_timeout_ms: number;
+        ssl: { enabled: boolean; verify_certificates: boolean; ca_path?: string | undefined };
+      }
+    | undefined;
 }
 
 /**
@@ -42,13 +52,42 @@ function cachingSqlite(path: string): SqliteDatabase {
   };
 }
 
-/** Opens the configured database (SQLite for now). Does not migrate. */
-export function openStore(opts: DatabaseOptions): Store {
+/**
+ * Opens the configured database: PostgreSQL when `postgres` is set (the server must answer), else the SQLite
+ * file. Does not migrate.
+ */
+export async function openStore(opts: DatabaseOptions, log: PostgresLogger = NO_LOG): Promise<Store> {
+  if (opts.postgres) {
+    const pgOpts = opts.postgres;
+    const { dialect, pool } = createPostgresDialect(
+      {
+        url: pgOpts.url,
+        poolSize: pgOpts.pool_size,
+        statementTimeoutMs: pgOpts.statement_timeout_ms,
+        ssl: {
+          enabled: pgOpts.ssl.enabled,
+          verifyCertificates: pgOpts.ssl.verify_certificates,
+          ...(pgOpts.ssl.ca_path ? { caPath: pgOpts.ssl.ca_path } : {}),
+        },
+      },
+      log,
+    );
+    const db = new Kysely<Database>({ dialect });
+    try {
+      await pingPostgres(pool);
+    } catch (e) {
+      await db.destroy();
+      throw new Error(`cannot reach PostgreSQL (database.postgres.url): ${(e as Error).message}`);
+    }
+    return { db, dialect: "postgres", close: () => db.destroy() };
+  }
   const db = new Kysely<Database>({
     dialect: new SqliteDialect({ database: cachingSqlite(opts.sqlite.path) }),
   });
   return { db, dialect: "sqlite", close: () => db.destroy() };
 }
+
+const NO_LOG: PostgresLogger = { warn() {} };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing step's name. */
 export async function migrateToLatest(store: Store): Promise<string[]> {

@@ -1,4 +1,4 @@
-import type { Kysely, Migration, MigrationProvider } from "kysely";
+import { type Kysely, type Migration, type MigrationProvider, sql } from "kysely";
 
 export type Dialect = "sqlite" | "postgres";
 
@@ -108,6 +108,14 @@ const STEPS: Record<string, Step> = {
       .addColumn("created_ts", "bigint", (c) => c.notNull())
       .addColumn("activated_ts", "bigint")
       .addColumn("retired_ts", "bigint")
+      .execute();
+    // At most one current and one pending pepper, even with several instances starting at once.
+    await db.schema
+      .createIndex("lookup_peppers_one_per_state")
+      .on("lookup_peppers")
+      .column("state")
+      .unique()
+      .where(sql.ref("state"), "in", ["current", "pending"])
       .execute();
     await db.schema
       .createTable("association_hashes")

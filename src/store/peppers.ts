@@ -45,24 +45,18 @@ export class KyselyPepperRepository implements PepperRepository {
   }
 
   async insertIfAbsent(pepper: string, state: "current" | "pending", now: number): Promise<void> {
-    await this.db.transaction().execute(async (tx) => {
-      const existing = await tx
-        .selectFrom("lookup_peppers")
-        .select("id")
-        .where("state", "=", state)
-        .executeTakeFirst();
-      if (existing) return;
-      await tx
-        .insertInto("lookup_peppers")
-        .values({
-          pepper,
-          state,
-          created_ts: now,
-          activated_ts: state === "current" ? now : null,
-          retired_ts: null,
-        })
-        .execute();
-    });
+    // The partial unique index on state makes this safe when several instances race.
+    await this.db
+      .insertInto("lookup_peppers")
+      .values({
+        pepper,
+        state,
+        created_ts: now,
+        activated_ts: state === "current" ? now : null,
+        retired_ts: null,
+      })
+      .onConflict((oc) => oc.doNothing())
+      .execute();
   }
 
   async unhashed(pepperId: number, limit: number) {
@@ -97,6 +91,8 @@ export class KyselyPepperRepository implements PepperRepository {
 
   async activate(pendingId: number, now: number): Promise<boolean> {
     return this.db.transaction().execute(async (tx) => {
+      // Retire the current pepper first (the unique index allows one current), then promote the pending one
+      // only if it is still pending: a second instance doing the same finds nothing to promote.
       const pending = await tx
         .selectFrom("lookup_peppers")
         .select("id")
@@ -108,13 +104,15 @@ export class KyselyPepperRepository implements PepperRepository {
         .updateTable("lookup_peppers")
         .set({ state: "previous", retired_ts: now })
         .where("state", "=", "current")
+        .where("id", "!=", pendingId)
         .execute();
-      await tx
+      const promoted = await tx
         .updateTable("lookup_peppers")
         .set({ state: "current", activated_ts: now })
         .where("id", "=", pendingId)
-        .execute();
-      return true;
+        .where("state", "=", "pending")
+        .executeTakeFirst();
+      return Number(promoted.numUpdatedRows) === 1;
     });
   }
 

@@ -5,7 +5,7 @@ import { simpleParser } from "mailparser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeBase64 } from "../../src/crypto/base64.js";
 import { signingBytes } from "../../src/crypto/ed25519.js";
-import { call, startSeraph, type TestSeraph } from "../support/seraph.js";
+import { BACKEND, call, startSeraph, type TestSeraph } from "../support/seraph.js";
 
 const V1 = "/_matrix/identity/api/v1";
 const V2 = "/_matrix/identity/v2";
@@ -34,6 +34,12 @@ function spki(raw: Buffer) {
     type: "spki",
   });
 }
+
+describe("test set-up", () => {
+  it("runs on the backend the project asks for", () => {
+    expect(is.seraph.store.dialect).toBe(BACKEND);
+  });
+});
 
 describe("status and versions", () => {
   it("answers versions, v2 and v1 status", async () => {

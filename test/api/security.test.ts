@@ -70,7 +70,7 @@ describe("registration against a misbehaving homeserver", () => {
   beforeAll(async () => {
     hs = await startFakeHomeserver({ serverName: "hs.test" });
     is = await startSeraph(
-      { accounts: { homeserver_allowlist: [`hs.test:${hs.port}`] } },
+      { accounts: { homeserver_allowlist: [`hs.test:${hs.port}`] }, v1: { enabled: false } },
       {
         homeservers: new HomeserverClient({
           dns,

@@ -5,6 +5,25 @@ import { join } from "node:path";
 import pino from "pino";
 import { createSeraph, type Seraph, type SeraphOptions } from "../../src/app.js";
 import { resolveConfig } from "../../src/config/load.js";
+import { createTestDatabase } from "./postgres.js";
+
+/** Which database the API and end-to-end suites run on (the `postgres` vitest project sets it). */
+export const BACKEND: "sqlite" | "postgres" =
+  process.env.SERAPH_TEST_BACKEND === "postgres" ? "postgres" : "sqlite";
+
+/** One PostgreSQL database per test folder, so that a restarted Seraph finds its data again. */
+const databases = new Map<string, string>();
+
+/** The `database` config for a test folder on the current backend. */
+export async function testDatabase(dir: string): Promise<Tree> {
+  if (BACKEND === "sqlite") return { sqlite: { path: join(dir, "seraph.db") } };
+  let url = databases.get(dir);
+  if (url === undefined) {
+    url = await createTestDatabase();
+    databases.set(dir, url);
+  }
+  return { postgres: { url, pool_size: 5 } };
+}
 
 /** Finds a free TCP port on 127.0.0.1. */
 export async function freePort(): Promise<number> {
@@ -56,7 +75,7 @@ export async function startSeraph(
     server_name: "is.test",
     public_base_url: `http://127.0.0.1:${port}`,
     listen: { host: "127.0.0.1", port },
-    database: { sqlite: { path: join(dir, "seraph.db") } },
+    database: await testDatabase(dir),
     signing_key_path: join(dir, "signing.key"),
     log: { level: "silent" },
     email: { outbox_dir: join(dir, "outbox"), from: "Seraph <noreply@is.test>" },
