@@ -10,7 +10,12 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { ...shared, name: "sqlite", include: ["src/**/*.test.ts", "test/**/*.test.ts"] },
+        test: {
+          ...shared,
+          name: "sqlite",
+          include: ["src/**/*.test.ts", "test/**/*.test.ts"],
+          exclude: ["test/postgres/**"],
+        },
       },
       {
         // The same API and end-to-end suites, on PostgreSQL.
@@ -18,7 +23,8 @@ export default defineConfig({
         test: {
           ...shared,
           name: "postgres",
-          include: ["test/api/**/*.test.ts", "test/e2e/**/*.test.ts"],
+          // test/postgres: what only PostgreSQL can do (several instances, outages, migrate-db).
+          include: ["test/api/**/*.test.ts", "test/e2e/**/*.test.ts", "test/postgres/**/*.test.ts"],
           exclude: ["test/e2e/cli.test.ts"],
           env: { SERAPH_TEST_BACKEND: "postgres" },
         },

@@ -1,7 +1,9 @@
 import type { FastifyInstance } from "fastify";
+import { sql } from "kysely";
 import pino, { type Logger } from "pino";
 import { registerAccountRoutes } from "./api/account.js";
 import { registerAssociationRoutes } from "./api/associations.js";
+import { registerHealthRoutes } from "./api/health.js";
 import { registerInviteRoutes } from "./api/invites.js";
 import { registerV1LookupRoutes, registerV2LookupRoutes } from "./api/lookup.js";
 import { registerPubkeyRoutes } from "./api/pubkey.js";
@@ -34,6 +36,7 @@ import { ValidationService } from "./identity/validation.js";
 import { KyselyAccountRepository } from "./store/accounts.js";
 import { KyselyAssociationRepository } from "./store/associations.js";
 import { migrateToLatest, openStore, type Store } from "./store/database.js";
+import { isDatabaseUnavailable } from "./store/errors.js";
 import { KyselyInviteRepository } from "./store/invites.js";
 import { KyselyKeyRepository } from "./store/keys.js";
 import { KyselyOnbindJobRepository } from "./store/onbind-jobs.js";
@@ -196,7 +199,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
         maxAgeMs: config.onbind.max_age_hours * 3_600_000,
         initialBackoffMs: config.onbind.initial_backoff_seconds * 1000,
         maxBackoffMs: config.onbind.max_backoff_seconds * 1000,
-        leaseMs: Math.max(60_000, config.federation.request_timeout_ms * 3),
+        leaseMs: Math.max(config.onbind.lease_seconds * 1000, config.federation.request_timeout_ms * 2),
         inviteLifetimeMs: config.invites.lifetime_days * 86_400_000,
       },
       new KyselyOnbindJobRepository(store.db),
@@ -218,6 +221,19 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       trustProxy: config.http.trusted_proxies.length ? config.http.trusted_proxies : false,
       rateLimit: limits.enabled,
       logger: log,
+      isUnavailable: isDatabaseUnavailable,
+    });
+    let stopping = false;
+    registerHealthRoutes(routes, {
+      stopping: () => stopping,
+      databaseReachable: async () => {
+        try {
+          await sql`select 1`.execute(store.db);
+          return true;
+        } catch {
+          return false;
+        }
+      },
     });
     registerStatusRoutes(routes, { v1: config.v1.enabled });
     const allowQuery = config.auth.allow_query_token;
@@ -260,7 +276,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     // Background work (started by listen)
     const startTasks = () => {
       tasks.add("onbind", config.onbind.poll_interval_ms, () => onbind.runDue());
-      tasks.add("lookup-peppers", 10_000, () => lookup.maintain());
+      tasks.add("lookup-peppers", config.lookup.maintenance_interval_seconds * 1000, () => lookup.maintain());
       tasks.add("session-reaper", 10 * 60_000, () => validation.reap());
       tasks.add("invite-purge", 60 * 60_000, () => onbind.purgeExpiredInvites());
       // Revocations made with `seraph keys revoke` (possibly by another instance) reach this one.
@@ -284,6 +300,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       async close() {
         if (closed) return;
         closed = true;
+        stopping = true;
         await tasks.stop();
         await closeAll();
       },

@@ -3,10 +3,13 @@ import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { createLogger, createSeraph } from "./app.js";
 import { ConfigError, loadConfig, type ResolvedConfig } from "./config/load.js";
+import { randomToken } from "./crypto/hash.js";
 import { KeyFileError, readKeyFile, rotateKeys, writeKeyFile } from "./crypto/key-file.js";
 import { KeyService } from "./identity/keys.js";
-import { migrateToLatest, openStore } from "./store/database.js";
+import { copyDatabase } from "./store/copy.js";
+import { type DatabaseOptions, migrateToLatest, openStore } from "./store/database.js";
 import { KyselyKeyRepository } from "./store/keys.js";
+import { KyselyPepperRepository } from "./store/peppers.js";
 
 const HELP = `seraph: a Matrix identity server
 
@@ -16,6 +19,10 @@ Usage:
   seraph keys generate [--config FILE] [--rotate]
                                           create the signing key file; with --rotate, add a new
                                           current key in front of the existing ones
+  seraph migrate-db --from sqlite:PATH --to postgres:URL
+                                          copy a whole database (e.g. a single node's SQLite file
+                                          into PostgreSQL), verifying row counts
+  seraph pepper rotate [--config FILE]    start a lookup pepper rotation (running servers rehash)
   seraph keys show [--config FILE]        print key ids and public keys
   seraph keys revoke KEY [--config FILE]  revoke an old key (by key id or public key)
   seraph --help
@@ -64,6 +71,56 @@ async function migrate(cfg: ResolvedConfig): Promise<void> {
   try {
     const applied = await migrateToLatest(store);
     process.stdout.write(applied.length ? `applied: ${applied.join(", ")}\n` : "database is up to date\n");
+  } finally {
+    await store.close();
+  }
+}
+
+/** Parses `sqlite:PATH`, `postgres:URL` or a bare `postgres://…` URL into database options. */
+function databaseTarget(spec: string | undefined, flag: string): DatabaseOptions {
+  if (!spec) throw new UsageError(`migrate-db needs ${flag} sqlite:PATH or ${flag} postgres:URL`);
+  const pg = { pool_size: 4, statement_timeout_ms: 0, ssl: { enabled: false, verify_certificates: true } };
+  if (spec.startsWith("sqlite:")) return { sqlite: { path: spec.slice("sqlite:".length) } };
+  if (spec.startsWith("postgres://") || spec.startsWith("postgresql://")) {
+    return { sqlite: { path: ":memory:" }, postgres: { url: spec, ...pg } };
+  }
+  if (spec.startsWith("postgres:"))
+    return { sqlite: { path: ":memory:" }, postgres: { url: spec.slice(9), ...pg } };
+  throw new UsageError(`${flag} must be sqlite:PATH or postgres:URL`);
+}
+
+async function migrateDb(fromSpec: string | undefined, toSpec: string | undefined): Promise<void> {
+  const fromOpts = databaseTarget(fromSpec, "--from");
+  const toOpts = databaseTarget(toSpec, "--to");
+  if (!fromOpts.postgres && !existsSync(fromOpts.sqlite.path)) {
+    throw new UsageError(`--from: no SQLite file at ${fromOpts.sqlite.path}`);
+  }
+  const from = await openStore(fromOpts);
+  try {
+    const to = await openStore(toOpts);
+    try {
+      const counts = await copyDatabase(from, to, (table, rows) => {
+        if (rows % 100_000 === 0) process.stdout.write(`  ${table}: ${rows} rows\n`);
+      });
+      for (const c of counts)
+        process.stdout.write(`${c.table.padEnd(22)} ${String(c.target).padStart(10)} rows\n`);
+      process.stdout.write("copy complete: every table has the same number of rows in both databases\n");
+    } finally {
+      await to.close();
+    }
+  } finally {
+    await from.close();
+  }
+}
+
+async function pepper(cfg: ResolvedConfig, action: string | undefined): Promise<void> {
+  if (action !== "rotate") throw new UsageError("pepper needs: rotate");
+  const store = await openStore(cfg.database);
+  try {
+    await migrateToLatest(store);
+    const repo = new KyselyPepperRepository(store.db);
+    await repo.insertIfAbsent(randomToken(32), "pending", Date.now());
+    process.stdout.write("a new lookup pepper is pending; running servers rehash and switch to it\n");
   } finally {
     await store.close();
   }
@@ -127,6 +184,8 @@ async function main(argv: string[]): Promise<void> {
       config: { type: "string", short: "c" },
       help: { type: "boolean", short: "h" },
       rotate: { type: "boolean" },
+      from: { type: "string" },
+      to: { type: "string" },
     },
   });
   if (values.help) {
@@ -139,6 +198,10 @@ async function main(argv: string[]): Promise<void> {
       return serve(config(values.config));
     case "migrate":
       return migrate(config(values.config));
+    case "migrate-db":
+      return migrateDb(values.from, values.to);
+    case "pepper":
+      return pepper(config(values.config), sub);
     case "keys":
       return keys(config(values.config), sub, arg, values.rotate ?? false);
     case "help":

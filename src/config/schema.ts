@@ -142,6 +142,7 @@ export const configSchema = z
         pepper_rotation_days: z.number().min(0).default(0),
         previous_pepper_grace_seconds: z.number().int().min(0).default(3600),
         rehash_batch_size: z.number().int().min(1).max(100_000).default(1000),
+        maintenance_interval_seconds: z.number().min(0.05).default(10),
       })
       .strict()
       .prefault({}),
@@ -152,6 +153,7 @@ export const configSchema = z
         initial_backoff_seconds: z.number().min(0).default(2),
         max_backoff_seconds: z.number().min(0.01).default(3600),
         poll_interval_ms: z.number().int().min(10).default(2000),
+        lease_seconds: z.number().min(1).default(120),
       })
       .strict()
       .prefault({}),

@@ -11,6 +11,8 @@ import { CORS_HEADERS } from "./cors.js";
 import { RouteTable } from "./routes.js";
 
 export interface HttpOptions {
+  /** Recognises errors that mean a dependency is down (answered 503, not 500). */
+  isUnavailable?: (err: unknown) => boolean;
   /** Whether per-route rate limits apply (`rate_limit.enabled`). */
   rateLimit: boolean;
   maxBodyBytes: number;
@@ -127,6 +129,11 @@ export async function createHttpServer(
       if (matrix.status >= 500) req.log.error({ err: matrix.cause ?? matrix, reqId: req.id }, matrix.message);
       reply.code(matrix.status);
       return { ...matrix.extra, errcode: matrix.errcode, error: matrix.message };
+    }
+    if (opts.isUnavailable?.(error)) {
+      req.log.warn({ err: error, reqId: req.id }, "dependency unavailable");
+      reply.code(503);
+      return { errcode: "M_UNKNOWN", error: "Service temporarily unavailable, try again later" };
     }
     req.log.error({ err: error, reqId: req.id }, "unexpected error");
     reply.code(500);
