@@ -15,8 +15,8 @@ export const BACKEND: "sqlite" | "postgres" =
 const databases = new Map<string, string>();
 
 /** The `database` config for a test folder on the current backend. */
-export async function testDatabase(dir: string): Promise<Tree> {
-  if (BACKEND === "sqlite") return { sqlite: { path: join(dir, "seraph.db") } };
+export async function testDatabase(dir: string, backend = BACKEND): Promise<Tree> {
+  if (backend === "sqlite") return { sqlite: { path: join(dir, "seraph.db") } };
   let url = databases.get(dir);
   if (url === undefined) {
     url = await createTestDatabase();
@@ -67,7 +67,7 @@ export interface TestSeraph {
  */
 export async function startSeraph(
   config: Tree = {},
-  opts: SeraphOptions & { dir?: string } = {},
+  opts: SeraphOptions & { dir?: string; backend?: "sqlite" | "postgres" } = {},
 ): Promise<TestSeraph> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "seraph-test-"));
   const port = await freePort();
@@ -75,7 +75,7 @@ export async function startSeraph(
     server_name: "is.test",
     public_base_url: `http://127.0.0.1:${port}`,
     listen: { host: "127.0.0.1", port },
-    database: await testDatabase(dir),
+    database: await testDatabase(dir, opts.backend),
     signing_key_path: join(dir, "signing.key"),
     log: { level: "silent" },
     email: { outbox_dir: join(dir, "outbox"), from: "Seraph <noreply@is.test>" },

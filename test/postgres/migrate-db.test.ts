@@ -1,0 +1,117 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { sha256Hex } from "../../src/crypto/hash.js";
+import { lookupHash } from "../../src/identity/lookup.js";
+import { createTestDatabase } from "../support/postgres.js";
+import { call, startSeraph, type TestSeraph } from "../support/seraph.js";
+
+const ROOT = resolve(import.meta.dirname, "..", "..");
+const V1 = "/_matrix/identity/api/v1";
+const V2 = "/_matrix/identity/v2";
+const TOKEN = "migration-test-token";
+
+function cli(args: string[]) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SERAPH_")));
+  return spawnSync(join(ROOT, "node_modules", ".bin", "tsx"), [join(ROOT, "src", "main.ts"), ...args], {
+    env,
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+}
+
+const servers: TestSeraph[] = [];
+afterAll(async () => {
+  for (const s of servers) await s.close();
+});
+
+/** What a client sees: public key, v1 signed lookups, the pepper and v2 lookups of every address. */
+async function answers(is: TestSeraph, emails: string[]) {
+  const pubkey = (await call(`${is.url}${V2}/pubkey/ed25519:0`)).body;
+  const v1 = [];
+  for (const e of emails) v1.push((await call(`${is.url}${V1}/lookup?medium=email&address=${e}`)).body);
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  const details = (await call(`${is.url}${V2}/hash_details`, { headers: auth })).body as {
+    lookup_pepper: string;
+  };
+  const hashes = emails.map((e) => lookupHash(e, "email", details.lookup_pepper));
+  const v2 = (
+    await call(`${is.url}${V2}/lookup`, {
+      headers: auth,
+      body: { algorithm: "sha256", pepper: details.lookup_pepper, addresses: hashes },
+    })
+  ).body;
+  return { pubkey, v1, details, v2 };
+}
+
+describe("seraph migrate-db", () => {
+  it("copies a populated SQLite database into PostgreSQL with identical answers", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "seraph-migrate-"));
+    const sqlitePath = join(dir, "seraph.db");
+    const source = await startSeraph({}, { dir, backend: "sqlite" });
+    servers.push(source);
+    const emails = Array.from({ length: 40 }, (_, i) => `user${i}@example.org`);
+    const db = source.seraph.store.db;
+    await db
+      .insertInto("access_tokens")
+      .values({ token_hash: sha256Hex(TOKEN), user_id: "@m:hs.test", created_ts: 1, expires_ts: null })
+      .execute();
+    const pepper = await db
+      .selectFrom("lookup_peppers")
+      .select(["id", "pepper"])
+      .where("state", "=", "current")
+      .executeTakeFirstOrThrow();
+    for (const [i, address] of emails.entries()) {
+      const { id } = await db
+        .insertInto("associations")
+        .values({
+          medium: "email",
+          address,
+          mxid: `@user${i}:hs.test`,
+          ts: 1000 + i,
+          not_before: 1000,
+          not_after: 9e12,
+        })
+        .returning("id")
+        .executeTakeFirstOrThrow();
+      await db
+        .insertInto("association_hashes")
+        .values({
+          pepper_id: pepper.id,
+          hash: lookupHash(address, "email", pepper.pepper),
+          association_id: id,
+        })
+        .execute();
+    }
+    const invite = await call(`${source.url}${V1}/store-invite`, {
+      body: { medium: "email", address: "pending@example.org", room_id: "!r:hs.test", sender: "@s:hs.test" },
+    });
+    expect(invite.status).toBe(200);
+    const before = await answers(source, emails);
+    expect(Object.keys(before.v2.mappings as object)).toHaveLength(40);
+    await source.close();
+    servers.pop();
+
+    const url = await createTestDatabase();
+    const copy = cli(["migrate-db", "--from", `sqlite:${sqlitePath}`, "--to", `postgres:${url}`]);
+    expect(copy.status, copy.stderr).toBe(0);
+    expect(copy.stdout).toMatch(/associations\s+40 rows/);
+    expect(copy.stdout).toContain("copy complete");
+
+    const target = await startSeraph({ database: { postgres: { url } } }, { dir, backend: "sqlite" });
+    servers.push(target);
+    expect(target.seraph.store.dialect).toBe("postgres");
+    expect(await answers(target, emails)).toEqual(before);
+    // Sequences continue after the copied ids: new rows work.
+    const more = await call(`${target.url}${V1}/store-invite`, {
+      body: { medium: "email", address: "later@example.org", room_id: "!r:hs.test", sender: "@s:hs.test" },
+    });
+    expect(more.status).toBe(200);
+
+    const again = cli(["migrate-db", "--from", `sqlite:${sqlitePath}`, "--to", `postgres:${url}`]);
+    expect(again.status).not.toBe(0);
+    expect(again.stderr).toContain("not empty");
+  }, 90_000);
+});
