@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { Redis } from "ioredis";
 import { sql } from "kysely";
 import pino, { type Logger } from "pino";
 import { registerAccountRoutes } from "./api/account.js";
@@ -31,6 +32,7 @@ import { NextLinkPolicy } from "./identity/next-link.js";
 import { OnbindDelivery } from "./identity/onbind.js";
 import { HomeserverOpenIdVerifier } from "./identity/openid.js";
 import { MemoryRateLimiter } from "./identity/rate-limiter.js";
+import { RedisRateLimiter } from "./identity/redis-rate-limiter.js";
 import { Terms } from "./identity/terms.js";
 import { ValidationService } from "./identity/validation.js";
 import { KyselyAccountRepository } from "./store/accounts.js";
@@ -116,6 +118,26 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       });
     if (!opts.homeservers) closers.push(() => homeservers.close());
 
+    // Rate limits: in this process, or shared by every instance through Redis.
+    const redis = config.rate_limit.redis_url
+      ? new Redis(config.rate_limit.redis_url, {
+          maxRetriesPerRequest: 1,
+          enableOfflineQueue: false,
+          lazyConnect: true,
+        })
+      : undefined;
+    if (redis) {
+      redis.on("error", (err: Error) => log.warn({ err: err.message }, "Redis connection error"));
+      closers.push(async () => {
+        redis.disconnect();
+      });
+      // Limits fail open while Redis is away; they apply again once it is back.
+      await redis
+        .connect()
+        .catch((err: Error) => log.warn({ err: err.message }, "Redis unreachable at start"));
+    }
+    const keyedLimiter = redis ? new RedisRateLimiter(redis, log) : new MemoryRateLimiter(now);
+
     // Domain services
     const tasks = new BackgroundTasks(log);
     const invitesRepo = new KyselyInviteRepository(store.db);
@@ -169,7 +191,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       new KyselySessionRepository(store.db),
       mailer,
       sms,
-      new MemoryRateLimiter(now),
+      keyedLimiter,
       now,
     );
     const lookup = new LookupService(
@@ -220,6 +242,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       maxBodyBytes: config.http.max_body_bytes,
       trustProxy: config.http.trusted_proxies.length ? config.http.trusted_proxies : false,
       rateLimit: limits.enabled,
+      rateLimitRedis: redis,
       logger: log,
       isUnavailable: isDatabaseUnavailable,
     });

@@ -200,6 +200,7 @@ export const configSchema = z
         authenticated_per_minute: z.number().int().min(1).default(600),
         store_invite_per_minute: z.number().int().min(1).default(30),
         request_token_per_minute: z.number().int().min(1).default(30),
+        redis_url: z.string().startsWith("redis").optional(),
         email_per_address: bucketSchema.prefault({ burst: 5, per_hour: 12 }),
         sms_per_number: bucketSchema.prefault({ burst: 5, per_hour: 1 }),
         sms_per_country: bucketSchema.prefault({ burst: 50, per_hour: 60 }),

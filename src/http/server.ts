@@ -6,6 +6,7 @@ import Fastify, {
   type FastifyServerOptions,
   LogController,
 } from "fastify";
+import type { Redis } from "ioredis";
 import { MatrixError } from "../identity/errors.js";
 import { CORS_HEADERS } from "./cors.js";
 import { RouteTable } from "./routes.js";
@@ -15,6 +16,8 @@ export interface HttpOptions {
   isUnavailable?: (err: unknown) => boolean;
   /** Whether per-route rate limits apply (`rate_limit.enabled`). */
   rateLimit: boolean;
+  /** Shares the per-route counters between instances (`rate_limit.redis_url`). */
+  rateLimitRedis?: Redis | undefined;
   maxBodyBytes: number;
   trustProxy: boolean | string[];
   logger: FastifyServerOptions["loggerInstance"];
@@ -78,6 +81,9 @@ export async function createHttpServer(
     await app.register(rateLimit, {
       global: false,
       keyGenerator: (req) => req.ip,
+      ...(opts.rateLimitRedis
+        ? { redis: opts.rateLimitRedis, nameSpace: "seraph:route:", skipOnError: true }
+        : {}),
       errorResponseBuilder: (_req, ctx) =>
         new MatrixError(429, "M_LIMIT_EXCEEDED", "Too many requests", { retry_after_ms: ctx.ttl }),
     });

@@ -1,0 +1,57 @@
+import type { Redis } from "ioredis";
+import type { BucketRule, KeyedRateLimiter } from "./rate-limiter.js";
+
+// A token bucket kept in a Redis hash, updated atomically, timed by the Redis server's clock so that every
+// instance counts the same way. Returns the milliseconds to wait (0 = allowed).
+const TAKE = `
+local burst = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local b = redis.call('HMGET', KEYS[1], 't', 'u')
+local tokens = tonumber(b[1]) or burst
+local updated = tonumber(b[2]) or now
+tokens = math.min(burst, tokens + (now - updated) * rate)
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+elseif rate > 0 then
+  wait = math.ceil((1 - tokens) / rate)
+else
+  wait = 3600000
+end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'u', tostring(now))
+local ttl = 86400000
+if rate > 0 then ttl = math.ceil(burst / rate) + 1000 end
+redis.call('PEXPIRE', KEYS[1], ttl)
+return wait
+`;
+
+export interface RateLimiterLogger {
+  warn(obj: object, msg: string): void;
+}
+
+/**
+ * Token buckets shared by every instance through Redis (`rate_limit.redis_url`). When Redis cannot be reached
+ * the request is allowed (fail open) and a warning is logged: a broken limiter must not stop validation.
+ */
+export class RedisRateLimiter implements KeyedRateLimiter {
+  constructor(
+    private readonly redis: Redis,
+    private readonly log: RateLimiterLogger,
+    private readonly prefix = "seraph:rl:",
+  ) {}
+
+  async take(key: string, rule: BucketRule): Promise<number> {
+    try {
+      const wait = await this.redis.eval(TAKE, 1, this.prefix + key, rule.burst, rule.perHour / 3_600_000);
+      return Number(wait);
+    } catch (err) {
+      this.log.warn(
+        { err: (err as Error).message },
+        "rate limiter unavailable (Redis); allowing the request",
+      );
+      return 0;
+    }
+  }
+}
