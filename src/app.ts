@@ -18,6 +18,7 @@ import { createSmsProvider, type SmsProvider } from "./delivery/sms/index.js";
 import { SmsCodeSender } from "./delivery/sms/phone-codes.js";
 import { HomeserverClient, ServerKeyCache } from "./federation/index.js";
 import { requireAuth } from "./http/auth.js";
+import { Metrics } from "./http/metrics.js";
 import { PageRenderer } from "./http/pages.js";
 import { V1, V2 } from "./http/routes.js";
 import { createHttpServer } from "./http/server.js";
@@ -100,10 +101,27 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     const keyRepo = new KyselyKeyRepository(store.db);
     const keys = await KeyService.load(fileKeys, keyRepo, now());
 
-    // Outbound: mail, SMS, homeservers
-    const mailer = opts.mailer ?? createMailer(config.email, log);
-    closers.push(() => mailer.close());
-    const sms = new SmsCodeSender(config.sms, opts.sms ?? createSmsProvider(config.sms, log));
+    const metrics = new Metrics();
+
+    // Outbound: mail, SMS, homeservers (counted for /metrics)
+    const rawMailer = opts.mailer ?? createMailer(config.email, log);
+    closers.push(() => rawMailer.close());
+    const mailer: Mailer = {
+      send: Metrics.counted(
+        (mail) => rawMailer.send(mail),
+        (ok, mail) => metrics.emails.inc({ template: mail.template, result: ok ? "sent" : "failed" }),
+      ),
+      close: () => rawMailer.close(),
+    };
+    const rawSms = opts.sms ?? createSmsProvider(config.sms, log);
+    const sms = new SmsCodeSender(config.sms, {
+      name: rawSms.name,
+      send: Metrics.counted(
+        (msg) => rawSms.send(msg),
+        (ok) => metrics.sms.inc({ result: ok ? "sent" : "failed" }),
+      ),
+      close: () => rawSms.close(),
+    });
     closers.push(() => sms.close());
     const homeservers =
       opts.homeservers ??
@@ -227,7 +245,12 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       new KyselyOnbindJobRepository(store.db),
       invitesRepo,
       associationsRepo,
-      homeservers,
+      {
+        postOnbind: Metrics.counted(
+          (server: string, body: object) => homeservers.postOnbind(server, body),
+          (ok) => metrics.onbind.inc({ result: ok ? "delivered" : "failed" }),
+        ),
+      },
       keys,
       log,
       now,
@@ -246,6 +269,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       logger: log,
       isUnavailable: isDatabaseUnavailable,
     });
+    metrics.instrument(app);
     let stopping = false;
     registerHealthRoutes(routes, {
       stopping: () => stopping,
@@ -317,6 +341,10 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       log,
       async listen() {
         const address = await app.listen({ host: config.listen.host, port: config.listen.port });
+        if (config.metrics.enabled) {
+          const server = await metrics.serve(config.metrics.host, config.metrics.port);
+          closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+        }
         startTasks();
         return address;
       },

@@ -89,6 +89,14 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    metrics: z
+      .object({
+        enabled: z.boolean().default(false),
+        host: z.string().min(1).default("127.0.0.1"),
+        port: port.default(9092),
+      })
+      .strict()
+      .prefault({}),
     http: z
       .object({
         max_body_bytes: z

@@ -1,0 +1,88 @@
+import { createServer, type Server } from "node:http";
+import type { FastifyInstance } from "fastify";
+import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+
+/** Prometheus metrics of one Seraph process. */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: "seraph_http_requests_total",
+    help: "HTTP requests by route pattern, method and status",
+    labelNames: ["method", "route", "status"] as const,
+    registers: [this.registry],
+  });
+  readonly duration = new Histogram({
+    name: "seraph_http_request_duration_seconds",
+    help: "HTTP request duration by route pattern",
+    labelNames: ["route"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly emails = new Counter({
+    name: "seraph_emails_total",
+    help: "Emails by template and result (sent, failed)",
+    labelNames: ["template", "result"] as const,
+    registers: [this.registry],
+  });
+  readonly sms = new Counter({
+    name: "seraph_sms_total",
+    help: "SMS by result (sent, failed)",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+  readonly onbind = new Counter({
+    name: "seraph_onbind_deliveries_total",
+    help: "onbind delivery attempts by result (delivered, failed)",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Counts and times every request of `app` by its route pattern (never by raw URL: no tokens, bounded labels). */
+  instrument(app: FastifyInstance): void {
+    app.addHook("onResponse", async (req, reply) => {
+      const route = req.routeOptions.url ?? "unmatched";
+      this.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
+      this.duration.observe({ route }, reply.elapsedTime / 1000);
+    });
+  }
+
+  /** Wraps an async function so that each call counts as `ok` or `failed` on `count`. */
+  static counted<A extends unknown[], R>(
+    fn: (...args: A) => Promise<R>,
+    count: (ok: boolean, ...args: A) => void,
+  ): (...args: A) => Promise<R> {
+    return async (...args: A) => {
+      try {
+        const out = await fn(...args);
+        count(true, ...args);
+        return out;
+      } catch (e) {
+        count(false, ...args);
+        throw e;
+      }
+    };
+  }
+
+  /** Serves `GET /metrics` on its own listener (keep it off the public interface). */
+  async serve(host: string, port: number): Promise<Server> {
+    const server = createServer((req, res) => {
+      if (req.url !== "/metrics") {
+        res.writeHead(404).end();
+        return;
+      }
+      this.registry.metrics().then(
+        (text) => res.writeHead(200, { "content-type": this.registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => resolve());
+    });
+    return server;
+  }
+}
