@@ -102,6 +102,7 @@ describe("loadConfig without a file", () => {
       pepper_rotation_days: 0,
       previous_pepper_grace_seconds: 3600,
       rehash_batch_size: 1000,
+      maintenance_interval_seconds: 10,
     });
     expect(cfg.onbind).toEqual({
       max_attempts: 15,
@@ -109,6 +110,7 @@ describe("loadConfig without a file", () => {
       initial_backoff_seconds: 2,
       max_backoff_seconds: 3600,
       poll_interval_ms: 2000,
+      lease_seconds: 120,
     });
   });
 

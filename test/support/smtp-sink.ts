@@ -9,15 +9,9 @@
  *   sink.failNext(2);                                   // next 2 RCPT TO get "550 ..."
  *   await sink.close();
  */
-import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { promisify } from "node:util";
 import { type ParsedMail, simpleParser } from "mailparser";
 import { SMTPServer } from "smtp-server";
-
-const execFileAsync = promisify(execFile);
+import { createSelfSignedCertificate } from "./tls.js";
 
 export interface SinkMessage {
   /** The message exactly as received (DATA, dot-unstuffed). */
@@ -59,40 +53,9 @@ export interface SmtpSink {
   close(): Promise<void>;
 }
 
-let certPromise: Promise<{ key: string; cert: string }> | undefined;
-
-/** A self-signed certificate for localhost / 127.0.0.1, generated once per process with openssl. */
+/** A self-signed certificate for localhost / 127.0.0.1 (shared with the other test servers). */
 export function selfSignedCert(): Promise<{ key: string; cert: string }> {
-  certPromise ??= (async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), "seraph-cert-"));
-    try {
-      const keyFile = path.join(dir, "key.pem");
-      const certFile = path.join(dir, "cert.pem");
-      await execFileAsync("/usr/bin/openssl", [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        keyFile,
-        "-out",
-        certFile,
-        "-days",
-        "2",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-      ]);
-      return { key: await readFile(keyFile, "utf8"), cert: await readFile(certFile, "utf8") };
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  })();
-  return certPromise;
+  return createSelfSignedCertificate({ dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
 }
 
 export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSink> {
