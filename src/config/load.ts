@@ -6,9 +6,11 @@ import type { z } from "zod";
 import { type Config, configSchema } from "./schema.js";
 
 /** The configuration with derived defaults filled in (base URL, template folder). */
+type SmtpSettings = NonNullable<Config["email"]["smtp"]> & { port: number };
+
 export type ResolvedConfig = Config & {
   public_base_url: string;
-  email: Config["email"] & { templates_dir: string };
+  email: Omit<Config["email"], "smtp"> & { templates_dir: string; smtp?: SmtpSettings | undefined };
   sms: Config["sms"] & { outbox_dir: string };
 };
 
@@ -84,7 +86,11 @@ export function resolveConfig(tree: Tree, envNames: string[] = []): ResolvedConf
   );
   const templates_dir = cfg.email.templates_dir ?? resolve(PACKAGE_ROOT, "templates");
   const sms = { ...cfg.sms, outbox_dir: cfg.sms.outbox_dir ?? cfg.email.outbox_dir };
-  return { ...cfg, public_base_url, email: { ...cfg.email, templates_dir }, sms };
+  const smtp = cfg.email.smtp && {
+    ...cfg.email.smtp,
+    port: cfg.email.smtp.port ?? { tls: 465, starttls: 587, none: 25 }[cfg.email.smtp.tls],
+  };
+  return { ...cfg, public_base_url, email: { ...cfg.email, templates_dir, smtp }, sms };
 }
 
 /**

@@ -28,7 +28,8 @@ const hostPort = z.string().min(1);
 const smtpSchema = z
   .object({
     host: hostPort,
-    port: port.default(25),
+    /** Default: 465 for `tls`, 587 for `starttls`, 25 for `none`. */
+    port: port.optional(),
     tls: z.enum(["none", "starttls", "tls"]).default("starttls"),
     username: z.string().optional(),
     password: z.string().optional(),
@@ -123,7 +124,7 @@ export const configSchema = z
         default_brand: z.string().min(1).default("matrix-org"),
         outbox_dir: z.string().min(1).default("./data/outbox"),
         hostname: z.string().optional(),
-        web_client_location: z.string().default("https://app.element.io"),
+        web_client_location: z.url({ protocol: /^https?$/ }).default("https://app.element.io"),
       })
       .strict()
       .prefault({}),

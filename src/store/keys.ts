@@ -14,7 +14,7 @@ export interface KeyRepository {
   allSigningKeys(): Promise<Array<PublishedKey & { createdTs: number; revokedTs: number | null }>>;
   addEphemeralKey(publicKey: string, now: number): Promise<void>;
   removeEphemeralKey(publicKey: string): Promise<void>;
-  /** Whether an ephemeral key exists; counts the check. */
+  /** Whether an ephemeral key exists. */
   ephemeralKeyExists(publicKey: string): Promise<boolean>;
 }
 
@@ -69,11 +69,11 @@ export class KyselyKeyRepository implements KeyRepository {
   }
 
   async ephemeralKeyExists(publicKey: string): Promise<boolean> {
-    const res = await this.db
-      .updateTable("ephemeral_keys")
-      .set((eb) => ({ verify_count: eb("verify_count", "+", 1) }))
+    const row = await this.db
+      .selectFrom("ephemeral_keys")
+      .select("created_ts")
       .where("public_key", "=", publicKey)
       .executeTakeFirst();
-    return Number(res.numUpdatedRows) > 0;
+    return row !== undefined;
   }
 }

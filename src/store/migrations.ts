@@ -24,7 +24,6 @@ const STEPS: Record<string, Step> = {
       .createTable("ephemeral_keys")
       .addColumn("public_key", "text", (c) => c.primaryKey())
       .addColumn("created_ts", "bigint", (c) => c.notNull())
-      .addColumn("verify_count", "integer", (c) => c.notNull().defaultTo(0))
       .execute();
     await db.schema
       .createTable("invites")

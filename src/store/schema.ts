@@ -12,7 +12,6 @@ export interface SigningKeysTable {
 export interface EphemeralKeysTable {
   public_key: string;
   created_ts: number;
-  verify_count: Generated<number>;
 }
 
 /** Stored third-party invites, with every request parameter kept as JSON. */
