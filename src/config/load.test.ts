@@ -105,7 +105,7 @@ describe("loadConfig without a file", () => {
       maintenance_interval_seconds: 10,
     });
     expect(cfg.onbind).toEqual({
-      max_attempts: 15,
+      max_attempts: 100,
       max_age_hours: 72,
       initial_backoff_seconds: 2,
       max_backoff_seconds: 3600,

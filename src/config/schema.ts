@@ -19,10 +19,32 @@ const cidr = z.string().refine(
   { message: "expected a CIDR such as 10.0.0.0/8 or ::1/128" },
 );
 
-/** A proxy address: an IP or a CIDR. */
-const proxy = z.string().refine((s) => isIP(s) !== 0 || cidr.safeParse(s).success, {
-  message: "expected an IP address or a CIDR",
-});
+/** A next_link allowlist entry: a host name, or a `/regular expression/` that compiles. */
+const nextLinkEntry = z
+  .string()
+  .min(1)
+  .refine(
+    (s) => {
+      if (!(s.length > 2 && s.startsWith("/") && s.endsWith("/"))) return true;
+      try {
+        new RegExp(s.slice(1, -1));
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: "not a valid regular expression" },
+  );
+
+/** A proxy address: an IP, a CIDR, or one of fastify's names for address ranges. */
+const proxy = z
+  .string()
+  .refine(
+    (s) => ["loopback", "linklocal", "uniquelocal"].includes(s) || isIP(s) !== 0 || cidr.safeParse(s).success,
+    {
+      message: "expected an IP address, a CIDR, loopback, linklocal or uniquelocal",
+    },
+  );
 const hostPort = z.string().min(1);
 
 const smtpSchema = z
@@ -141,7 +163,7 @@ export const configSchema = z
       .object({
         session_lifetime_seconds: z.number().int().min(60).default(86_400),
         max_token_attempts: z.number().int().min(1).max(1000).default(5),
-        next_link_allowlist: z.array(z.string().min(1)).default([]),
+        next_link_allowlist: z.array(nextLinkEntry).default([]),
       })
       .strict()
       .prefault({}),
@@ -157,7 +179,7 @@ export const configSchema = z
       .prefault({}),
     onbind: z
       .object({
-        max_attempts: z.number().int().min(1).default(15),
+        max_attempts: z.number().int().min(1).default(100),
         max_age_hours: z.number().min(0).default(72),
         initial_backoff_seconds: z.number().min(0).default(2),
         max_backoff_seconds: z.number().min(0.01).default(3600),

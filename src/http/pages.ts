@@ -5,6 +5,10 @@ import { resolveBrand } from "../delivery/index.js";
 
 type Compiled = ReturnType<Eta["compile"]>;
 
+const FALLBACK_PAGE =
+  '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Verification</title></head>' +
+  "<body><p><%= it.message %></p></body></html>";
+
 /**
  * Renders the HTML pages a person sees in a browser (GET submitToken), from the brand's
  * `verify_response_template.html` (eta, every value HTML-escaped). Operators replace the file to restyle it.
@@ -27,7 +31,9 @@ export class PageRenderer {
     if (!existsSync(path)) path = join(this.templatesDir, this.defaultBrand, "verify_response_template.html");
     let fn = this.compiled.get(path);
     if (fn === undefined) {
-      fn = this.eta.compile(readFileSync(path, "utf8"));
+      // Without an operator page, a plain built-in one (the session is validated either way).
+      const source = existsSync(path) ? readFileSync(path, "utf8") : FALLBACK_PAGE;
+      fn = this.eta.compile(source);
       this.compiled.set(path, fn);
     }
     return this.eta.render(fn, {

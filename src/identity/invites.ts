@@ -100,7 +100,7 @@ export class InviteService {
       await this.invites.delete(token);
       await this.keyRepo.removeEphemeralKey(ephemeral.publicKeyBase64);
       throw new MatrixError(
-        500,
+        400,
         "M_EMAIL_SEND_ERROR",
         "Failed to send the invitation email",
         {},

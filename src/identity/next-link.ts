@@ -10,7 +10,8 @@ export class NextLinkPolicy {
   constructor(allowlist: readonly string[]) {
     for (const entry of allowlist) {
       if (entry.length > 2 && entry.startsWith("/") && entry.endsWith("/")) {
-        this.patterns.push(new RegExp(entry.slice(1, -1)));
+        // Anchored: the expression must match the whole URL, not just a part of it.
+        this.patterns.push(new RegExp(`^(?:${entry.slice(1, -1)})$`));
       } else {
         this.hosts.add(entry.toLowerCase());
       }

@@ -1,5 +1,5 @@
 import { signJson } from "../crypto/ed25519.js";
-import { serverPartOfUserId } from "../federation/index.js";
+import { isFederationError, serverPartOfUserId } from "../federation/index.js";
 import type { AssociationRepository } from "../store/associations.js";
 import type { InviteRepository } from "../store/invites.js";
 import type { OnbindJob, OnbindJobRepository } from "../store/onbind-jobs.js";
@@ -93,7 +93,14 @@ export class OnbindDelivery {
       const attempts = job.attempts + 1;
       const now = this.now();
       const message = (err as Error).message ?? String(err);
-      if (attempts >= this.settings.maxAttempts || now - job.createdTs >= this.settings.maxAgeMs) {
+      // A 4xx other than 408/429 will not change by retrying (e.g. the homeserver has no onbind endpoint).
+      const status = isFederationError(err) && err.kind === "http_status" ? (err.status ?? 0) : 0;
+      const permanent = status >= 400 && status < 500 && status !== 408 && status !== 429;
+      if (
+        permanent ||
+        attempts >= this.settings.maxAttempts ||
+        now - job.createdTs >= this.settings.maxAgeMs
+      ) {
         this.log.warn({ server, attempts, err: message }, "onbind delivery abandoned");
         await this.jobs.abandon(job.id);
         return;

@@ -84,7 +84,8 @@ export class ValidationService {
         const link =
           `${this.settings.publicBaseUrl}/_matrix/identity/v2/validate/email/submitToken` +
           `?sid=${encodeURIComponent(session.sid)}&client_secret=${encodeURIComponent(clientSecret)}` +
-          `&token=${encodeURIComponent(session.token)}`;
+          `&token=${encodeURIComponent(session.token)}` +
+          (input.brand ? `&brand=${encodeURIComponent(input.brand)}` : "");
         try {
           await this.mailer.send({
             template: "verification",

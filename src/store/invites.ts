@@ -49,7 +49,6 @@ const COLUMNS = [
   "ephemeral_public_key",
   "params_json",
   "received_ts",
-  "sent_ts",
 ] as const;
 
 export class KyselyInviteRepository implements InviteRepository {
@@ -67,7 +66,6 @@ export class KyselyInviteRepository implements InviteRepository {
         ephemeral_public_key: i.ephemeralPublicKey,
         params_json: JSON.stringify(i.params),
         received_ts: i.receivedTs,
-        sent_ts: null,
       })
       .execute();
   }

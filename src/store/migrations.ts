@@ -36,7 +36,6 @@ const STEPS: Record<string, Step> = {
       .addColumn("ephemeral_public_key", "text", (c) => c.notNull())
       .addColumn("params_json", "text", (c) => c.notNull())
       .addColumn("received_ts", "bigint", (c) => c.notNull())
-      .addColumn("sent_ts", "bigint")
       .execute();
     await db.schema
       .createIndex("invites_medium_address")

@@ -25,7 +25,6 @@ export interface InvitesTable {
   ephemeral_public_key: string;
   params_json: string;
   received_ts: number;
-  sent_ts: number | null;
 }
 
 /** Local 3PID associations (one mxid per medium+address). */

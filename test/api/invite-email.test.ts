@@ -152,7 +152,7 @@ describe("invitation email over SMTP", () => {
       .executeTakeFirst();
     sink.failNext(1);
     const res = await invite({ address: "refused@example.org" });
-    expect(res.status).toBe(500);
+    expect(res.status).toBe(400);
     expect(res.body.errcode).toBe("M_EMAIL_SEND_ERROR");
     const after = await is.seraph.store.db
       .selectFrom("invites")
