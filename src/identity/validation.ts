@@ -159,7 +159,8 @@ export class ValidationService {
   /**
    * The send_attempt rule: a live session for (medium, address, client_secret) is reused; a greater
    * send_attempt sends again (same token), an equal or lower one returns the same sid without sending.
-   * A new session is stored only once its message went out.
+   * The session row is claimed before anything is sent, so that concurrent requests (a double click) send
+   * one message and share one sid; a send that fails is undone.
    */
   private async requestToken(
     medium: "email" | "msisdn",
@@ -171,29 +172,43 @@ export class ValidationService {
   ): Promise<string> {
     const now = this.now();
     const nextLink = NextLinkPolicy.sanitize(input.nextLink);
-    const existing = await this.sessions.findByThreepidSecret(medium, address, clientSecret);
-    if (existing && this.isLive(existing, now)) {
-      if (sendAttempt <= existing.sendAttempt) return existing.sid;
-      await send(existing);
-      await this.sessions.updateSendAttempt(existing.sid, sendAttempt, nextLink ?? existing.nextLink, now);
-      return existing.sid;
+    for (let round = 0; round < 3; round++) {
+      const existing = await this.sessions.findByThreepidSecret(medium, address, clientSecret);
+      if (existing && this.isLive(existing, now)) {
+        if (!(await this.sessions.raiseSendAttempt(existing.sid, sendAttempt, nextLink, now)))
+          return existing.sid;
+        try {
+          await send(existing);
+        } catch (err) {
+          await this.sessions.lowerSendAttempt(existing.sid, sendAttempt, existing.sendAttempt);
+          throw err;
+        }
+        return existing.sid;
+      }
+      if (existing) await this.sessions.delete(existing.sid);
+      const session: SessionRecord = {
+        sid: randomToken(24),
+        medium,
+        address,
+        clientSecret,
+        token: medium === "email" ? randomToken(32) : randomDigits(6),
+        sendAttempt,
+        nextLink,
+        failedAttempts: 0,
+        validatedTs: null,
+        createdTs: now,
+        mtime: now,
+      };
+      if (!(await this.sessions.insertIfAbsent(session))) continue; // another request won: reuse its session
+      try {
+        await send(session);
+      } catch (err) {
+        await this.sessions.delete(session.sid);
+        throw err;
+      }
+      return session.sid;
     }
-    const session: SessionRecord = {
-      sid: randomToken(24),
-      medium,
-      address,
-      clientSecret,
-      token: medium === "email" ? randomToken(32) : randomDigits(6),
-      sendAttempt,
-      nextLink,
-      failedAttempts: 0,
-      validatedTs: null,
-      createdTs: now,
-      mtime: now,
-    };
-    await send(session);
-    await this.sessions.replace(session);
-    return session.sid;
+    throw new MatrixError(503, "M_UNKNOWN", "Busy: try again");
   }
 
   private isLive(s: SessionRecord, now: number): boolean {
@@ -221,21 +236,16 @@ export class ValidationService {
     const s = await this.session(sid, clientSecret);
     if (!s) throw badRequest("M_INVALID_PARAM", "Unknown session or wrong client_secret");
     const now = this.now();
-    if (s.failedAttempts >= this.settings.maxTokenAttempts) {
-      throw badRequest("M_SESSION_EXPIRED", "Too many wrong tokens: request a new one");
-    }
     if (s.mtime + this.settings.sessionLifetimeMs <= now)
       throw badRequest("M_SESSION_EXPIRED", "Session expired");
+    // Every submission uses up an attempt first (atomically), so parallel guesses cannot exceed the limit;
+    // the right token gives its attempt back.
+    if (!(await this.sessions.takeAttempt(s.sid, this.settings.maxTokenAttempts))) {
+      throw badRequest("M_SESSION_EXPIRED", "Too many wrong tokens: request a new one");
+    }
     const given =
       typeof token === "string" ? (s.medium === "msisdn" ? token.replace(/\s+/g, "") : token) : "";
-    if (!constantTimeEqual(given, s.token)) {
-      const failures = await this.sessions.countFailure(s.sid);
-      const left = this.settings.maxTokenAttempts - failures;
-      throw badRequest(
-        "M_TOKEN_INCORRECT",
-        left > 0 ? "Wrong token" : "Wrong token; the session is now closed",
-      );
-    }
+    if (!constantTimeEqual(given, s.token)) throw badRequest("M_TOKEN_INCORRECT", "Wrong token");
     await this.sessions.markValidated(s.sid, now);
     return { nextLink: s.nextLink };
   }

@@ -23,14 +23,23 @@ export interface SessionRepository {
     address: string,
     clientSecret: string,
   ): Promise<SessionRecord | undefined>;
-  /** Inserts a session, replacing any earlier one for the same (medium, address, client_secret). */
-  replace(session: SessionRecord): Promise<void>;
-  /** Records a new send attempt (and a possibly new next_link). */
-  updateSendAttempt(sid: string, sendAttempt: number, nextLink: string | null, now: number): Promise<void>;
-  /** Marks validated (idempotent); touches mtime. */
+  /**
+   * Inserts a session unless one exists for the same (medium, address, client_secret); returns whether it
+   * was inserted. Concurrent callers cannot both insert.
+   */
+  insertIfAbsent(session: SessionRecord): Promise<boolean>;
+  delete(sid: string): Promise<void>;
+  /** Raises send_attempt to `sendAttempt` if it is lower (atomically); returns whether it was raised. */
+  raiseSendAttempt(sid: string, sendAttempt: number, nextLink: string | null, now: number): Promise<boolean>;
+  /** Puts send_attempt back after a send that failed. */
+  lowerSendAttempt(sid: string, from: number, to: number): Promise<void>;
+  /**
+   * Uses up one token attempt if fewer than `max` were used (atomically, so parallel guesses cannot exceed
+   * the limit); returns whether an attempt was available.
+   */
+  takeAttempt(sid: string, max: number): Promise<boolean>;
+  /** Marks validated (idempotent), touches mtime, and gives back the attempt the right token used. */
   markValidated(sid: string, now: number): Promise<void>;
-  /** Counts one wrong token; returns the new count. */
-  countFailure(sid: string): Promise<number>;
   /** Deletes sessions last modified before `olderThan`; returns how many. */
   deleteStale(olderThan: number, limit: number): Promise<number>;
 }
@@ -76,66 +85,79 @@ export class KyselySessionRepository implements SessionRepository {
     return r && toRecord(r);
   }
 
-  async replace(s: SessionRecord): Promise<void> {
-    await this.db.transaction().execute(async (tx) => {
-      await tx
-        .deleteFrom("validation_sessions")
-        .where("medium", "=", s.medium)
-        .where("address", "=", s.address)
-        .where("client_secret", "=", s.clientSecret)
-        .execute();
-      await tx
-        .insertInto("validation_sessions")
-        .values({
-          sid: s.sid,
-          medium: s.medium,
-          address: s.address,
-          client_secret: s.clientSecret,
-          token: s.token,
-          send_attempt: s.sendAttempt,
-          next_link: s.nextLink,
-          failed_attempts: s.failedAttempts,
-          validated_ts: s.validatedTs,
-          created_ts: s.createdTs,
-          mtime: s.mtime,
-        })
-        .execute();
-    });
+  async insertIfAbsent(s: SessionRecord): Promise<boolean> {
+    const res = await this.db
+      .insertInto("validation_sessions")
+      .values({
+        sid: s.sid,
+        medium: s.medium,
+        address: s.address,
+        client_secret: s.clientSecret,
+        token: s.token,
+        send_attempt: s.sendAttempt,
+        next_link: s.nextLink,
+        failed_attempts: s.failedAttempts,
+        validated_ts: s.validatedTs,
+        created_ts: s.createdTs,
+        mtime: s.mtime,
+      })
+      .onConflict((oc) => oc.doNothing())
+      .executeTakeFirst();
+    return Number(res.numInsertedOrUpdatedRows ?? 0) === 1;
   }
 
-  async updateSendAttempt(
+  async delete(sid: string): Promise<void> {
+    await this.db.deleteFrom("validation_sessions").where("sid", "=", sid).execute();
+  }
+
+  async raiseSendAttempt(
     sid: string,
     sendAttempt: number,
     nextLink: string | null,
     now: number,
-  ): Promise<void> {
+  ): Promise<boolean> {
+    const res = await this.db
+      .updateTable("validation_sessions")
+      .set((eb) => ({
+        send_attempt: sendAttempt,
+        next_link: nextLink === null ? eb.ref("next_link") : eb.val(nextLink),
+        mtime: now,
+      }))
+      .where("sid", "=", sid)
+      .where("send_attempt", "<", sendAttempt)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  async lowerSendAttempt(sid: string, from: number, to: number): Promise<void> {
     await this.db
       .updateTable("validation_sessions")
-      .set({ send_attempt: sendAttempt, next_link: nextLink, mtime: now })
+      .set({ send_attempt: to })
       .where("sid", "=", sid)
+      .where("send_attempt", "=", from)
       .execute();
+  }
+
+  async takeAttempt(sid: string, max: number): Promise<boolean> {
+    const res = await this.db
+      .updateTable("validation_sessions")
+      .set((eb) => ({ failed_attempts: eb("failed_attempts", "+", 1) }))
+      .where("sid", "=", sid)
+      .where("failed_attempts", "<", max)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
   }
 
   async markValidated(sid: string, now: number): Promise<void> {
     await this.db
       .updateTable("validation_sessions")
-      .set((eb) => ({ validated_ts: eb.fn.coalesce("validated_ts", eb.val(now)), mtime: now }))
+      .set((eb) => ({
+        validated_ts: eb.fn.coalesce("validated_ts", eb.val(now)),
+        mtime: now,
+        failed_attempts: eb("failed_attempts", "-", 1),
+      }))
       .where("sid", "=", sid)
       .execute();
-  }
-
-  async countFailure(sid: string): Promise<number> {
-    await this.db
-      .updateTable("validation_sessions")
-      .set((eb) => ({ failed_attempts: eb("failed_attempts", "+", 1) }))
-      .where("sid", "=", sid)
-      .execute();
-    const r = await this.db
-      .selectFrom("validation_sessions")
-      .select("failed_attempts")
-      .where("sid", "=", sid)
-      .executeTakeFirst();
-    return r?.failed_attempts ?? 0;
   }
 
   async deleteStale(olderThan: number, limit: number): Promise<number> {

@@ -456,6 +456,35 @@ describe("bad input", () => {
     expect(right.body.errcode).toBe("M_SESSION_EXPIRED");
   });
 
+  it("holds the wrong-token limit and sends one mail under parallel requests", async () => {
+    const { token } = await registeredClient("racer");
+    sink.clear();
+    const request = () =>
+      call(`${is.url}${V2}/validate/email/requestToken`, {
+        headers: auth(token),
+        body: { client_secret: "secret-race", email: "race@example.org", send_attempt: 1 },
+      });
+    const requests = await Promise.all(Array.from({ length: 8 }, request));
+    expect(requests.map((r) => r.status)).toEqual(Array(8).fill(200));
+    const sids = new Set(requests.map((r) => r.body.sid));
+    expect(sids.size).toBe(1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(sink.messages.filter((m) => m.envelope.to.includes("race@example.org"))).toHaveLength(1);
+
+    const [sid] = [...sids] as string[];
+    const guesses = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        call(`${is.url}${V2}/validate/email/submitToken`, {
+          headers: auth(token),
+          body: { sid, client_secret: "secret-race", token: `guess${i}` },
+        }),
+      ),
+    );
+    const codes = guesses.map((g) => g.body.errcode);
+    expect(codes.filter((c) => c === "M_TOKEN_INCORRECT")).toHaveLength(5);
+    expect(codes.filter((c) => c === "M_SESSION_EXPIRED")).toHaveLength(35);
+  });
+
   it("refuses lookups that are too large or use a wrong pepper", async () => {
     const { token } = await registeredClient("looker");
     const { lookup_pepper } = (await call(`${is.url}${V2}/hash_details`, { headers: auth(token) })).body as {
