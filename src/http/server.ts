@@ -3,6 +3,7 @@ import rateLimit from "@fastify/rate-limit";
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyServerOptions,
   LogController,
 } from "fastify";
@@ -23,9 +24,13 @@ export interface HttpOptions {
   logger: FastifyServerOptions["loggerInstance"];
 }
 
-/** Strips an `access_token` query parameter from a URL before it is logged. */
-export function redactUrl(url: string): string {
-  return url.replace(/([?&]access_token=)[^&]*/g, "$1<redacted>");
+/**
+ * The part of a URL that may be logged: the path only. Query strings carry secrets (access tokens,
+ * client secrets, validation tokens in emailed links), under names that may even be percent-encoded.
+ */
+export function loggablePath(url: string): string {
+  const q = url.indexOf("?");
+  return q === -1 ? url : url.slice(0, q);
 }
 
 function parseBody(raw: string, contentType: string | undefined): unknown {
@@ -74,7 +79,19 @@ export async function createHttpServer(
     genReqId: () => randomBytes(6).toString("hex"),
     // One log line per request is written by the onResponse hook below, with secrets stripped.
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true,
+    // While closing, the listener is gone; requests already on open connections are still served.
+    return503OnClosing: false,
+    // Errors the router raises before any route runs (malformed URL, over-long parameter).
+    frameworkErrors: (error, _req, reply) => {
+      const matrix =
+        error.code === "FST_ERR_MAX_PARAM_LENGTH"
+          ? new MatrixError(414, "M_TOO_LARGE", "URL too long")
+          : new MatrixError(400, "M_INVALID_PARAM", "Malformed URL");
+      reply
+        .headers(CORS_HEADERS)
+        .code(matrix.status)
+        .send({ errcode: matrix.errcode, error: matrix.message });
+    },
   });
   const routes = new RouteTable(app, opts.rateLimit);
   if (opts.rateLimit) {
@@ -110,7 +127,7 @@ export async function createHttpServer(
     req.log.info(
       {
         method: req.method,
-        url: redactUrl(req.url),
+        path: loggablePath(req.url),
         status: reply.statusCode,
         ms: Math.round(reply.elapsedTime),
       },

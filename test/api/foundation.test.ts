@@ -274,3 +274,15 @@ describe("store-invite via v1 with the outbox mailer", () => {
     expect(unknown.body.errcode).toBe("M_UNRECOGNIZED");
   });
 });
+
+describe("router-level errors", () => {
+  it("answers a malformed URL and an over-long parameter with Matrix errors and CORS headers", async () => {
+    const bad = await call(`${is.url}${V2}/pubkey/%ZZ`);
+    expect(bad.status).toBe(400);
+    expect(bad.body.errcode).toBe("M_INVALID_PARAM");
+    expect(bad.headers.get("access-control-allow-origin")).toBe("*");
+    const long = await call(`${is.url}${V2}/pubkey/${"a".repeat(1200)}`);
+    expect(long.body.errcode).toMatch(/^M_/);
+    expect(long.headers.get("access-control-allow-origin")).toBe("*");
+  });
+});
