@@ -63,6 +63,15 @@ function frameworkErrorToMatrix(err: FastifyError): MatrixError | undefined {
   return undefined;
 }
 
+/** Errors the router raises before any route runs (malformed URL, over-long parameter), as Matrix errors. */
+function routerError(error: FastifyError, _req: unknown, reply: FastifyReply): void {
+  const matrix =
+    error.code === "FST_ERR_MAX_PARAM_LENGTH"
+      ? new MatrixError(414, "M_TOO_LARGE", "URL too long")
+      : new MatrixError(400, "M_INVALID_PARAM", "Malformed URL");
+  reply.headers(CORS_HEADERS).code(matrix.status).send({ errcode: matrix.errcode, error: matrix.message });
+}
+
 /**
  * Creates the fastify instance with Seraph's HTTP conventions: every body is parsed as JSON whatever its
  * content type, every error is a Matrix error object, CORS headers on every response, 404/405 M_UNRECOGNIZED.
@@ -82,16 +91,7 @@ export async function createHttpServer(
     // While closing, the listener is gone; requests already on open connections are still served.
     return503OnClosing: false,
     // Errors the router raises before any route runs (malformed URL, over-long parameter).
-    frameworkErrors: (error, _req, reply) => {
-      const matrix =
-        error.code === "FST_ERR_MAX_PARAM_LENGTH"
-          ? new MatrixError(414, "M_TOO_LARGE", "URL too long")
-          : new MatrixError(400, "M_INVALID_PARAM", "Malformed URL");
-      reply
-        .headers(CORS_HEADERS)
-        .code(matrix.status)
-        .send({ errcode: matrix.errcode, error: matrix.message });
-    },
+    frameworkErrors: routerError as FastifyServerOptions["frameworkErrors"],
   });
   const routes = new RouteTable(app, opts.rateLimit);
   if (opts.rateLimit) {
