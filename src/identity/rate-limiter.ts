@@ -15,10 +15,17 @@ export interface KeyedRateLimiter {
 interface Bucket {
   tokens: number;
   updated: number;
+  /** When the bucket will be full again (then it is the same as an absent one). */
+  fullAt: number;
 }
 
-/** Token buckets in this process's memory (limits hold per instance). Old buckets are swept as they fill up. */
+/**
+ * Token buckets in this process's memory (limits hold per instance). The map is bounded: when it is full,
+ * buckets that have refilled are dropped, then the least recently used tenth — never all at once, so that
+ * flooding it with new keys cannot reset the buckets of recently limited keys.
+ */
 export class MemoryRateLimiter implements KeyedRateLimiter {
+  /** In least-recently-used-first order (a bucket is moved to the end when used). */
   private readonly buckets = new Map<string, Bucket>();
 
   constructor(
@@ -31,26 +38,28 @@ export class MemoryRateLimiter implements KeyedRateLimiter {
     const ratePerMs = rule.perHour / 3_600_000;
     let bucket = this.buckets.get(key);
     if (bucket === undefined) {
-      if (this.buckets.size >= this.maxKeys) this.sweep(now, ratePerMs, rule.burst);
-      bucket = { tokens: rule.burst, updated: now };
-      this.buckets.set(key, bucket);
+      if (this.buckets.size >= this.maxKeys) this.evict(now);
+      bucket = { tokens: rule.burst, updated: now, fullAt: now };
     } else {
+      this.buckets.delete(key);
       bucket.tokens = Math.min(rule.burst, bucket.tokens + (now - bucket.updated) * ratePerMs);
       bucket.updated = now;
     }
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      return 0;
-    }
-    return ratePerMs > 0 ? Math.ceil((1 - bucket.tokens) / ratePerMs) : 3_600_000;
+    let wait = 0;
+    if (bucket.tokens >= 1) bucket.tokens -= 1;
+    else wait = ratePerMs > 0 ? Math.ceil((1 - bucket.tokens) / ratePerMs) : 3_600_000;
+    bucket.fullAt = ratePerMs > 0 ? now + (rule.burst - bucket.tokens) / ratePerMs : Number.POSITIVE_INFINITY;
+    this.buckets.set(key, bucket);
+    return wait;
   }
 
-  /** Drops buckets that have refilled completely (they are equivalent to absent ones). */
-  private sweep(now: number, ratePerMs: number, burst: number): void {
-    for (const [k, b] of this.buckets) {
-      if (b.tokens + (now - b.updated) * ratePerMs >= burst) this.buckets.delete(k);
+  private evict(now: number): void {
+    for (const [k, b] of this.buckets) if (b.fullAt <= now) this.buckets.delete(k);
+    let drop = this.buckets.size >= this.maxKeys ? Math.ceil(this.maxKeys / 10) : 0;
+    for (const k of this.buckets.keys()) {
+      if (drop-- <= 0) break;
+      this.buckets.delete(k);
     }
-    if (this.buckets.size >= this.maxKeys) this.buckets.clear();
   }
 }
 
