@@ -155,6 +155,9 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
         .catch((err: Error) => log.warn({ err: err.message }, "Redis unreachable at start"));
     }
     const keyedLimiter = redis ? new RedisRateLimiter(redis, log) : new MemoryRateLimiter(now);
+    /** A configured bucket, or no limit at all when `rate_limit.enabled` is false (test rigs). */
+    const limitRule = (b: { burst: number; per_hour: number }) =>
+      config.rate_limit.enabled ? { burst: b.burst, perHour: b.per_hour } : { burst: 1e12, perHour: 1e12 };
 
     // Domain services
     const tasks = new BackgroundTasks(log);
@@ -168,12 +171,17 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
         signUrlPrefix: config.v1.enabled ? V1.prefix : V2.prefix,
         usernameRevealChars: config.invites.username_obfuscate_characters,
         domainRevealChars: config.invites.domain_obfuscate_characters,
+        webClientAllowlist: config.email.web_client_allowlist,
+        limits: {
+          perAddress: limitRule(config.rate_limit.invites_per_address),
+          perSender: limitRule(config.rate_limit.invites_per_sender),
+        },
       },
       invitesRepo,
       associationsRepo,
-      keyRepo,
       keys,
       mailer,
+      keyedLimiter,
       now,
     );
     const terms = Terms.load(config.terms.path);
@@ -188,23 +196,16 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       now,
     );
     const limits = config.rate_limit;
-    const bucket = (b: { burst: number; per_hour: number }) => ({ burst: b.burst, perHour: b.per_hour });
     const validation = new ValidationService(
       {
         publicBaseUrl: config.public_base_url,
         sessionLifetimeMs: config.validation.session_lifetime_seconds * 1000,
         maxTokenAttempts: config.validation.max_token_attempts,
-        limits: limits.enabled
-          ? {
-              emailPerAddress: bucket(limits.email_per_address),
-              smsPerNumber: bucket(limits.sms_per_number),
-              smsPerCountry: bucket(limits.sms_per_country),
-            }
-          : {
-              emailPerAddress: { burst: 1e9, perHour: 1e9 },
-              smsPerNumber: { burst: 1e9, perHour: 1e9 },
-              smsPerCountry: { burst: 1e9, perHour: 1e9 },
-            },
+        limits: {
+          emailPerAddress: limitRule(limits.email_per_address),
+          smsPerNumber: limitRule(limits.sms_per_number),
+          smsPerCountry: limitRule(limits.sms_per_country),
+        },
       },
       new KyselySessionRepository(store.db),
       mailer,

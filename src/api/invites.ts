@@ -38,6 +38,7 @@ export function registerInviteRoutes(
         sender,
         params: body,
         brand: queryString(req.query, "brand"),
+        senderVerified: req.caller !== undefined,
       });
       return {
         token: stored.token,

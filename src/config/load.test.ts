@@ -64,6 +64,8 @@ describe("loadConfig without a file", () => {
       default_brand: "matrix-org",
       outbox_dir: "./data/outbox",
       web_client_location: "https://app.element.io",
+      web_client_allowlist: [],
+      smtp: undefined,
     });
     expect(cfg.email.smtp).toBeUndefined();
     expect(cfg.invites).toEqual({
@@ -88,6 +90,8 @@ describe("loadConfig without a file", () => {
       authenticated_per_minute: 600,
       store_invite_per_minute: 30,
       request_token_per_minute: 30,
+      invites_per_address: { burst: 5, per_hour: 12 },
+      invites_per_sender: { burst: 10, per_hour: 60 },
       email_per_address: { burst: 5, per_hour: 12 },
       sms_per_number: { burst: 5, per_hour: 1 },
       sms_per_country: { burst: 50, per_hour: 60 },

@@ -147,6 +147,7 @@ export const configSchema = z
         outbox_dir: z.string().min(1).default("./data/outbox"),
         hostname: z.string().optional(),
         web_client_location: z.url({ protocol: /^https?$/ }).default("https://app.element.io"),
+        web_client_allowlist: z.array(z.string().min(1).toLowerCase()).default([]),
       })
       .strict()
       .prefault({}),
@@ -231,6 +232,8 @@ export const configSchema = z
         authenticated_per_minute: z.number().int().min(1).default(600),
         store_invite_per_minute: z.number().int().min(1).default(30),
         request_token_per_minute: z.number().int().min(1).default(30),
+        invites_per_address: bucketSchema.prefault({ burst: 5, per_hour: 12 }),
+        invites_per_sender: bucketSchema.prefault({ burst: 10, per_hour: 60 }),
         redis_url: z.string().startsWith("redis").optional(),
         email_per_address: bucketSchema.prefault({ burst: 5, per_hour: 12 }),
         sms_per_number: bucketSchema.prefault({ burst: 5, per_hour: 1 }),

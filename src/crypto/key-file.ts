@@ -53,7 +53,7 @@ export function readKeyFile(path: string): SigningKey[] {
 
 /** Writes keys to `path` with mode 0600, creating the folder if needed. */
 export function writeKeyFile(path: string, keys: readonly SigningKey[]): void {
-  mkdirSync(dirname(path), { recursive: true });
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   writeFileSync(path, formatKeyFile(keys), { mode: 0o600 });
   chmodSync(path, 0o600);
 }

@@ -125,3 +125,9 @@ describe("helpers", () => {
     expect(embeddedIPv4("8.8.8.8")).toBeNull();
   });
 });
+
+describe("IPv4-translated addresses", () => {
+  it("refuses ::ffff:0:0:0/96 (SIIT)", () => {
+    expect(new IpGuard().isAllowed("::ffff:0:7f00:1")).toBe(false);
+  });
+});

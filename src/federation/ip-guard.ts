@@ -40,6 +40,7 @@ export const DEFAULT_IPV6_DENYLIST: readonly string[] = [
   "::/128", // unspecified
   "::1/128", // loopback
   "::/96", // IPv4-compatible (deprecated); also covers the two above
+  "::ffff:0:0:0/96", // IPv4-translated (SIIT), not routable on the Internet
   "100::/64", // discard-only
   "64:ff9b:1::/48", // local-use NAT64
   "2001:db8::/32", // documentation

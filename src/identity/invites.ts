@@ -2,12 +2,13 @@ import { decodeBase64, encodeBase64 } from "../crypto/base64.js";
 import { generateSeed, signingKeyFromSeed, signJson } from "../crypto/ed25519.js";
 import { randomToken } from "../crypto/hash.js";
 import type { Mailer } from "../delivery/index.js";
+import { serverPartOfUserId } from "../federation/index.js";
 import type { AssociationRepository } from "../store/associations.js";
 import type { InviteRepository } from "../store/invites.js";
-import type { KeyRepository } from "../store/keys.js";
 import { normaliseEmail } from "./email-address.js";
 import { badRequest, MatrixError, notFound } from "./errors.js";
 import type { KeyService } from "./keys.js";
+import { type BucketRule, enforceLimits, type KeyedRateLimiter } from "./rate-limiter.js";
 import { redactEmail, truncate } from "./redact.js";
 
 export interface InviteSettings {
@@ -18,6 +19,9 @@ export interface InviteSettings {
   signUrlPrefix: string;
   usernameRevealChars: number;
   domainRevealChars: number;
+  /** Hosts an inviter may name as `org.matrix.web_client_location`; others get the default location. */
+  webClientAllowlist: readonly string[];
+  limits: { perAddress: BucketRule; perSender: BucketRule };
 }
 
 /** What the caller of store-invite gets back. */
@@ -43,7 +47,9 @@ export interface StoreInviteRequest {
   sender: string;
   /** Every parameter of the request, as received. */
   params: Record<string, unknown>;
-  brand?: string;
+  brand?: string | undefined;
+  /** Whether `sender` was authenticated (v2); in v1 anyone may claim any sender. */
+  senderVerified: boolean;
 }
 
 /** Stores third-party invites, emails the invitee, and signs invite proofs with ephemeral keys. */
@@ -52,9 +58,9 @@ export class InviteService {
     private readonly settings: InviteSettings,
     private readonly invites: InviteRepository,
     private readonly associations: AssociationRepository,
-    private readonly keyRepo: KeyRepository,
     private readonly keys: KeyService,
     private readonly mailer: Mailer,
+    private readonly limiter: KeyedRateLimiter,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -68,16 +74,24 @@ export class InviteService {
     }
     const address = normaliseEmail(req.address);
     if (address === null) throw badRequest("M_INVALID_EMAIL", "Invalid email address");
+    if (serverPartOfUserId(req.sender) === null) {
+      throw badRequest("M_INVALID_PARAM", "sender must be a Matrix user ID");
+    }
 
     const existing = await this.associations.findByThreepid("email", address);
     if (existing) {
       throw badRequest("M_THREEPID_IN_USE", "Binding already known", { mxid: existing.mxid });
     }
 
+    // Per invitee and per inviter, so that nobody can flood an address (or send mass mail) from this server.
+    await enforceLimits(this.limiter, [
+      [`invite-to:${address}`, this.settings.limits.perAddress],
+      [`invite-from:${req.sender}`, this.settings.limits.perSender],
+    ]);
+
     const token = randomToken(64);
     const ephemeral = signingKeyFromSeed(generateSeed());
     const now = this.now();
-    await this.keyRepo.addEphemeralKey(ephemeral.publicKeyBase64, now);
     await this.invites.insert({
       token,
       medium: "email",
@@ -98,7 +112,6 @@ export class InviteService {
       });
     } catch (err) {
       await this.invites.delete(token);
-      await this.keyRepo.removeEphemeralKey(ephemeral.publicKeyBase64);
       throw new MatrixError(
         400,
         "M_EMAIL_SEND_ERROR",
@@ -120,6 +133,8 @@ export class InviteService {
   private templateVars(req: StoreInviteRequest, address: string, token: string, privateKey: string) {
     const vars: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.params)) {
+      // The mailer derives `x_forhtml`/`x_forurl` itself; a caller must not supply unescaped ones.
+      if (k.endsWith("_forhtml") || k.endsWith("_forurl")) continue;
       if (typeof v === "string") vars[k] = v;
       else if (typeof v === "number" || typeof v === "boolean") vars[k] = String(v);
     }
@@ -146,17 +161,29 @@ export class InviteService {
     const displayName = vars.sender_display_name ?? "";
     vars.sender_display_name = displayName ? truncate(displayName, 20, 19) : req.sender;
     vars.bracketed_verified_sender = displayName ? `(${req.sender})` : "";
+    vars.sender_verified = req.senderVerified ? "true" : "";
     const roomName = vars.room_name ?? "";
     vars.room_name = truncate(roomName, 30, 25);
     vars.bracketed_room_name = roomName ? `(${vars.room_name})` : "";
 
-    const requested = vars["org.matrix.web_client_location"] ?? "";
-    vars.web_client_location = /^https?:\/\//.test(requested)
-      ? requested
-      : this.settings.defaultWebClientLocation;
+    vars.web_client_location = this.webClientLocation(vars["org.matrix.web_client_location"]);
     const query = `token=${encodeURIComponent(token)}&private_key=${encodeURIComponent(privateKey)}`;
     vars.sign_url = `${this.settings.publicBaseUrl}${this.settings.signUrlPrefix}/sign-ed25519?${query}`;
     return vars;
+  }
+
+  /** The inviter's web client if the operator allows its host, else the configured default. */
+  private webClientLocation(requested: string | undefined): string {
+    if (requested) {
+      try {
+        const url = new URL(requested);
+        const allowed = this.settings.webClientAllowlist.includes(url.hostname.toLowerCase());
+        if (allowed && (url.protocol === "https:" || url.protocol === "http:")) return requested;
+      } catch {
+        // not a URL: use the default
+      }
+    }
+    return this.settings.defaultWebClientLocation;
   }
 
   /**

@@ -31,7 +31,7 @@ export interface DatabaseOptions {
  * would otherwise prepare a statement on every query.
  */
 function cachingSqlite(path: string): SqliteDatabase {
-  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const raw = new BetterSqlite3(path);
   raw.pragma("journal_mode = WAL");
   raw.pragma("synchronous = NORMAL");

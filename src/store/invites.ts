@@ -15,8 +15,9 @@ export interface InviteRecord {
 }
 
 export interface InviteRepository {
+  /** Stores the invite and its ephemeral public key, in one transaction. */
   insert(invite: InviteRecord): Promise<void>;
-  /** Removes an invite (used when its email could not be sent). */
+  /** Removes an invite and its ephemeral key (used when its email could not be sent). */
   delete(token: string): Promise<void>;
   findByToken(token: string): Promise<InviteRecord | undefined>;
   /** Pending invites for a 3PID, oldest first. */
@@ -55,23 +56,38 @@ export class KyselyInviteRepository implements InviteRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
   async insert(i: InviteRecord): Promise<void> {
-    await this.db
-      .insertInto("invites")
-      .values({
-        token: i.token,
-        medium: i.medium,
-        address: i.address,
-        room_id: i.roomId,
-        sender: i.sender,
-        ephemeral_public_key: i.ephemeralPublicKey,
-        params_json: JSON.stringify(i.params),
-        received_ts: i.receivedTs,
-      })
-      .execute();
+    await this.db.transaction().execute(async (tx) => {
+      await tx
+        .insertInto("ephemeral_keys")
+        .values({ public_key: i.ephemeralPublicKey, created_ts: i.receivedTs })
+        .execute();
+      await tx
+        .insertInto("invites")
+        .values({
+          token: i.token,
+          medium: i.medium,
+          address: i.address,
+          room_id: i.roomId,
+          sender: i.sender,
+          ephemeral_public_key: i.ephemeralPublicKey,
+          params_json: JSON.stringify(i.params),
+          received_ts: i.receivedTs,
+        })
+        .execute();
+    });
   }
 
   async delete(token: string): Promise<void> {
-    await this.db.deleteFrom("invites").where("token", "=", token).execute();
+    await this.db.transaction().execute(async (tx) => {
+      const row = await tx
+        .selectFrom("invites")
+        .select("ephemeral_public_key")
+        .where("token", "=", token)
+        .executeTakeFirst();
+      await tx.deleteFrom("invites").where("token", "=", token).execute();
+      if (row)
+        await tx.deleteFrom("ephemeral_keys").where("public_key", "=", row.ephemeral_public_key).execute();
+    });
   }
 
   async findByToken(token: string): Promise<InviteRecord | undefined> {

@@ -12,8 +12,6 @@ export interface KeyRepository {
   revokeSigningKey(publicKeyOrId: string, now: number, keep: string): Promise<number>;
   /** Every long-term key, revoked or not. */
   allSigningKeys(): Promise<Array<PublishedKey & { createdTs: number; revokedTs: number | null }>>;
-  addEphemeralKey(publicKey: string, now: number): Promise<void>;
-  removeEphemeralKey(publicKey: string): Promise<void>;
   /** Whether an ephemeral key exists. */
   ephemeralKeyExists(publicKey: string): Promise<boolean>;
 }
@@ -58,14 +56,6 @@ export class KyselyKeyRepository implements KeyRepository {
       createdTs: r.created_ts,
       revokedTs: r.revoked_ts,
     }));
-  }
-
-  async addEphemeralKey(publicKey: string, now: number): Promise<void> {
-    await this.db.insertInto("ephemeral_keys").values({ public_key: publicKey, created_ts: now }).execute();
-  }
-
-  async removeEphemeralKey(publicKey: string): Promise<void> {
-    await this.db.deleteFrom("ephemeral_keys").where("public_key", "=", publicKey).execute();
   }
 
   async ephemeralKeyExists(publicKey: string): Promise<boolean> {

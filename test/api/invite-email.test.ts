@@ -181,3 +181,66 @@ describe("invitation email over SMTP", () => {
     expect(row.address).toBe("invitee@example.org");
   });
 });
+
+describe("store-invite abuse resistance", () => {
+  let guarded: TestSeraph;
+  beforeAll(async () => {
+    guarded = await startSeraph({
+      email: {
+        smtp: { host: sink.host, port: sink.port, tls: "none" },
+        web_client_allowlist: ["chat.example.org"],
+      },
+      rate_limit: {
+        enabled: true,
+        store_invite_per_minute: 1000,
+        invites_per_address: { burst: 2, per_hour: 1 },
+        invites_per_sender: { burst: 3, per_hour: 1 },
+      },
+    });
+  });
+  afterAll(async () => guarded?.close());
+
+  const send = (body: Record<string, unknown>) =>
+    call(`${guarded.url}${V1}/store-invite`, {
+      body: { medium: "email", room_id: "!r:hs.test", ...body },
+    });
+
+  it("requires the sender to be a Matrix user ID", async () => {
+    const res = await send({ address: "a@example.org", sender: "PayPal Security <security@paypal.com>" });
+    expect(res.status).toBe(400);
+    expect(res.body.errcode).toBe("M_INVALID_PARAM");
+  });
+
+  it("limits invites per address and per sender", async () => {
+    expect((await send({ address: "flood@example.org", sender: "@one:hs.test" })).status).toBe(200);
+    expect((await send({ address: "flood@example.org", sender: "@two:hs.test" })).status).toBe(200);
+    const perAddress = await send({ address: "flood@example.org", sender: "@three:hs.test" });
+    expect(perAddress.status).toBe(429);
+    expect(perAddress.body.errcode).toBe("M_LIMIT_EXCEEDED");
+    for (const n of [1, 2, 3])
+      expect((await send({ address: `t${n}@example.org`, sender: "@spam:hs.test" })).status).toBe(200);
+    expect((await send({ address: "t4@example.org", sender: "@spam:hs.test" })).status).toBe(429);
+  });
+
+  it("uses the inviter's web client only on allowed hosts, and says a v1 sender is not verified", async () => {
+    sink.clear();
+    await send({
+      address: "wc1@example.org",
+      sender: "@w:hs.test",
+      "org.matrix.web_client_location": "https://evil.example/login",
+    });
+    await send({
+      address: "wc2@example.org",
+      sender: "@w:hs.test",
+      "org.matrix.web_client_location": "https://chat.example.org",
+    });
+    const to = (address: string) => sink.messages.find((m) => m.envelope.to.includes(address));
+    await expect.poll(() => to("wc1@example.org") && to("wc2@example.org")).toBeTruthy();
+    const [evil, allowed] = [to("wc1@example.org"), to("wc2@example.org")];
+    expect(evil!.parsed.text, evil!.parsed.text).not.toContain("evil.example");
+    expect(evil!.parsed.text).toContain("https://app.element.io/#/room/");
+    expect(allowed!.parsed.text).toContain("https://chat.example.org/#/room/");
+    expect(evil!.parsed.text).toContain("has not verified who sent this invitation");
+    expect(evil!.parsed.text).not.toContain("has been verified");
+  });
+});
