@@ -19,7 +19,5 @@ export class MatrixError extends Error {
 export const badRequest = (errcode: string, message: string, extra?: Record<string, unknown>) =>
   new MatrixError(400, errcode, message, extra);
 export const missingParams = (message: string) => new MatrixError(400, "M_MISSING_PARAMS", message);
-export const invalidParam = (message: string) => new MatrixError(400, "M_INVALID_PARAM", message);
 export const unauthorized = (message = "Unauthorized") => new MatrixError(401, "M_UNAUTHORIZED", message);
-export const forbidden = (errcode: string, message: string) => new MatrixError(403, errcode, message);
 export const notFound = (errcode: string, message: string) => new MatrixError(404, errcode, message);
