@@ -1,13 +1,10 @@
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { seraphCli, spawnSeraphProcess } from "../support/process.js";
 import { freePort } from "../support/seraph.js";
-
-const ROOT = resolve(import.meta.dirname, "..", "..");
-const TSX = join(ROOT, "node_modules", ".bin", "tsx");
-const MAIN = join(ROOT, "src", "main.ts");
 
 const children: ChildProcess[] = [];
 const dirs: string[] = [];
@@ -23,12 +20,7 @@ function tempDir(): string {
 }
 
 function runCli(args: string[], cwd: string, env: Record<string, string> = {}) {
-  return spawnSync(TSX, [MAIN, ...args], {
-    cwd,
-    env: { ...process.env, ...env },
-    encoding: "utf8",
-    timeout: 60_000,
-  });
+  return seraphCli(args, { cwd, env });
 }
 
 /** Starts `seraph serve` and resolves once it prints where it listens. */
@@ -36,7 +28,7 @@ function serve(
   cwd: string,
   env: Record<string, string>,
 ): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(TSX, [MAIN, "serve"], { cwd, env: { ...process.env, ...env } });
+  const child = spawnSeraphProcess(["serve"], { cwd, env });
   children.push(child);
   let out = "";
   return new Promise((res, rej) => {

@@ -1,18 +1,16 @@
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { simpleParser } from "mailparser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { lookupHash } from "../../src/identity/lookup.js";
 import { type FakeHomeserver, ONBIND_PATH, startFakeHomeserver } from "../support/fake-homeserver.js";
 import { createTestDatabase } from "../support/postgres.js";
-import { type SeraphProcess, spawnSeraph } from "../support/process.js";
+import { type SeraphProcess, seraphCli, spawnSeraph } from "../support/process.js";
 import { call, freePort } from "../support/seraph.js";
 
 const V2 = "/_matrix/identity/v2";
-const ROOT = resolve(import.meta.dirname, "..", "..");
 
 let hs: FakeHomeserver;
 let serverName: string;
@@ -177,12 +175,8 @@ describe("two Seraph processes on one PostgreSQL", () => {
     const token = await register(b, "rotation");
     const before = (await call(`${b.url}${V2}/hash_details`, { headers: auth(token) })).body.lookup_pepper;
     writeFileSync(join(dir, "cli.yaml"), stringify(config));
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SERAPH_")));
-    execFileSync(
-      join(ROOT, "node_modules", ".bin", "tsx"),
-      [join(ROOT, "src", "main.ts"), "pepper", "rotate", "--config", join(dir, "cli.yaml")],
-      { env },
-    );
+    const rotated = seraphCli(["pepper", "rotate", "--config", join(dir, "cli.yaml")]);
+    expect(rotated.status, rotated.stderr).toBe(0);
     await expect
       .poll(
         async () => (await call(`${b.url}${V2}/hash_details`, { headers: auth(token) })).body.lookup_pepper,

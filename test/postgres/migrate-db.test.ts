@@ -1,4 +1,3 @@
-import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -6,20 +5,16 @@ import { afterAll, describe, expect, it } from "vitest";
 import { sha256Hex } from "../../src/crypto/hash.js";
 import { lookupHash } from "../../src/identity/lookup.js";
 import { createTestDatabase } from "../support/postgres.js";
+import { seraphCli } from "../support/process.js";
 import { call, startSeraph, type TestSeraph } from "../support/seraph.js";
 
-const ROOT = resolve(import.meta.dirname, "..", "..");
+const _ROOT = resolve(import.meta.dirname, "..", "..");
 const V1 = "/_matrix/identity/api/v1";
 const V2 = "/_matrix/identity/v2";
 const TOKEN = "migration-test-token";
 
 function cli(args: string[]) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SERAPH_")));
-  return spawnSync(join(ROOT, "node_modules", ".bin", "tsx"), [join(ROOT, "src", "main.ts"), ...args], {
-    env,
-    encoding: "utf8",
-    timeout: 60_000,
-  });
+  return seraphCli(args);
 }
 
 const servers: TestSeraph[] = [];

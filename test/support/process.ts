@@ -1,13 +1,54 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { stringify } from "yaml";
 import { freePort } from "./seraph.js";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
-const TSX = join(ROOT, "node_modules", ".bin", "tsx");
 const MAIN = join(ROOT, "src", "main.ts");
+
+/**
+ * Node arguments that run TypeScript through tsx's loader in the same process (the `tsx` command would
+ * add a parent process, and a SIGKILL sent to that parent would leave the server running).
+ */
+export const TS_NODE_ARGS = [
+  "--require",
+  join(ROOT, "node_modules", "tsx", "dist", "preflight.cjs"),
+  "--import",
+  pathToFileURL(join(ROOT, "node_modules", "tsx", "dist", "loader.mjs")).href,
+];
+
+/** This process's environment without SERAPH_* variables (the test runner's own would read as configuration). */
+export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && !k.startsWith("SERAPH_")) env[k] = v;
+  return { ...env, ...extra };
+}
+
+/** Runs the `seraph` command line to completion. */
+export function seraphCli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) {
+  return spawnSync(process.execPath, [...TS_NODE_ARGS, MAIN, ...args], {
+    cwd: opts.cwd,
+    env: cleanEnv(opts.env),
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+}
+
+/** Starts `seraph serve` in its own process (resolved once it prints where it listens). */
+export function spawnSeraphProcess(
+  args: string[],
+  opts: { cwd: string; env?: Record<string, string> },
+): ChildProcess {
+  return spawn(process.execPath, [...TS_NODE_ARGS, MAIN, ...args], {
+    cwd: opts.cwd,
+    env: cleanEnv(opts.env),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
 
 /** A Seraph running in its own process (`seraph serve` with a generated YAML config). */
 export interface SeraphProcess {
@@ -31,13 +72,7 @@ export async function spawnSeraph(config: Record<string, unknown>, dir?: string)
   };
   const path = join(cwd, `seraph-${port}.yaml`);
   writeFileSync(path, stringify(full));
-  // The test runner's own SERAPH_TEST_* variables would read as configuration overrides.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SERAPH_")));
-  const child = spawn(TSX, [MAIN, "serve", "--config", path], {
-    cwd,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawnSeraphProcess(["serve", "--config", path], { cwd });
   let out = "";
   child.stdout?.on("data", (d: Buffer) => {
     out += d.toString();
