@@ -48,8 +48,12 @@ async function serve(cfg: ResolvedConfig): Promise<void> {
   const line = `Seraph listening on ${address} (server_name ${cfg.server_name}, public URL ${cfg.public_base_url})`;
   seraph.log.info({ address }, line);
   process.stdout.write(`${line}\n`);
-  if (!cfg.email.smtp)
+  if (!cfg.email.smtp) {
     process.stdout.write(`No SMTP configured: emails are written to ${cfg.email.outbox_dir}\n`);
+  }
+  if (cfg.sms.provider === "log") {
+    process.stdout.write(`SMS provider "log": text messages are written to ${cfg.sms.outbox_dir}/sms.log\n`);
+  }
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
