@@ -219,6 +219,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
         previousPepperGraceMs: config.lookup.previous_pepper_grace_seconds * 1000,
         rotationIntervalMs: config.lookup.pepper_rotation_days * 86_400_000,
         rehashBatchSize: config.lookup.rehash_batch_size,
+        rotationSettleMs: config.lookup.rotation_settle_seconds * 1000,
       },
       new KyselyPepperRepository(store.db),
       associationsRepo,

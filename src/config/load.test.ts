@@ -107,6 +107,7 @@ describe("loadConfig without a file", () => {
       previous_pepper_grace_seconds: 3600,
       rehash_batch_size: 1000,
       maintenance_interval_seconds: 10,
+      rotation_settle_seconds: 30,
     });
     expect(cfg.onbind).toEqual({
       max_attempts: 100,

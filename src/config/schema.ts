@@ -175,6 +175,7 @@ export const configSchema = z
         previous_pepper_grace_seconds: z.number().int().min(0).default(3600),
         rehash_batch_size: z.number().int().min(1).max(100_000).default(1000),
         maintenance_interval_seconds: z.number().min(0.05).default(10),
+        rotation_settle_seconds: z.number().min(0).default(30),
       })
       .strict()
       .prefault({}),

@@ -1,6 +1,6 @@
 import { randomToken, sha256Base64Url } from "../crypto/hash.js";
 import type { AssociationRepository } from "../store/associations.js";
-import type { PepperRecord, PepperRepository } from "../store/peppers.js";
+import type { AssociationRow, PepperRecord, PepperRepository } from "../store/peppers.js";
 import { casefold } from "./casefold.js";
 import { badRequest } from "./errors.js";
 
@@ -11,6 +11,11 @@ export interface LookupSettings {
   /** Automatic rotation interval; 0 = only when an operator asks. */
   rotationIntervalMs: number;
   rehashBatchSize: number;
+  /**
+   * How long a new pepper waits before it can become current: longer than any bind transaction, so that a
+   * bind that did not see the pending pepper has committed and can be hashed before the switch.
+   */
+  rotationSettleMs: number;
 }
 
 /** The v2 lookup hash: sha256 of `"<address> <medium> <pepper>"`, URL-safe unpadded base64. */
@@ -194,29 +199,33 @@ export class LookupService {
   }
 
   /**
-   * One step of background pepper work: hash a batch of associations under the pending pepper (activating it
-   * when none is left), fill in stragglers under a freshly activated pepper, rotate when due, and drop the
-   * hashes of peppers past their grace period. Returns the rows touched (0 = nothing to do).
+   * One step of background pepper work: hash the next batch of associations (in id order, from the pending
+   * pepper's cursor) under the pending pepper; once all are hashed and the pepper is older than the settle
+   * time, hash the associations bound since it was created (a bind whose transaction began before the pending
+   * pepper existed may have been skipped) and make it current. Also rotates when due and drops the hashes of
+   * peppers past their grace period. Returns the rows touched (0 = nothing to do). Safe on several instances:
+   * hashing is idempotent and the switch is guarded.
    */
   async maintain(): Promise<number> {
     const v = await this.reload();
     const now = this.now();
     const batch = this.settings.rehashBatchSize;
+    const hashes = (p: PepperRecord, rows: ReadonlyArray<AssociationRow>) =>
+      rows.map((r) => ({ associationId: r.id, hash: lookupHash(r.address, r.medium, p.pepper) }));
     let touched = 0;
-    const fill = async (p: PepperRecord) => {
-      const rows = await this.peppers.unhashed(p.id, batch);
-      await this.peppers.addHashes(
-        p.id,
-        rows.map((r) => ({ associationId: r.id, hash: lookupHash(r.address, r.medium, p.pepper) })),
-      );
-      return rows.length;
-    };
-    if (v.pending) {
-      touched += await fill(v.pending);
-      if (touched < batch && (await this.peppers.activate(v.pending.id, now))) await this.reload();
-    } else if ((v.current.activatedTs ?? 0) + this.settings.previousPepperGraceMs > now) {
-      // Binds that raced with the activation may lack a hash under the new pepper.
-      touched += await fill(v.current);
+    const pending = v.pending;
+    if (pending) {
+      const rows = await this.peppers.associationsAfter(pending.rehashCursor, batch);
+      if (rows.length)
+        await this.peppers.addHashes(pending.id, hashes(pending, rows), rows[rows.length - 1]!.id);
+      touched += rows.length;
+      if (rows.length < batch && pending.createdTs + this.settings.rotationSettleMs <= now) {
+        const recent = await this.peppers.associationsSince(
+          pending.createdTs - this.settings.rotationSettleMs,
+        );
+        await this.peppers.addHashes(pending.id, hashes(pending, recent));
+        if (await this.peppers.activate(pending.id, now)) await this.reload();
+      }
     } else if (
       this.settings.rotationIntervalMs > 0 &&
       (v.current.activatedTs ?? v.current.createdTs) + this.settings.rotationIntervalMs <= now

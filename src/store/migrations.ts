@@ -106,6 +106,7 @@ const STEPS: Record<string, Step> = {
       .addColumn("created_ts", "bigint", (c) => c.notNull())
       .addColumn("activated_ts", "bigint")
       .addColumn("retired_ts", "bigint")
+      .addColumn("rehash_cursor", "bigint", (c) => c.notNull().defaultTo(0))
       .execute();
     // At most one current and one pending pepper, even with several instances starting at once.
     await db.schema
@@ -149,6 +150,8 @@ const STEPS: Record<string, Step> = {
       .on("onbind_jobs")
       .columns(["medium", "address"])
       .execute();
+    // Finds the associations bound while a pepper rotation started (see LookupService.maintain).
+    await db.schema.createIndex("associations_ts").on("associations").column("ts").execute();
     await db.schema.createIndex("ephemeral_keys_created").on("ephemeral_keys").column("created_ts").execute();
     await db.schema.createIndex("invites_received").on("invites").column("received_ts").execute();
   },

@@ -1,6 +1,12 @@
 import type { Kysely, Selectable } from "kysely";
 import type { Database } from "./schema.js";
 
+export interface AssociationRow {
+  id: number;
+  medium: string;
+  address: string;
+}
+
 export interface PepperRecord {
   id: number;
   pepper: string;
@@ -8,6 +14,7 @@ export interface PepperRecord {
   createdTs: number;
   activatedTs: number | null;
   retiredTs: number | null;
+  rehashCursor: number;
 }
 
 /** Lookup peppers and the per-pepper hashes of associations. */
@@ -16,9 +23,16 @@ export interface PepperRepository {
   live(): Promise<PepperRecord[]>;
   /** Inserts a pepper in `state` unless one in that state exists (race-safe for `current` and `pending`). */
   insertIfAbsent(pepper: string, state: "current" | "pending", now: number): Promise<void>;
-  /** Associations without a hash for `pepperId`, up to `limit`. */
-  unhashed(pepperId: number, limit: number): Promise<Array<{ id: number; medium: string; address: string }>>;
-  addHashes(pepperId: number, rows: ReadonlyArray<{ associationId: number; hash: string }>): Promise<void>;
+  /** The next `limit` associations with an id above `afterId`, in id order (one index range scan). */
+  associationsAfter(afterId: number, limit: number): Promise<AssociationRow[]>;
+  /** Associations bound (or rebound) at or after `sinceTs`. */
+  associationsSince(sinceTs: number): Promise<AssociationRow[]>;
+  /** Stores hashes under a pepper (existing ones are kept) and, when given, moves its rehash cursor forward. */
+  addHashes(
+    pepperId: number,
+    rows: ReadonlyArray<{ associationId: number; hash: string }>,
+    cursor?: number,
+  ): Promise<void>;
   /** Makes the pending pepper current and the current one previous (in one transaction). */
   activate(pendingId: number, now: number): Promise<boolean>;
   /** Deletes up to `limit` hashes of a retired pepper; deletes the pepper when none remain. Returns rows deleted. */
@@ -33,6 +47,7 @@ function toRecord(r: Selectable<Database["lookup_peppers"]>): PepperRecord {
     createdTs: r.created_ts,
     activatedTs: r.activated_ts,
     retiredTs: r.retired_ts,
+    rehashCursor: r.rehash_cursor,
   };
 }
 
@@ -59,34 +74,46 @@ export class KyselyPepperRepository implements PepperRepository {
       .execute();
   }
 
-  async unhashed(pepperId: number, limit: number) {
+  async associationsAfter(afterId: number, limit: number): Promise<AssociationRow[]> {
     return this.db
-      .selectFrom("associations as a")
-      .select(["a.id", "a.medium", "a.address"])
-      .where(({ not, exists, selectFrom }) =>
-        not(
-          exists(
-            selectFrom("association_hashes as h")
-              .select("h.hash")
-              .whereRef("h.association_id", "=", "a.id")
-              .where("h.pepper_id", "=", pepperId),
-          ),
-        ),
-      )
+      .selectFrom("associations")
+      .select(["id", "medium", "address"])
+      .where("id", ">", afterId)
+      .orderBy("id")
       .limit(limit)
+      .execute();
+  }
+
+  async associationsSince(sinceTs: number): Promise<AssociationRow[]> {
+    return this.db
+      .selectFrom("associations")
+      .select(["id", "medium", "address"])
+      .where("ts", ">=", sinceTs)
       .execute();
   }
 
   async addHashes(
     pepperId: number,
     rows: ReadonlyArray<{ associationId: number; hash: string }>,
+    cursor?: number,
   ): Promise<void> {
-    if (rows.length === 0) return;
-    await this.db
-      .insertInto("association_hashes")
-      .values(rows.map((r) => ({ pepper_id: pepperId, hash: r.hash, association_id: r.associationId })))
-      .onConflict((oc) => oc.columns(["pepper_id", "hash"]).doNothing())
-      .execute();
+    await this.db.transaction().execute(async (tx) => {
+      if (rows.length) {
+        await tx
+          .insertInto("association_hashes")
+          .values(rows.map((r) => ({ pepper_id: pepperId, hash: r.hash, association_id: r.associationId })))
+          .onConflict((oc) => oc.columns(["pepper_id", "hash"]).doNothing())
+          .execute();
+      }
+      if (cursor !== undefined) {
+        await tx
+          .updateTable("lookup_peppers")
+          .set({ rehash_cursor: cursor })
+          .where("id", "=", pepperId)
+          .where("rehash_cursor", "<", cursor)
+          .execute();
+      }
+    });
   }
 
   async activate(pendingId: number, now: number): Promise<boolean> {

@@ -82,6 +82,8 @@ export interface LookupPeppersTable {
   created_ts: number;
   activated_ts: number | null;
   retired_ts: number | null;
+  /** Highest association id hashed under this (pending) pepper so far. */
+  rehash_cursor: Generated<number>;
 }
 
 /** sha256 lookup hash of every association under every live pepper. */

@@ -40,6 +40,7 @@ function seraphConfig() {
     validation: { next_link_allowlist: ["app.example.org"] },
     onbind: { poll_interval_ms: 50, initial_backoff_seconds: 0.05, max_backoff_seconds: 0.2 },
     v1: { enable_bind: true },
+    lookup: { rotation_settle_seconds: 0 },
   };
 }
 

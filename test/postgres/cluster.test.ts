@@ -49,7 +49,7 @@ beforeAll(async () => {
       max_backoff_seconds: 0.5,
       lease_seconds: 3,
     },
-    lookup: { maintenance_interval_seconds: 0.2 },
+    lookup: { maintenance_interval_seconds: 0.2, rotation_settle_seconds: 0.5 },
   };
 }, 60_000);
 
