@@ -37,6 +37,9 @@ function cachingSqlite(path: string): SqliteDatabase {
   raw.pragma("synchronous = NORMAL");
   raw.pragma("foreign_keys = ON");
   raw.pragma("busy_timeout = 5000");
+  // Reads through the page cache of the OS instead of read() calls: a 1000-hash lookup took 2.8 ms instead of
+  // 4.8 ms at 100 000 associations (bench/README.md). Only address space is reserved.
+  raw.pragma("mmap_size = 1073741824");
   const cache = new Map<string, BetterSqlite3.Statement>();
   return {
     close: () => raw.close(),
