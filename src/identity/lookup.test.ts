@@ -80,4 +80,30 @@ describe("pepper rotation", () => {
     expect(await find(2500)).toBe("@u2500:hs.test");
     expect(await find(1)).toBe("@u1:hs.test");
   });
+
+  it("stores any number of recent binds in one switch (statements are chunked)", async () => {
+    const before = (await lookup.hashDetails()).lookup_pepper;
+    await lookup.rotate();
+    const start = 3000;
+    const rows = Array.from({ length: 12_000 }, (_, i) => ({
+      medium: "email",
+      address: address(start + i),
+      mxid: `@r${i}:hs.test`,
+      ts: clock,
+      not_before: clock,
+      not_after: clock + 1e9,
+    }));
+    for (let i = 0; i < rows.length; i += 2000) {
+      await store.db
+        .insertInto("associations")
+        .values(rows.slice(i, i + 2000))
+        .execute();
+    }
+    clock += 30_000;
+    while ((await lookup.maintain()) > 0) {
+      /* until switched */
+    }
+    expect((await lookup.hashDetails()).lookup_pepper).not.toBe(before);
+    expect(await find(start + 11_999)).toBe("@r11999:hs.test");
+  });
 });

@@ -1,6 +1,9 @@
 import type { Kysely, Selectable } from "kysely";
 import type { Database } from "./schema.js";
 
+/** Rows per INSERT statement (3 parameters each). */
+const INSERT_CHUNK = 1000;
+
 export interface AssociationRow {
   id: number;
   medium: string;
@@ -98,10 +101,15 @@ export class KyselyPepperRepository implements PepperRepository {
     cursor?: number,
   ): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
-      if (rows.length) {
+      // Chunks keep every statement far below the bound-parameter limits (SQLite 32 766, PostgreSQL 65 535).
+      for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
         await tx
           .insertInto("association_hashes")
-          .values(rows.map((r) => ({ pepper_id: pepperId, hash: r.hash, association_id: r.associationId })))
+          .values(
+            rows
+              .slice(i, i + INSERT_CHUNK)
+              .map((r) => ({ pepper_id: pepperId, hash: r.hash, association_id: r.associationId })),
+          )
           .onConflict((oc) => oc.columns(["pepper_id", "hash"]).doNothing())
           .execute();
       }
