@@ -101,7 +101,8 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     const keyRepo = new KyselyKeyRepository(store.db);
     const keys = await KeyService.load(fileKeys, keyRepo, now());
 
-    const metrics = new Metrics();
+    // Counters are cheap and always kept; the per-request hook and process metrics only when served.
+    const metrics = new Metrics(config.metrics.enabled);
 
     // Outbound: mail, SMS, homeservers (counted for /metrics)
     const rawMailer = opts.mailer ?? createMailer(config.email, log);
@@ -271,7 +272,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       logger: log,
       isUnavailable: isDatabaseUnavailable,
     });
-    metrics.instrument(app);
+    if (config.metrics.enabled) metrics.instrument(app);
     let stopping = false;
     registerHealthRoutes(routes, {
       stopping: () => stopping,

@@ -151,8 +151,9 @@ async function keys(
     await migrateToLatest(store);
     const repo = new KyselyKeyRepository(store.db);
     if (action === "show") {
-      await KeyService.load(readKeyFile(path), repo, Date.now());
-      const current = readKeyFile(path)[0]!;
+      // Loading records the file's keys as published, so that they are listed with the older ones.
+      const keys = await KeyService.load(readKeyFile(path), repo, Date.now());
+      const current = keys.signingKey;
       for (const k of await repo.allSigningKeys()) {
         const state = k.revokedTs
           ? "revoked"

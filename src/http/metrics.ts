@@ -37,8 +37,9 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor() {
-    collectDefaultMetrics({ register: this.registry });
+  /** `processMetrics`: also collect Node's process metrics (event-loop lag, GC, memory); off when unused. */
+  constructor(processMetrics: boolean) {
+    if (processMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
   /** Counts and times every request of `app` by its route pattern (never by raw URL: no tokens, bounded labels). */

@@ -54,9 +54,6 @@ function frameworkErrorToMatrix(err: FastifyError): MatrixError | undefined {
     case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
       return new MatrixError(400, "M_NOT_JSON", "Content not JSON");
   }
-  if (err.statusCode === 429) {
-    return new MatrixError(429, "M_LIMIT_EXCEEDED", "Too many requests");
-  }
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
     return new MatrixError(err.statusCode, "M_UNKNOWN", "Bad request");
   }
