@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CompiledQuery, type Kysely, sql } from "kysely";
 import { resolveConfig } from "../src/config/load.js";
-import { lookupHash } from "../src/identity/lookup.js";
+import { lookupHash } from "../src/services/lookup.js";
 import { KyselyAssociationRepository } from "../src/store/associations.js";
 import { openStore } from "../src/store/database.js";
 import type { Database } from "../src/store/schema.js";

@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { sql } from "kysely";
 import { resolveConfig } from "../src/config/load.js";
-import { LookupService } from "../src/identity/lookup.js";
+import { LookupService } from "../src/services/lookup.js";
 import { KyselyAssociationRepository } from "../src/store/associations.js";
 import { openStore, type Store } from "../src/store/database.js";
 import { KyselyPepperRepository } from "../src/store/peppers.js";

@@ -21,7 +21,7 @@ import { CompiledQuery, Kysely, type LogEvent, SqliteDialect } from "kysely";
 import { stringify } from "yaml";
 import { type ResolvedConfig, resolveConfig } from "../src/config/load.js";
 import { loadOrCreateKeyFile } from "../src/crypto/key-file.js";
-import { lookupHash } from "../src/identity/lookup.js";
+import { lookupHash } from "../src/services/lookup.js";
 import { KyselyAssociationRepository } from "../src/store/associations.js";
 import { openStore } from "../src/store/database.js";
 import { createPostgresDialect } from "../src/store/postgres.js";

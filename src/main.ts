@@ -5,7 +5,7 @@ import { createLogger, createSeraph } from "./app.js";
 import { ConfigError, loadConfig, type ResolvedConfig } from "./config/load.js";
 import { randomToken } from "./crypto/hash.js";
 import { KeyFileError, readKeyFile, rotateKeys, writeKeyFile } from "./crypto/key-file.js";
-import { KeyService } from "./identity/keys.js";
+import { KeyService } from "./services/keys.js";
 import { copyDatabase } from "./store/copy.js";
 import { type DatabaseOptions, migrateToLatest, openStore } from "./store/database.js";
 import { KyselyKeyRepository } from "./store/keys.js";

@@ -1,8 +1,8 @@
 import type { FastifyRequest } from "fastify";
 import { bodyObject, queryString, requireKeys, requireString } from "../http/params.js";
 import type { ApiMount, RouteTable } from "../http/routes.js";
-import { MatrixError } from "../identity/errors.js";
-import type { InviteService } from "../identity/invites.js";
+import { MatrixError } from "../core/errors.js";
+import type { InviteService } from "../services/invites.js";
 
 type PreHandler = (req: FastifyRequest) => Promise<void>;
 

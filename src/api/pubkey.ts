@@ -1,7 +1,7 @@
 import { queryString } from "../http/params.js";
 import type { ApiMount, RouteTable } from "../http/routes.js";
-import { MatrixError, missingParams } from "../identity/errors.js";
-import type { KeyService } from "../identity/keys.js";
+import { MatrixError, missingParams } from "../core/errors.js";
+import type { KeyService } from "../services/keys.js";
 
 /** `/pubkey/{keyId}`, `/pubkey/isvalid`, `/pubkey/ephemeral/isvalid` (no auth in v1 or v2). */
 export function registerPubkeyRoutes(routes: RouteTable, mount: ApiMount, keys: KeyService): void {

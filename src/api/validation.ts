@@ -2,9 +2,9 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { PageRenderer } from "../http/pages.js";
 import { bodyObject, optionalString, queryString, requireKeys } from "../http/params.js";
 import type { ApiMount, RouteOptions, RouteTable } from "../http/routes.js";
-import { MatrixError } from "../identity/errors.js";
-import type { NextLinkPolicy } from "../identity/next-link.js";
-import type { ValidationService } from "../identity/validation.js";
+import { MatrixError } from "../core/errors.js";
+import type { NextLinkPolicy } from "../services/next-link.js";
+import type { ValidationService } from "../services/validation.js";
 
 export interface ValidationRouteOptions {
   /** v2: authentication and terms; v1: none. */

@@ -1,4 +1,4 @@
-import { MatrixError, missingParams } from "../identity/errors.js";
+import { MatrixError, missingParams } from "../core/errors.js";
 
 export type JsonObject = Record<string, unknown>;
 

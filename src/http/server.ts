@@ -8,7 +8,7 @@ import Fastify, {
   LogController,
 } from "fastify";
 import type { Redis } from "ioredis";
-import { MatrixError } from "../identity/errors.js";
+import { MatrixError } from "../core/errors.js";
 import { CORS_HEADERS } from "./cors.js";
 import { RouteTable } from "./routes.js";
 

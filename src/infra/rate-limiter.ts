@@ -1,4 +1,4 @@
-import { MatrixError } from "./errors.js";
+import { MatrixError } from "../core/errors.js";
 
 /** A token bucket rule: `burst` at once, refilled at `perHour`. */
 export interface BucketRule {

@@ -5,11 +5,11 @@ import type { Mailer } from "../delivery/index.js";
 import { serverPartOfUserId } from "../federation/index.js";
 import type { AssociationRepository } from "../store/associations.js";
 import type { InviteRepository } from "../store/invites.js";
-import { normaliseEmail } from "./email-address.js";
-import { badRequest, MatrixError, notFound } from "./errors.js";
+import { normaliseEmail } from "../threepid/email-address.js";
+import { badRequest, MatrixError, notFound } from "../core/errors.js";
 import type { KeyService } from "./keys.js";
-import { type BucketRule, enforceLimits, type KeyedRateLimiter } from "./rate-limiter.js";
-import { redactEmail, truncate } from "./redact.js";
+import { type BucketRule, enforceLimits, type KeyedRateLimiter } from "../infra/rate-limiter.js";
+import { redactEmail, truncate } from "../threepid/redact.js";
 
 export interface InviteSettings {
   serverName: string;
