@@ -1,8 +1,8 @@
+import { MatrixError } from "../core/errors.js";
 import { bodyObject, requireKeys, requireString } from "../http/params.js";
 import type { RouteOptions, RouteTable } from "../http/routes.js";
 import { V2 } from "../http/routes.js";
 import type { AccountService } from "../services/accounts.js";
-import { MatrixError } from "../core/errors.js";
 
 /** `POST /account/register`, `GET /account`, `POST /account/logout` (v2 only). */
 export function registerAccountRoutes(

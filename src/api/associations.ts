@@ -1,7 +1,7 @@
+import { MatrixError } from "../core/errors.js";
 import { bodyObject, queryString, requireKeys, requireString } from "../http/params.js";
 import type { ApiMount, RouteOptions, RouteTable } from "../http/routes.js";
 import type { AssociationService } from "../services/associations.js";
-import { MatrixError } from "../core/errors.js";
 import type { ValidationService } from "../services/validation.js";
 
 /** Verifies an X-Matrix signed request and returns its origin server name. */

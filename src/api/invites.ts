@@ -1,7 +1,7 @@
 import type { FastifyRequest } from "fastify";
+import { MatrixError } from "../core/errors.js";
 import { bodyObject, queryString, requireKeys, requireString } from "../http/params.js";
 import type { ApiMount, RouteTable } from "../http/routes.js";
-import { MatrixError } from "../core/errors.js";
 import type { InviteService } from "../services/invites.js";
 
 type PreHandler = (req: FastifyRequest) => Promise<void>;

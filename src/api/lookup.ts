@@ -1,7 +1,7 @@
+import { missingParams } from "../core/errors.js";
 import { bodyObject, queryString, requireKeys } from "../http/params.js";
 import { type RouteOptions, type RouteTable, V1, V2 } from "../http/routes.js";
 import type { AssociationService } from "../services/associations.js";
-import { missingParams } from "../core/errors.js";
 import type { LookupService } from "../services/lookup.js";
 
 /** v2 `hash_details` and `lookup` (auth + terms). */

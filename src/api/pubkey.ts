@@ -1,6 +1,6 @@
+import { MatrixError, missingParams } from "../core/errors.js";
 import { queryString } from "../http/params.js";
 import type { ApiMount, RouteTable } from "../http/routes.js";
-import { MatrixError, missingParams } from "../core/errors.js";
 import type { KeyService } from "../services/keys.js";
 
 /** `/pubkey/{keyId}`, `/pubkey/isvalid`, `/pubkey/ephemeral/isvalid` (no auth in v1 or v2). */

@@ -1,8 +1,8 @@
+import { MatrixError } from "../core/errors.js";
 import { bodyObject, requireKeys } from "../http/params.js";
 import type { RouteOptions, RouteTable } from "../http/routes.js";
 import { V2 } from "../http/routes.js";
 import type { AccountService } from "../services/accounts.js";
-import { MatrixError } from "../core/errors.js";
 import type { Terms } from "../services/terms.js";
 
 /** `GET /terms` (no auth) and `POST /terms` (auth, never gated on terms). */

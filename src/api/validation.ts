@@ -1,8 +1,8 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { MatrixError } from "../core/errors.js";
 import type { PageRenderer } from "../http/pages.js";
 import { bodyObject, optionalString, queryString, requireKeys } from "../http/params.js";
 import type { ApiMount, RouteOptions, RouteTable } from "../http/routes.js";
-import { MatrixError } from "../core/errors.js";
 import type { NextLinkPolicy } from "../services/next-link.js";
 import type { ValidationService } from "../services/validation.js";
 

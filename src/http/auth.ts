@@ -1,6 +1,6 @@
 import type { FastifyRequest } from "fastify";
-import type { Caller } from "../services/accounts.js";
 import { unauthorized } from "../core/errors.js";
+import type { Caller } from "../services/accounts.js";
 import { queryString } from "./params.js";
 
 /** Turns an access token into a caller; implemented by the account service. */

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { MatrixError, unauthorized } from "../core/errors.js";
 import { sha256Hex } from "../crypto/hash.js";
 import type { AccountRepository } from "../store/accounts.js";
-import { MatrixError, unauthorized } from "../core/errors.js";
 import type { Terms } from "./terms.js";
 
 /** Who made an authenticated request. */

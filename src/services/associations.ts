@@ -1,7 +1,7 @@
+import { badRequest, MatrixError } from "../core/errors.js";
 import { signJson } from "../crypto/ed25519.js";
 import { serverPartOfUserId } from "../federation/index.js";
 import type { AssociationRecord, AssociationRepository } from "../store/associations.js";
-import { badRequest, MatrixError } from "../core/errors.js";
 import type { KeyService } from "./keys.js";
 import { lookupHash, normaliseAddress } from "./lookup.js";
 import type { ValidationService } from "./validation.js";

@@ -1,5 +1,5 @@
-import { isXMatrixError, type ServerKeyCache, verifyXMatrixRequest } from "../federation/index.js";
 import { MatrixError } from "../core/errors.js";
+import { isXMatrixError, type ServerKeyCache, verifyXMatrixRequest } from "../federation/index.js";
 
 /**
  * Checks that a request was signed by a homeserver (X-Matrix, `destination_is` = our server name) and returns

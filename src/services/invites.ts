@@ -1,15 +1,15 @@
+import { badRequest, MatrixError, notFound } from "../core/errors.js";
 import { decodeBase64, encodeBase64 } from "../crypto/base64.js";
 import { generateSeed, signingKeyFromSeed, signJson } from "../crypto/ed25519.js";
 import { randomToken } from "../crypto/hash.js";
 import type { Mailer } from "../delivery/index.js";
 import { serverPartOfUserId } from "../federation/index.js";
+import { type BucketRule, enforceLimits, type KeyedRateLimiter } from "../infra/rate-limiter.js";
 import type { AssociationRepository } from "../store/associations.js";
 import type { InviteRepository } from "../store/invites.js";
 import { normaliseEmail } from "../threepid/email-address.js";
-import { badRequest, MatrixError, notFound } from "../core/errors.js";
-import type { KeyService } from "./keys.js";
-import { type BucketRule, enforceLimits, type KeyedRateLimiter } from "../infra/rate-limiter.js";
 import { redactEmail, truncate } from "../threepid/redact.js";
+import type { KeyService } from "./keys.js";
 
 export interface InviteSettings {
   serverName: string;

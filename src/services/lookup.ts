@@ -1,8 +1,8 @@
+import { badRequest } from "../core/errors.js";
 import { randomToken, sha256Base64Url } from "../crypto/hash.js";
 import type { AssociationRepository } from "../store/associations.js";
 import type { AssociationRow, PepperRecord, PepperRepository } from "../store/peppers.js";
 import { casefold } from "../threepid/casefold.js";
-import { badRequest } from "../core/errors.js";
 
 export interface LookupSettings {
   maxAddresses: number;

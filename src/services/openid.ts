@@ -1,6 +1,6 @@
+import { MatrixError } from "../core/errors.js";
 import { type HomeserverClient, isFederationError } from "../federation/index.js";
 import type { OpenIdVerifier } from "./accounts.js";
-import { MatrixError } from "../core/errors.js";
 
 /** Verifies OpenID tokens through the homeserver client, turning federation failures into Matrix errors. */
 export class HomeserverOpenIdVerifier implements OpenIdVerifier {

@@ -1,11 +1,11 @@
 import { parsePhoneNumberFromString } from "libphonenumber-js/max";
+import { badRequest, MatrixError, notFound } from "../core/errors.js";
 import { constantTimeEqual, randomDigits, randomToken } from "../crypto/hash.js";
 import type { Mailer } from "../delivery/index.js";
+import { type BucketRule, enforceLimits, type KeyedRateLimiter } from "../infra/rate-limiter.js";
 import type { SessionRecord, SessionRepository } from "../store/validation-sessions.js";
 import { normaliseEmail } from "../threepid/email-address.js";
-import { badRequest, MatrixError, notFound } from "../core/errors.js";
 import { NextLinkPolicy } from "./next-link.js";
-import { type BucketRule, enforceLimits, type KeyedRateLimiter } from "../infra/rate-limiter.js";
 
 const CLIENT_SECRET = /^[0-9a-zA-Z.=_-]{1,255}$/;
 
