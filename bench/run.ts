@@ -20,6 +20,7 @@ import BetterSqlite3 from "better-sqlite3";
 import { CompiledQuery, Kysely, type LogEvent, SqliteDialect } from "kysely";
 import { stringify } from "yaml";
 import { type ResolvedConfig, resolveConfig } from "../src/config/load.js";
+import { NO_LOG } from "../src/core/logger.js";
 import { loadOrCreateKeyFile } from "../src/crypto/key-file.js";
 import { lookupHash } from "../src/services/lookup.js";
 import { KyselyAssociationRepository } from "../src/store/associations.js";
@@ -840,10 +841,8 @@ async function explain(ctx: Context, cfg: ResolvedConfig): Promise<string> {
     captured = e.query;
   };
   const dialect = cfg.database.postgres
-    ? createPostgresDialect(
-        { url: cfg.database.postgres.url, poolSize: 2, statementTimeoutMs: 0 },
-        { warn: () => undefined },
-      ).dialect
+    ? createPostgresDialect({ url: cfg.database.postgres.url, poolSize: 2, statementTimeoutMs: 0 }, NO_LOG)
+        .dialect
     : new SqliteDialect({ database: new BetterSqlite3(cfg.database.sqlite.path) });
   const db = new Kysely<Database>({ dialect, log: capture });
   const kind = cfg.database.postgres ? "postgres" : "sqlite";

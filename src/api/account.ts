@@ -1,45 +1,56 @@
 import { MatrixError } from "../core/errors.js";
-import { bodyObject, requireKeys, requireString } from "../http/params.js";
-import type { RouteOptions, RouteTable } from "../http/routes.js";
-import { V2 } from "../http/routes.js";
+import { number, object, string } from "../http/schema.js";
 import type { AccountService } from "../services/accounts.js";
+import { endpoint } from "./endpoint.js";
 
-/** `POST /account/register`, `GET /account`, `POST /account/logout` (v2 only). */
-export function registerAccountRoutes(
-  routes: RouteTable,
-  accounts: AccountService,
-  opts: { authNoTerms: RouteOptions["preHandler"]; registerPerMinute?: number; authPerMinute?: number },
-): void {
-  routes.add(
-    "POST",
-    `${V2.prefix}/account/register`,
-    async (req) => {
-      const body = bodyObject(req.body);
-      requireKeys(body, ["access_token", "token_type", "matrix_server_name", "expires_in"]);
-      const expiresIn = body.expires_in;
-      if (typeof expiresIn !== "number" || !Number.isFinite(expiresIn)) {
-        throw new MatrixError(400, "M_INVALID_PARAM", "expires_in must be a number");
-      }
-      const token = await accounts.register({
-        accessToken: requireString(body, "access_token", 4096),
-        tokenType: requireString(body, "token_type", 64),
-        matrixServerName: requireString(body, "matrix_server_name", 300),
-        expiresIn,
-      });
-      return { token, access_token: token };
-    },
-    { perMinute: opts.registerPerMinute },
-  );
+interface RegisterBody {
+  access_token: string;
+  token_type: string;
+  matrix_server_name: string;
+  expires_in: number;
+}
 
-  const authed = { preHandler: opts.authNoTerms, perMinute: opts.authPerMinute };
-  routes.add("GET", `${V2.prefix}/account`, async (req) => ({ user_id: req.caller!.userId }), authed);
-  routes.add(
-    "POST",
-    `${V2.prefix}/account/logout`,
-    async (req) => {
-      await accounts.logout(req.caller!);
-      return {};
-    },
-    authed,
-  );
+/** The v2 account endpoints: register with an OpenID token, who am I, log out. */
+export function accountEndpoints(accounts: AccountService) {
+  return {
+    /** # `POST /_matrix/identity/v2/account/register` */
+    register: endpoint<{ Body: RegisterBody }>({
+      schema: {
+        body: object({
+          access_token: string(4096),
+          token_type: string(64),
+          matrix_server_name: string(300),
+          expires_in: number(),
+        }),
+      },
+      async handle(req) {
+        const b = req.body;
+        if (!Number.isFinite(b.expires_in))
+          throw new MatrixError("M_INVALID_PARAM", "expires_in must be a number");
+        const token = await accounts.register({
+          accessToken: b.access_token,
+          tokenType: b.token_type,
+          matrixServerName: b.matrix_server_name,
+          expiresIn: b.expires_in,
+        });
+        return { token, access_token: token };
+      },
+    }),
+
+    /** # `GET /_matrix/identity/v2/account` */
+    whoami: endpoint({
+      response: { 200: { type: "object", properties: { user_id: { type: "string" } } } },
+      async handle(req) {
+        return { user_id: req.caller!.userId };
+      },
+    }),
+
+    /** # `POST /_matrix/identity/v2/account/logout` */
+    logout: endpoint({
+      async handle(req) {
+        await accounts.logout(req.caller!);
+        return {};
+      },
+    }),
+  };
 }

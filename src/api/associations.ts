@@ -1,105 +1,83 @@
 import { MatrixError } from "../core/errors.js";
-import { bodyObject, queryString, requireKeys, requireString } from "../http/params.js";
-import type { ApiMount, RouteOptions, RouteTable } from "../http/routes.js";
+import { anyString, nullable, object, string } from "../http/schema.js";
 import type { AssociationService } from "../services/associations.js";
 import type { ValidationService } from "../services/validation.js";
+import { endpoint } from "./endpoint.js";
 
 /** Verifies an X-Matrix signed request and returns its origin server name. */
 export type HomeserverRequestVerifier = (req: {
   method: string;
   uri: string;
-  body: unknown;
-  authorization: string | string[] | undefined;
+  body: object | undefined;
+  authorization: string[] | undefined;
 }) => Promise<string>;
 
-export interface AssociationRouteOptions {
-  auth: RouteOptions["preHandler"];
-  authPerMinute?: number | undefined;
-  /** Whether `3pid/bind` exists under this mount (v1 only with `v1.enable_bind`). */
-  bind: boolean;
-  verifyHomeserver: HomeserverRequestVerifier;
+interface UnbindBody {
+  mxid: string;
+  threepid: { medium: string; address: string };
+  sid?: string | null;
+  client_secret?: string | null;
 }
 
-/** `3pid/getValidated3pid`, `3pid/bind`, `3pid/unbind`. */
-export function registerAssociationRoutes(
-  routes: RouteTable,
-  mount: ApiMount,
+/** Reading a validated 3PID, binding it to a Matrix ID, and unbinding it. */
+export function associationEndpoints(
   validation: ValidationService,
   associations: AssociationService,
-  opts: AssociationRouteOptions,
-): void {
-  const authed = { preHandler: opts.auth, perMinute: opts.authPerMinute };
-
-  routes.add(
-    "GET",
-    `${mount.prefix}/3pid/getValidated3pid`,
-    async (req) => {
-      const t = await validation.validatedThreepid(
-        queryString(req.query, "sid"),
-        queryString(req.query, "client_secret"),
-      );
-      return { medium: t.medium, address: t.address, validated_at: t.validatedAt };
-    },
-    authed,
-  );
-
-  if (opts.bind) {
-    routes.add(
-      "POST",
-      `${mount.prefix}/3pid/bind`,
-      async (req) => {
-        const body = bodyObject(req.body);
-        requireKeys(body, ["sid", "client_secret", "mxid"]);
-        const mxid = requireString(body, "mxid", 512);
-        return associations.bind(body.sid, body.client_secret, mxid, req.caller?.userId);
+  verifyHomeserver: HomeserverRequestVerifier,
+) {
+  return {
+    /** # `GET /_matrix/identity/v2/3pid/getValidated3pid` */
+    getValidated3pid: endpoint<{ Querystring: { sid?: string; client_secret?: string } }>({
+      async handle(req) {
+        const t = await validation.validatedThreepid(req.query.sid ?? "", req.query.client_secret ?? "");
+        return { medium: t.medium, address: t.address, validated_at: t.validatedAt };
       },
-      authed,
-    );
-  }
+    }),
 
-  // Authorised by the request itself (a validated session, or the homeserver's signature): no bearer token.
-  routes.add(
-    "POST",
-    `${mount.prefix}/3pid/unbind`,
-    async (req) => {
-      const body = bodyObject(req.body);
-      requireKeys(body, ["mxid", "threepid"]);
-      const mxid = requireString(body, "mxid", 512);
-      const threepid = body.threepid;
-      if (typeof threepid !== "object" || threepid === null || Array.isArray(threepid)) {
-        throw new MatrixError(400, "M_INVALID_PARAM", "threepid must be an object with medium and address");
-      }
-      const tp = threepid as Record<string, unknown>;
-      requireKeys(tp, ["medium", "address"]);
-      const medium = requireString(tp, "medium", 32);
-      const address = requireString(tp, "address", 512);
-      if (body.sid !== undefined || body.client_secret !== undefined) {
-        await associations.unbind(mxid, medium, address, {
-          kind: "session",
-          sid: body.sid,
-          clientSecret: body.client_secret,
+    /** # `POST /_matrix/identity/v2/3pid/bind` */
+    bind: endpoint<{ Body: { sid: string; client_secret: string; mxid: string } }>({
+      schema: { body: object({ sid: string(255), client_secret: string(255), mxid: string(512) }) },
+      async handle(req) {
+        const b = req.body;
+        return associations.bind(b.sid, b.client_secret, b.mxid, req.caller?.userId);
+      },
+    }),
+
+    /** # `POST /_matrix/identity/v2/3pid/unbind`: proved by a validated session or the homeserver's signature. */
+    unbind: endpoint<{ Body: UnbindBody }>({
+      schema: {
+        body: object(
+          { mxid: string(512), threepid: object({ medium: string(32), address: string(512) }) },
+          { sid: nullable(anyString(255)), client_secret: nullable(anyString(255)) },
+        ),
+      },
+      async handle(req) {
+        const { mxid, threepid, sid, client_secret: clientSecret } = req.body;
+        if (sid !== undefined || clientSecret !== undefined) {
+          await associations.unbind(mxid, threepid.medium, threepid.address, {
+            kind: "session",
+            sid: sid ?? "",
+            clientSecret: clientSecret ?? "",
+          });
+          return {};
+        }
+        const authorization = req.raw.headersDistinct.authorization;
+        if (authorization === undefined) {
+          throw new MatrixError(
+            "M_FORBIDDEN",
+            "Unbind needs sid and client_secret, or a homeserver signature",
+          );
+        }
+        // All Authorization headers (one per signing key) and the URI exactly as received.
+        const origin = await verifyHomeserver({
+          method: req.method,
+          uri: req.raw.url ?? req.url,
+          body: req.body,
+          authorization,
         });
+        await associations.unbind(mxid, threepid.medium, threepid.address, { kind: "homeserver", origin });
         return {};
-      }
-      const authorization = req.raw.headersDistinct.authorization;
-      if (authorization === undefined) {
-        throw new MatrixError(
-          403,
-          "M_FORBIDDEN",
-          "Unbind needs sid and client_secret, or a homeserver signature",
-        );
-      }
-      // All Authorization headers (one per signing key) and the URI exactly as received.
-      const origin = await opts.verifyHomeserver({
-        method: req.method,
-        uri: req.raw.url ?? req.url,
-        body: req.body,
-        authorization,
-      });
-      await associations.unbind(mxid, medium, address, { kind: "homeserver", origin });
-      return {};
-    },
-    // Every new origin costs a key fetch: limit unbinds per client like other authenticated calls.
-    { perMinute: opts.authPerMinute },
-  );
+      },
+    }),
+  };
 }

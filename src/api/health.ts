@@ -1,20 +1,28 @@
-import type { RouteTable } from "../http/routes.js";
+import { endpoint } from "./endpoint.js";
 
-/** `/_seraph/health` (the process answers) and `/_seraph/ready` (it can serve: database reachable, not stopping). */
-export function registerHealthRoutes(
-  routes: RouteTable,
-  opts: { databaseReachable: () => Promise<boolean>; stopping: () => boolean },
-): void {
-  routes.add("GET", "/_seraph/health", async () => ({ status: "ok" }));
-  routes.add("GET", "/_seraph/ready", async (_req, reply) => {
-    if (opts.stopping()) {
-      reply.code(503);
-      return { errcode: "M_UNKNOWN", error: "Shutting down" };
-    }
-    if (!(await opts.databaseReachable())) {
-      reply.code(503);
-      return { errcode: "M_UNKNOWN", error: "Database unreachable" };
-    }
-    return { status: "ready" };
-  });
+/** Liveness and readiness probes for load balancers and orchestrators. */
+export function healthEndpoints(opts: { ping: () => Promise<boolean>; stopping: () => boolean }) {
+  return {
+    /** # `GET /_seraph/health`: the process answers. */
+    health: endpoint({
+      async handle() {
+        return { status: "ok" };
+      },
+    }),
+
+    /** # `GET /_seraph/ready`: it can serve (database reachable, not stopping). */
+    ready: endpoint({
+      async handle(_req, reply) {
+        if (opts.stopping()) {
+          reply.code(503);
+          return { errcode: "M_UNKNOWN", error: "Shutting down" };
+        }
+        if (!(await opts.ping())) {
+          reply.code(503);
+          return { errcode: "M_UNKNOWN", error: "Database unreachable" };
+        }
+        return { status: "ready" };
+      },
+    }),
+  };
 }

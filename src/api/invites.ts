@@ -1,69 +1,65 @@
-import type { FastifyRequest } from "fastify";
-import { MatrixError } from "../core/errors.js";
-import { bodyObject, queryString, requireKeys, requireString } from "../http/params.js";
-import type { ApiMount, RouteTable } from "../http/routes.js";
+import { type JsonValue, MatrixError } from "../core/errors.js";
+import { object, string } from "../http/schema.js";
 import type { InviteService } from "../services/invites.js";
+import { endpoint } from "./endpoint.js";
+import { apiPrefix } from "./paths.js";
 
-type PreHandler = (req: FastifyRequest) => Promise<void>;
+interface StoreInviteBody {
+  medium: string;
+  address: string;
+  room_id: string;
+  sender: string;
+  [param: string]: JsonValue;
+}
 
-/** `POST /store-invite` and `POST /sign-ed25519`. In v2 both need a caller (`auth`). */
-export function registerInviteRoutes(
-  routes: RouteTable,
-  mount: ApiMount,
-  invites: InviteService,
-  publicBaseUrl: string,
-  opts: { auth?: PreHandler | undefined; perMinute?: number | undefined } = {},
-): void {
-  const routeOpts = { preHandler: opts.auth, perMinute: opts.perMinute };
-  const keyValidityUrl = `${publicBaseUrl}${mount.prefix}/pubkey/isvalid`;
-  const ephemeralValidityUrl = `${publicBaseUrl}${mount.prefix}/pubkey/ephemeral/isvalid`;
+/** Third-party invites: store one (and email the invitee), sign an invite proof with its ephemeral key. */
+export function inviteEndpoints(invites: InviteService, publicBaseUrl: string) {
+  return {
+    /** # `POST /_matrix/identity/v2/store-invite` (v1: no auth, sender unverified) */
+    storeInvite: endpoint<{ Body: StoreInviteBody; Querystring: { brand?: string } }>({
+      schema: {
+        body: object({
+          medium: string(32),
+          address: string(1024),
+          room_id: string(1024),
+          sender: string(1024),
+        }),
+      },
+      async handle(req) {
+        const body = req.body;
+        if (req.caller && req.caller.userId !== body.sender) {
+          throw new MatrixError("M_UNAUTHORIZED", "'sender' doesn't match the authenticated user", {
+            status: 403,
+          });
+        }
+        const stored = await invites.storeInvite({
+          medium: body.medium,
+          address: body.address,
+          roomId: body.room_id,
+          sender: body.sender,
+          params: body,
+          brand: req.query.brand,
+          senderVerified: req.caller !== undefined,
+        });
+        const prefix = `${publicBaseUrl}${apiPrefix(req.routeOptions.url)}`;
+        return {
+          token: stored.token,
+          public_key: stored.longTermPublicKey,
+          public_keys: [
+            { public_key: stored.longTermPublicKey, key_validity_url: `${prefix}/pubkey/isvalid` },
+            { public_key: stored.ephemeralPublicKey, key_validity_url: `${prefix}/pubkey/ephemeral/isvalid` },
+          ],
+          display_name: stored.displayName,
+        };
+      },
+    }),
 
-  routes.add(
-    "POST",
-    `${mount.prefix}/store-invite`,
-    async (req) => {
-      const body = bodyObject(req.body);
-      requireKeys(body, ["medium", "address", "room_id", "sender"]);
-      const medium = requireString(body, "medium", 32);
-      const address = requireString(body, "address", 1024);
-      const roomId = requireString(body, "room_id", 1024);
-      const sender = requireString(body, "sender", 1024);
-      if (req.caller && req.caller.userId !== sender) {
-        throw new MatrixError(403, "M_UNAUTHORIZED", "'sender' doesn't match the authenticated user");
-      }
-      const stored = await invites.storeInvite({
-        medium,
-        address,
-        roomId,
-        sender,
-        params: body,
-        brand: queryString(req.query, "brand"),
-        senderVerified: req.caller !== undefined,
-      });
-      return {
-        token: stored.token,
-        public_key: stored.longTermPublicKey,
-        public_keys: [
-          { public_key: stored.longTermPublicKey, key_validity_url: keyValidityUrl },
-          { public_key: stored.ephemeralPublicKey, key_validity_url: ephemeralValidityUrl },
-        ],
-        display_name: stored.displayName,
-      };
-    },
-    routeOpts,
-  );
-
-  routes.add(
-    "POST",
-    `${mount.prefix}/sign-ed25519`,
-    async (req) => {
-      const body = bodyObject(req.body);
-      requireKeys(body, ["mxid", "token", "private_key"]);
-      const mxid = requireString(body, "mxid", 1024);
-      const token = requireString(body, "token", 1024);
-      const privateKey = requireString(body, "private_key", 256);
-      return invites.signInvite(mxid, token, privateKey);
-    },
-    routeOpts,
-  );
+    /** # `POST /_matrix/identity/v2/sign-ed25519` */
+    signEd25519: endpoint<{ Body: { mxid: string; token: string; private_key: string } }>({
+      schema: { body: object({ mxid: string(1024), token: string(1024), private_key: string(256) }) },
+      async handle(req) {
+        return invites.signInvite(req.body.mxid, req.body.token, req.body.private_key);
+      },
+    }),
+  };
 }

@@ -1,44 +1,57 @@
-import { missingParams } from "../core/errors.js";
-import { bodyObject, queryString, requireKeys } from "../http/params.js";
-import { type RouteOptions, type RouteTable, V1, V2 } from "../http/routes.js";
+import { MatrixError } from "../core/errors.js";
+import { anyString, array, object, string } from "../http/schema.js";
 import type { AssociationService } from "../services/associations.js";
 import type { LookupService } from "../services/lookup.js";
+import { endpoint } from "./endpoint.js";
 
-/** v2 `hash_details` and `lookup` (auth + terms). */
-export function registerV2LookupRoutes(
-  routes: RouteTable,
-  lookup: LookupService,
-  opts: { auth: RouteOptions["preHandler"]; authPerMinute?: number | undefined },
-): void {
-  const authed = { preHandler: opts.auth, perMinute: opts.authPerMinute };
-  routes.add("GET", `${V2.prefix}/hash_details`, async () => lookup.hashDetails(), authed);
-  routes.add(
-    "POST",
-    `${V2.prefix}/lookup`,
-    async (req) => {
-      const body = bodyObject(req.body);
-      requireKeys(body, ["addresses", "algorithm", "pepper"]);
-      return { mappings: await lookup.lookup(body.addresses, body.algorithm, body.pepper) };
-    },
-    authed,
-  );
+interface LookupBody {
+  addresses: string[];
+  algorithm: string;
+  pepper: string;
 }
 
-/** Legacy v1 `GET lookup` (one signed association) and `POST bulk_lookup` (no auth). */
-export function registerV1LookupRoutes(
-  routes: RouteTable,
-  lookup: LookupService,
-  associations: AssociationService,
-) {
-  routes.add("GET", `${V1.prefix}/lookup`, async (req) => {
-    const medium = queryString(req.query, "medium");
-    const address = queryString(req.query, "address");
-    if (!medium || !address) throw missingParams("Missing parameters: medium, address");
-    return (await associations.lookupSigned(medium, address)) ?? {};
-  });
-  routes.add("POST", `${V1.prefix}/bulk_lookup`, async (req) => {
-    const body = bodyObject(req.body);
-    requireKeys(body, ["threepids"]);
-    return { threepids: await lookup.bulkLookup(body.threepids) };
-  });
+/** Hashed lookups (v2) and the legacy plain ones (v1). */
+export function lookupEndpoints(lookup: LookupService, associations: AssociationService) {
+  return {
+    /** # `GET /_matrix/identity/v2/hash_details` */
+    hashDetails: endpoint({
+      async handle() {
+        return lookup.hashDetails();
+      },
+    }),
+
+    /** # `POST /_matrix/identity/v2/lookup` */
+    lookup: endpoint<{ Body: LookupBody }>({
+      schema: {
+        body: object({ addresses: array(anyString()), algorithm: string(64), pepper: string(256) }),
+      },
+      async handle(req) {
+        const { addresses, algorithm, pepper } = req.body;
+        if (algorithm !== "sha256" && algorithm !== "none") {
+          throw new MatrixError("M_INVALID_PARAM", "Unsupported algorithm: use sha256 or none");
+        }
+        return { mappings: await lookup.lookup(addresses, algorithm, pepper) };
+      },
+    }),
+
+    /** # `GET /_matrix/identity/api/v1/lookup` */
+    lookupOne: endpoint<{ Querystring: { medium: string; address: string } }>({
+      schema: { querystring: object({ medium: string(64), address: string(1024) }) },
+      async handle(req) {
+        return (await associations.lookupSigned(req.query.medium, req.query.address)) ?? {};
+      },
+    }),
+
+    /** # `POST /_matrix/identity/api/v1/bulk_lookup` */
+    bulkLookup: endpoint<{ Body: { threepids: Array<[string, string]> } }>({
+      schema: {
+        body: object({
+          threepids: array({ type: "array", items: anyString(), minItems: 2, maxItems: 2 }),
+        }),
+      },
+      async handle(req) {
+        return { threepids: await lookup.bulkLookup(req.body.threepids) };
+      },
+    }),
+  };
 }

@@ -1,29 +1,41 @@
-import { MatrixError, missingParams } from "../core/errors.js";
-import { queryString } from "../http/params.js";
-import type { ApiMount, RouteTable } from "../http/routes.js";
+import { MatrixError } from "../core/errors.js";
+import { object, string } from "../http/schema.js";
 import type { KeyService } from "../services/keys.js";
+import { endpoint } from "./endpoint.js";
 
-/** `/pubkey/{keyId}`, `/pubkey/isvalid`, `/pubkey/ephemeral/isvalid` (no auth in v1 or v2). */
-export function registerPubkeyRoutes(routes: RouteTable, mount: ApiMount, keys: KeyService): void {
-  const VALID = { valid: true };
-  const INVALID = { valid: false };
+const VALID = '{"valid":true}';
+const INVALID = '{"valid":false}';
+const publicKeyQuery = { querystring: object({ public_key: string() }) };
 
-  routes.add("GET", `${mount.prefix}/pubkey/isvalid`, async (req) => {
-    const publicKey = queryString(req.query, "public_key");
-    if (!publicKey) throw missingParams("Missing parameter: public_key");
-    return keys.isValidLongTerm(publicKey) ? VALID : INVALID;
-  });
+/** The server's long-term keys and the ephemeral keys of invites (no auth in v1 or v2). */
+export function pubkeyEndpoints(keys: KeyService) {
+  return {
+    /** # `GET /_matrix/identity/v2/pubkey/:keyId` */
+    publicKey: endpoint<{ Params: { keyId: string } }>({
+      async handle(req, reply) {
+        const body = keys.publicKeyJson(req.params.keyId);
+        if (body === undefined) throw new MatrixError("M_NOT_FOUND", "The public key was not found");
+        reply.type("application/json; charset=utf-8");
+        return body;
+      },
+    }),
 
-  routes.add("GET", `${mount.prefix}/pubkey/ephemeral/isvalid`, async (req) => {
-    const publicKey = queryString(req.query, "public_key");
-    if (!publicKey) throw missingParams("Missing parameter: public_key");
-    return (await keys.isValidEphemeral(publicKey)) ? VALID : INVALID;
-  });
+    /** # `GET /_matrix/identity/v2/pubkey/isvalid` */
+    isValid: endpoint<{ Querystring: { public_key: string } }>({
+      schema: publicKeyQuery,
+      async handle(req, reply) {
+        reply.type("application/json; charset=utf-8");
+        return keys.isValidLongTerm(req.query.public_key) ? VALID : INVALID;
+      },
+    }),
 
-  routes.add("GET", `${mount.prefix}/pubkey/:keyId`, async (req) => {
-    const { keyId } = req.params as { keyId: string };
-    const publicKey = keys.publicKey(keyId);
-    if (publicKey === undefined) throw new MatrixError(404, "M_NOT_FOUND", "The public key was not found");
-    return { public_key: publicKey };
-  });
+    /** # `GET /_matrix/identity/v2/pubkey/ephemeral/isvalid` */
+    isValidEphemeral: endpoint<{ Querystring: { public_key: string } }>({
+      schema: publicKeyQuery,
+      async handle(req, reply) {
+        reply.type("application/json; charset=utf-8");
+        return (await keys.isValidEphemeral(req.query.public_key)) ? VALID : INVALID;
+      },
+    }),
+  };
 }

@@ -1,4 +1,4 @@
-import type { RouteTable } from "../http/routes.js";
+import { endpoint } from "./endpoint.js";
 
 /** Spec versions this server implements (every one, patch versions included). */
 export const SUPPORTED_VERSIONS = [
@@ -27,10 +27,23 @@ export const SUPPORTED_VERSIONS = [
   "v1.19",
 ] as const;
 
-/** `GET /_matrix/identity/versions` and the v1/v2 status pings. */
-export function registerStatusRoutes(routes: RouteTable, opts: { v1: boolean }): void {
-  const versions = { versions: SUPPORTED_VERSIONS };
-  routes.add("GET", "/_matrix/identity/versions", async () => versions);
-  routes.add("GET", "/_matrix/identity/v2", async () => ({}));
-  if (opts.v1) routes.add("GET", "/_matrix/identity/api/v1", async () => ({}));
+/** A constant JSON answer, serialised once. */
+function constant(value: object) {
+  const body = JSON.stringify(value);
+  return endpoint({
+    async handle(_req, reply) {
+      reply.type("application/json; charset=utf-8");
+      return body;
+    },
+  });
+}
+
+/** The versions list and the v1/v2 status pings. */
+export function statusEndpoints() {
+  return {
+    /** # `GET /_matrix/identity/versions` */
+    versions: constant({ versions: SUPPORTED_VERSIONS }),
+    /** # `GET /_matrix/identity/v2` (and `GET /_matrix/identity/api/v1`) */
+    status: constant({}),
+  };
 }

@@ -1,32 +1,27 @@
-import { MatrixError } from "../core/errors.js";
-import { bodyObject, requireKeys } from "../http/params.js";
-import type { RouteOptions, RouteTable } from "../http/routes.js";
-import { V2 } from "../http/routes.js";
+import { anyString, array, object } from "../http/schema.js";
 import type { AccountService } from "../services/accounts.js";
 import type { Terms } from "../services/terms.js";
+import { endpoint } from "./endpoint.js";
 
-/** `GET /terms` (no auth) and `POST /terms` (auth, never gated on terms). */
-export function registerTermsRoutes(
-  routes: RouteTable,
-  terms: Terms,
-  accounts: AccountService,
-  opts: { authNoTerms: RouteOptions["preHandler"]; authPerMinute?: number },
-): void {
-  const answer = { policies: terms.policies };
-  routes.add("GET", `${V2.prefix}/terms`, async () => answer);
-  routes.add(
-    "POST",
-    `${V2.prefix}/terms`,
-    async (req) => {
-      const body = bodyObject(req.body);
-      requireKeys(body, ["user_accepts"]);
-      const urls = body.user_accepts;
-      if (!Array.isArray(urls) || urls.length > 1000 || !urls.every((u) => typeof u === "string")) {
-        throw new MatrixError(400, "M_INVALID_PARAM", "user_accepts must be a list of URLs");
-      }
-      await accounts.acceptTerms(req.caller!, urls);
-      return {};
-    },
-    { preHandler: opts.authNoTerms, perMinute: opts.authPerMinute },
-  );
+/** The terms of service: what they are, and a user accepting them. */
+export function termsEndpoints(terms: Terms, accounts: AccountService) {
+  const answer = JSON.stringify({ policies: terms.policies });
+  return {
+    /** # `GET /_matrix/identity/v2/terms` */
+    get: endpoint({
+      async handle(_req, reply) {
+        reply.type("application/json; charset=utf-8");
+        return answer;
+      },
+    }),
+
+    /** # `POST /_matrix/identity/v2/terms` */
+    accept: endpoint<{ Body: { user_accepts: string[] } }>({
+      schema: { body: object({ user_accepts: { ...array(anyString(4096)), maxItems: 1000 } }) },
+      async handle(req) {
+        await accounts.acceptTerms(req.caller!, req.body.user_accepts);
+        return {};
+      },
+    }),
+  };
 }

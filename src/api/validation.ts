@@ -1,99 +1,121 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { MatrixError } from "../core/errors.js";
 import type { PageRenderer } from "../http/pages.js";
-import { bodyObject, optionalString, queryString, requireKeys } from "../http/params.js";
-import type { ApiMount, RouteOptions, RouteTable } from "../http/routes.js";
+import { anyString, nullable, object, present, string } from "../http/schema.js";
 import type { NextLinkPolicy } from "../services/next-link.js";
 import type { ValidationService } from "../services/validation.js";
+import { endpoint } from "./endpoint.js";
 
-export interface ValidationRouteOptions {
-  /** v2: authentication and terms; v1: none. */
-  auth: RouteOptions["preHandler"];
-  requestTokenPerMinute?: number | undefined;
-  authPerMinute?: number | undefined;
-  pages: PageRenderer;
-  nextLinks: NextLinkPolicy;
+const sendAttempt = {
+  anyOf: [
+    { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+    { type: "string", pattern: "^\\d{1,15}$" },
+  ],
+};
+const clientSecret = string(255, { pattern: "^[0-9a-zA-Z.=_-]{1,255}$" });
+const nextLink = nullable(anyString(4096));
+
+interface RequestTokenBody {
+  client_secret: string;
+  send_attempt: number | string;
+  next_link?: string | null;
 }
+interface SubmitTokenBody {
+  sid: string;
+  client_secret: string;
+  token: string;
+}
+type BrowserQuery = { sid?: string; client_secret?: string; token?: string; brand?: string };
 
-/** `validate/{email,msisdn}/{requestToken,submitToken}` (POST, and GET submitToken for browsers). */
-export function registerValidationRoutes(
-  routes: RouteTable,
-  mount: ApiMount,
+/** Email and phone validation: request a token, submit it (by a client, or by a person's browser). */
+export function validationEndpoints(
   validation: ValidationService,
-  opts: ValidationRouteOptions,
-): void {
-  const request = { preHandler: opts.auth, perMinute: opts.requestTokenPerMinute };
-  const authed = { preHandler: opts.auth, perMinute: opts.authPerMinute };
-
-  routes.add(
-    "POST",
-    `${mount.prefix}/validate/email/requestToken`,
-    async (req) => {
-      const body = bodyObject(req.body);
-      requireKeys(body, ["client_secret", "email", "send_attempt"]);
-      return validation.requestEmailToken(body.email, {
-        clientSecret: body.client_secret,
-        sendAttempt: body.send_attempt,
-        nextLink: optionalString(body, "next_link", 4096),
-        brand: queryString(req.query, "brand"),
-        ip: req.ip,
-      });
+  opts: { pages: PageRenderer; nextLinks: NextLinkPolicy },
+) {
+  const submit = endpoint<{ Body: SubmitTokenBody }>({
+    schema: { body: object({ sid: string(255), client_secret: string(255), token: string(255) }) },
+    async handle(req) {
+      await validation.submitToken(req.body.sid, req.body.client_secret, req.body.token);
+      return { success: true };
     },
-    request,
-  );
-
-  routes.add(
-    "POST",
-    `${mount.prefix}/validate/msisdn/requestToken`,
-    async (req) => {
-      const body = bodyObject(req.body);
-      requireKeys(body, ["client_secret", "country", "phone_number", "send_attempt"]);
-      return validation.requestMsisdnToken(body.country, body.phone_number, {
-        clientSecret: body.client_secret,
-        sendAttempt: body.send_attempt,
-        nextLink: optionalString(body, "next_link", 4096),
-      });
-    },
-    request,
-  );
-
-  for (const medium of ["email", "msisdn"] as const) {
-    routes.add(
-      "POST",
-      `${mount.prefix}/validate/${medium}/submitToken`,
-      async (req) => {
-        const body = bodyObject(req.body);
-        requireKeys(body, ["sid", "client_secret", "token"]);
-        await validation.submitToken(body.sid, body.client_secret, body.token);
-        return { success: true };
+  });
+  const submitFromBrowser = (medium: "email" | "msisdn") =>
+    endpoint<{ Querystring: BrowserQuery }>({
+      async handle(req, reply) {
+        return browserSubmit(req, reply, medium, validation, opts);
       },
-      authed,
-    );
+    });
 
-    // What a person's browser opens from the email: no auth, HTML, or a redirect to an allowed next_link.
-    routes.add("GET", `${mount.prefix}/validate/${medium}/submitToken`, async (req, reply) =>
-      submitFromBrowser(req, reply, medium, validation, opts),
-    );
-  }
+  return {
+    /** # `POST /_matrix/identity/v2/validate/email/requestToken` */
+    requestEmailToken: endpoint<{
+      Body: RequestTokenBody & { email: string | number };
+      Querystring: { brand?: string };
+    }>({
+      schema: {
+        body: object(
+          { client_secret: clientSecret, email: present(), send_attempt: sendAttempt },
+          { next_link: nextLink },
+        ),
+      },
+      async handle(req) {
+        const b = req.body;
+        if (typeof b.email !== "string") throw new MatrixError("M_INVALID_EMAIL", "Invalid email address");
+        return validation.requestEmailToken(b.email, {
+          clientSecret: b.client_secret,
+          sendAttempt: Number(b.send_attempt),
+          nextLink: b.next_link ?? undefined,
+          brand: req.query.brand,
+          ip: req.ip,
+        });
+      },
+    }),
+
+    /** # `POST /_matrix/identity/v2/validate/msisdn/requestToken` */
+    requestMsisdnToken: endpoint<{ Body: RequestTokenBody & { country: string; phone_number: string } }>({
+      schema: {
+        body: object(
+          {
+            client_secret: clientSecret,
+            country: string(2, { pattern: "^[A-Za-z]{2}$" }),
+            phone_number: string(),
+            send_attempt: sendAttempt,
+          },
+          { next_link: nextLink },
+        ),
+      },
+      async handle(req) {
+        const b = req.body;
+        return validation.requestMsisdnToken(b.country, b.phone_number, {
+          clientSecret: b.client_secret,
+          sendAttempt: Number(b.send_attempt),
+          nextLink: b.next_link ?? undefined,
+        });
+      },
+    }),
+
+    /** # `POST /_matrix/identity/v2/validate/email/submitToken` (and msisdn) */
+    submitToken: submit,
+    /** # `GET /_matrix/identity/v2/validate/email/submitToken`: the link a person opens from the email. */
+    submitEmailFromBrowser: submitFromBrowser("email"),
+    /** # `GET /_matrix/identity/v2/validate/msisdn/submitToken` */
+    submitMsisdnFromBrowser: submitFromBrowser("msisdn"),
+  };
 }
 
-async function submitFromBrowser(
-  req: FastifyRequest,
+/** No auth, HTML answers, or a redirect to an allowed next_link. */
+async function browserSubmit(
+  req: FastifyRequest<{ Querystring: BrowserQuery }>,
   reply: FastifyReply,
   medium: string,
   validation: ValidationService,
-  opts: ValidationRouteOptions,
+  opts: { pages: PageRenderer; nextLinks: NextLinkPolicy },
 ): Promise<string> {
-  const q = (name: string) => queryString(req.query, name);
-  const brand = q("brand");
+  const { sid, client_secret: clientSecret, token, brand } = req.query;
   reply.type("text/html; charset=utf-8");
   try {
-    const sid = q("sid");
-    const clientSecret = q("client_secret");
-    const token = q("token");
     if (!sid || !clientSecret || !token) {
       throw new MatrixError(
-        400,
         "M_MISSING_PARAMS",
         "This link is incomplete: sid, client_secret and token are needed",
       );

@@ -4,7 +4,6 @@ export {
   EmailSendError,
   type EmailSendErrorReason,
   type Mailer,
-  type MailLogger,
   type OutgoingEmail,
   type SmtpConfig,
 } from "./mailer.js";

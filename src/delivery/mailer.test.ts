@@ -5,24 +5,14 @@ import { fileURLToPath } from "node:url";
 import { simpleParser } from "mailparser";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type SmtpSink, startSmtpSink } from "../../test/support/smtp-sink.js";
+import { captureLogger } from "../core/logger.js";
 import { createMailer, type EmailConfig, EmailSendError, type Mailer, type SmtpConfig } from "./index.js";
 
 const TEMPLATES = fileURLToPath(new URL("../../templates", import.meta.url));
 const FROM = "Matrix Identity <noreply@id.example.org>";
 
-interface LogLine {
-  level: "info" | "warn";
-  obj: object;
-  msg: string;
-}
-
-function makeLog(): { lines: LogLine[]; info(o: object, m: string): void; warn(o: object, m: string): void } {
-  const lines: LogLine[] = [];
-  return {
-    lines,
-    info: (obj, msg) => lines.push({ level: "info", obj, msg }),
-    warn: (obj, msg) => lines.push({ level: "warn", obj, msg }),
-  };
+function makeLog() {
+  return captureLogger();
 }
 
 function smtpTo(sink: SmtpSink, extra: Partial<SmtpConfig> = {}): SmtpConfig {

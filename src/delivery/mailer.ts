@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import nodemailer, { type SendMailOptions, type Transporter } from "nodemailer";
+import type { Logger } from "../core/logger.js";
 import { isSingleBareAddress, mailboxAddress, makeMessageId, messageIdHost } from "./mime.js";
 import {
   brandDirExists,
@@ -53,11 +54,6 @@ export interface Mailer {
   send(mail: OutgoingEmail): Promise<void>;
   /** Waits for messages in flight, then closes SMTP connections. Further sends fail. */
   close(): Promise<void>;
-}
-
-export interface MailLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
 }
 
 export type EmailSendErrorReason = "invalid_recipient" | "template" | "delivery" | "closed";
@@ -146,7 +142,7 @@ function causeSummary(err: unknown): Record<string, unknown> {
   };
 }
 
-export function createMailer(cfg: EmailConfig, log: MailLogger): Mailer {
+export function createMailer(cfg: EmailConfig, log: Logger): Mailer {
   const envelopeFrom = mailboxAddress(cfg.from);
   if (!envelopeFrom) throw new Error("email.from is not a valid address");
   const idHost = messageIdHost(cfg.hostname, cfg.from);

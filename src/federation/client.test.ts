@@ -79,8 +79,10 @@ function makeClient(options: HomeserverClientOptions = {}): {
     connectTimeoutMs: 2000,
     requestTimeoutMs: 3000,
     logger: {
-      warn: (obj, msg) => logs.push({ level: "warn", obj, msg }),
-      debug: (obj, msg) => logs.push({ level: "debug", obj, msg }),
+      info: () => {},
+      error: () => {},
+      warn: (obj, msg) => logs.push({ level: "warn", obj, msg: msg ?? "" }),
+      debug: (obj, msg) => logs.push({ level: "debug", obj, msg: msg ?? "" }),
     },
     ...options,
   });

@@ -7,6 +7,7 @@
  * error messages or logs.
  */
 import { isIP } from "node:net";
+import { type Logger, NO_LOG } from "../core/logger.js";
 import { decodeBase64 } from "../crypto/base64.js";
 import { publicKeyObject, verifyJsonSignature } from "../crypto/ed25519.js";
 import { createSystemDnsResolver, type DnsResolver } from "./dns.js";
@@ -19,11 +20,6 @@ import { fetchWellKnown } from "./well-known.js";
 
 /** Cap for every homeserver response body we read. */
 export const MAX_RESPONSE_BYTES = 64 * 1024;
-
-export interface FederationLogger {
-  warn(obj: object, msg: string): void;
-  debug(obj: object, msg: string): void;
-}
 
 export interface HomeserverClientOptions {
   /** CIDRs allowed even if in the default/configured deny lists (e.g. `["127.0.0.1/32"]` in tests). */
@@ -40,7 +36,7 @@ export interface HomeserverClientOptions {
   requestTimeoutMs?: number;
   /** DNS used for SRV and A/AAAA lookups (default: node:dns). Tests inject a stub. */
   dns?: DnsResolver;
-  logger?: FederationLogger;
+  logger?: Logger;
   /** `User-Agent` header (default `Seraph`). */
   userAgent?: string;
   /**
@@ -57,8 +53,6 @@ export interface ServerKeys {
   verifyKeys: Record<string, string>;
   validUntilTs: number;
 }
-
-const NOOP_LOGGER: FederationLogger = { warn() {}, debug() {} };
 
 function parseJsonObject(body: Buffer): Record<string, unknown> | null {
   try {
@@ -81,10 +75,10 @@ export class HomeserverClient {
   readonly #http: GuardedHttp;
   readonly #guard: IpGuard;
   readonly #resolver: ServerNameResolver;
-  readonly #logger: FederationLogger;
+  readonly #logger: Logger;
 
   constructor(options: HomeserverClientOptions = {}) {
-    this.#logger = options.logger ?? NOOP_LOGGER;
+    this.#logger = options.logger ?? NO_LOG;
     this.#guard = new IpGuard({ allowlist: options.ipAllowlist ?? [], denylist: options.ipDenylist ?? [] });
     const dns = options.dns ?? createSystemDnsResolver();
     this.#http = new GuardedHttp({

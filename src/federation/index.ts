@@ -1,6 +1,5 @@
 /** Public surface of the federation module (the homeserver client and its building blocks). */
 export {
-  type FederationLogger,
   HomeserverClient,
   type HomeserverClientOptions,
   MAX_RESPONSE_BYTES,

@@ -1,7 +1,6 @@
 import type { FastifyRequest } from "fastify";
-import { unauthorized } from "../core/errors.js";
+import { MatrixError } from "../core/errors.js";
 import type { Caller } from "../services/accounts.js";
-import { queryString } from "./params.js";
 
 /** Turns an access token into a caller; implemented by the account service. */
 export interface Authenticator {
@@ -22,14 +21,14 @@ export function accessToken(req: FastifyRequest, allowQuery: boolean): string | 
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     return m ? m[1] : undefined;
   }
-  return allowQuery ? queryString(req.query, "access_token") : undefined;
+  return allowQuery ? (req.query as Record<string, string | undefined>).access_token : undefined;
 }
 
 /** A preHandler that requires a valid token (and, unless skipped, accepted terms). */
 export function requireAuth(auth: Authenticator | undefined, allowQuery: boolean, skipTerms = false) {
   return async (req: FastifyRequest): Promise<void> => {
     const token = accessToken(req, allowQuery);
-    if (token === undefined || auth === undefined) throw unauthorized();
+    if (token === undefined || auth === undefined) throw new MatrixError("M_UNAUTHORIZED", "Unauthorized");
     req.caller = await auth.authenticate(token, { skipTerms });
   };
 }

@@ -1,24 +1,30 @@
 import { randomBytes } from "node:crypto";
 import rateLimit from "@fastify/rate-limit";
 import Fastify, {
-  type FastifyError,
   type FastifyInstance,
-  type FastifyReply,
+  type FastifyRequest,
   type FastifyServerOptions,
   LogController,
+  type preHandlerAsyncHookHandler,
 } from "fastify";
 import type { Redis } from "ioredis";
+import type { Access, RateClass, Route } from "../api/endpoint.js";
 import { MatrixError } from "../core/errors.js";
 import { CORS_HEADERS } from "./cors.js";
-import { RouteTable } from "./routes.js";
+import { errorHandler, routerError } from "./errors.js";
+import { AJV_OPTIONS, schemaError } from "./schema.js";
 
 export interface HttpOptions {
-  /** Recognises errors that mean a dependency is down (answered 503, not 500). */
-  isUnavailable?: (err: unknown) => boolean;
-  /** Whether per-route rate limits apply (`rate_limit.enabled`). */
-  rateLimit: boolean;
-  /** Shares the per-route counters between instances (`rate_limit.redis_url`). */
-  rateLimitRedis?: Redis | undefined;
+  /** Recognises errors that mean the database is down (answered 503, not 500). */
+  isDatabaseDown: (err: Error) => boolean;
+  /** Per-route rate limits (`rate_limit.enabled`), shared between instances through `redis` when set. */
+  rateLimit: {
+    enabled: boolean;
+    redis?: Redis | undefined;
+    perMinute: Record<RateClass, number | undefined>;
+  };
+  /** The check each access policy runs before the handler (`none` runs nothing). */
+  guards: Record<Exclude<Access, "none">, preHandlerAsyncHookHandler | undefined>;
   maxBodyBytes: number;
   trustProxy: boolean | string[];
   logger: FastifyServerOptions["loggerInstance"];
@@ -33,7 +39,7 @@ export function loggablePath(url: string): string {
   return q === -1 ? url : url.slice(0, q);
 }
 
-function parseBody(raw: string, contentType: string | undefined): unknown {
+function parseBody(raw: string, contentType: string | undefined): object | undefined {
   if (raw.trim() === "") return undefined;
   try {
     return JSON.parse(raw);
@@ -41,47 +47,47 @@ function parseBody(raw: string, contentType: string | undefined): unknown {
     if (contentType?.startsWith("application/x-www-form-urlencoded")) {
       return Object.fromEntries(new URLSearchParams(raw));
     }
-    throw new MatrixError(400, "M_NOT_JSON", "Content not JSON");
+    throw new MatrixError("M_NOT_JSON", "Content not JSON");
   }
 }
 
-function frameworkErrorToMatrix(err: FastifyError): MatrixError | undefined {
-  switch (err.code) {
-    case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return new MatrixError(413, "M_TOO_LARGE", "Request body too large");
-    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-    case "FST_ERR_CTP_EMPTY_JSON_BODY":
-    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
-      return new MatrixError(400, "M_NOT_JSON", "Content not JSON");
-  }
-  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
-    return new MatrixError(err.statusCode, "M_UNKNOWN", "Bad request");
-  }
-  return undefined;
+/** Query strings as a flat string map: a repeated key keeps its first value. */
+function parseQuery(q: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of new URLSearchParams(q)) if (!(k in out)) out[k] = v;
+  return out;
 }
 
-/** Errors the router raises before any route runs (malformed URL, over-long parameter), as Matrix errors. */
-function routerError(error: FastifyError, _req: unknown, reply: FastifyReply): void {
-  const matrix =
-    error.code === "FST_ERR_MAX_PARAM_LENGTH"
-      ? new MatrixError(414, "M_TOO_LARGE", "URL too long")
-      : new MatrixError(400, "M_INVALID_PARAM", "Malformed URL");
-  reply.headers(CORS_HEADERS).code(matrix.status).send({ errcode: matrix.errcode, error: matrix.message });
+/** A matcher for "is there a route at this path under any method", built from the route table. */
+function pathMatcher(routes: readonly Route[]): (path: string) => boolean {
+  const patterns = routes.map((r) => {
+    const escaped = r.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[A-Za-z_]+/g, "[^/]+");
+    return new RegExp(`^${escaped}/?$`);
+  });
+  return (path) => patterns.some((p) => p.test(path));
+}
+
+/** A missing or `null` body reads as `{}`, so that absent keys are reported as missing parameters. */
+async function emptyBodyAsObject(req: FastifyRequest): Promise<void> {
+  if (req.body === undefined || req.body === null) req.body = {};
 }
 
 /**
- * Creates the fastify instance with Seraph's HTTP conventions: every body is parsed as JSON whatever its
- * content type, every error is a Matrix error object, CORS headers on every response, 404/405 M_UNRECOGNIZED.
- * Routes are added through the returned RouteTable.
+ * Creates the fastify instance with Seraph's HTTP conventions and mounts the route table: every body is
+ * parsed as JSON whatever its content type, schemas are compiled once per route, every error is a Matrix
+ * error object, CORS headers on every response, 404/405 M_UNRECOGNIZED from the same table.
  */
 export async function createHttpServer(
   opts: HttpOptions,
-): Promise<{ app: FastifyInstance; routes: RouteTable }> {
+  routes: readonly Route[],
+): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: opts.logger,
     bodyLimit: opts.maxBodyBytes,
     trustProxy: opts.trustProxy,
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000, querystringParser: parseQuery },
+    ajv: { customOptions: AJV_OPTIONS },
+    schemaErrorFormatter: (errors, dataVar) => schemaError(errors, dataVar),
     genReqId: () => randomBytes(6).toString("hex"),
     // One log line per request is written by the onResponse hook below, with secrets stripped.
     logController: new LogController({ disableRequestLogging: true }),
@@ -90,16 +96,14 @@ export async function createHttpServer(
     // Errors the router raises before any route runs (malformed URL, over-long parameter).
     frameworkErrors: routerError as FastifyServerOptions["frameworkErrors"],
   });
-  const routes = new RouteTable(app, opts.rateLimit);
-  if (opts.rateLimit) {
+  const limits = opts.rateLimit;
+  if (limits.enabled) {
     await app.register(rateLimit, {
       global: false,
       keyGenerator: (req) => req.ip,
-      ...(opts.rateLimitRedis
-        ? { redis: opts.rateLimitRedis, nameSpace: "seraph:route:", skipOnError: true }
-        : {}),
+      ...(limits.redis ? { redis: limits.redis, nameSpace: "seraph:route:", skipOnError: true } : {}),
       errorResponseBuilder: (_req, ctx) =>
-        new MatrixError(429, "M_LIMIT_EXCEEDED", "Too many requests", { retry_after_ms: ctx.ttl }),
+        new MatrixError("M_LIMIT_EXCEEDED", "Too many requests", { extra: { retry_after_ms: ctx.ttl } }),
     });
   }
 
@@ -132,33 +136,27 @@ export async function createHttpServer(
     );
   });
 
+  for (const r of routes) {
+    const guard = r.access === "none" ? undefined : opts.guards[r.access];
+    const perMinute = limits.perMinute[r.limit];
+    const { schema, response, handle } = r.endpoint;
+    app.route({
+      method: r.method,
+      url: r.path,
+      handler: handle,
+      ...(schema || response ? { schema: { ...schema, ...(response ? { response } : {}) } } : {}),
+      // Who may call runs before the schema: an unauthenticated caller learns nothing about the body.
+      preValidation: [...(guard ? [guard] : []), ...(schema?.body ? [emptyBodyAsObject] : [])],
+      config: limits.enabled && perMinute ? { rateLimit: { max: perMinute, timeWindow: 60_000 } } : {},
+    });
+  }
+
+  const knowsPath = pathMatcher(routes);
   app.setNotFoundHandler(async (req, reply) => {
-    const path = req.url.split("?", 1)[0] ?? "";
-    const known = routes.knowsPath(path);
+    const known = knowsPath(loggablePath(req.url));
     reply.code(known ? 405 : 404);
     return { errcode: "M_UNRECOGNIZED", error: known ? "Method not allowed" : "Unrecognized request" };
   });
-
-  app.setErrorHandler(async (error: FastifyError | MatrixError | Error, req, reply) => {
-    const matrix = error instanceof MatrixError ? error : frameworkErrorToMatrix(error as FastifyError);
-    if (matrix) {
-      if (matrix.status === 429) {
-        const retry = (matrix.extra.retry_after_ms as number | undefined) ?? 1000;
-        reply.header("retry-after", String(Math.ceil(retry / 1000)));
-      }
-      if (matrix.status >= 500) req.log.error({ err: matrix.cause ?? matrix, reqId: req.id }, matrix.message);
-      reply.code(matrix.status);
-      return { ...matrix.extra, errcode: matrix.errcode, error: matrix.message };
-    }
-    if (opts.isUnavailable?.(error)) {
-      req.log.warn({ err: error, reqId: req.id }, "dependency unavailable");
-      reply.code(503);
-      return { errcode: "M_UNKNOWN", error: "Service temporarily unavailable, try again later" };
-    }
-    req.log.error({ err: error, reqId: req.id }, "unexpected error");
-    reply.code(500);
-    return { errcode: "M_UNKNOWN", error: `Internal server error (request ${req.id})` };
-  });
-
-  return { app, routes };
+  app.setErrorHandler(errorHandler(opts.isDatabaseDown));
+  return app;
 }

@@ -1,6 +1,4 @@
-export interface TaskLogger {
-  warn(obj: object, msg: string): void;
-}
+import type { Logger } from "../core/logger.js";
 
 interface Task {
   name: string;
@@ -19,7 +17,7 @@ export class BackgroundTasks {
   private readonly tasks = new Map<string, Task>();
   private stopped = false;
 
-  constructor(private readonly log: TaskLogger) {}
+  constructor(private readonly log: Logger) {}
 
   add(name: string, intervalMs: number, run: () => Promise<unknown>): void {
     const task: Task = { name, intervalMs, run, again: false };

@@ -1,6 +1,8 @@
-import { createServer, type Server } from "node:http";
+import { createServer } from "node:http";
 import type { FastifyInstance } from "fastify";
 import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import type { Mailer } from "../delivery/index.js";
+import type { SmsProvider } from "../delivery/sms/index.js";
 
 /** Prometheus metrics of one Seraph process. */
 export class Metrics {
@@ -68,8 +70,8 @@ export class Metrics {
     };
   }
 
-  /** Serves `GET /metrics` on its own listener (keep it off the public interface). */
-  async serve(host: string, port: number): Promise<Server> {
+  /** Serves `GET /metrics` on its own listener (keep it off the public interface); resolves with its closer. */
+  async serve(host: string, port: number): Promise<() => Promise<void>> {
     const server = createServer((req, res) => {
       if (req.url !== "/metrics") {
         res.writeHead(404).end();
@@ -84,6 +86,29 @@ export class Metrics {
       server.once("error", reject);
       server.listen(port, host, () => resolve());
     });
-    return server;
+    return () => new Promise<void>((resolve) => server.close(() => resolve()));
   }
+}
+
+/** The mailer, with every message counted by template and result. */
+export function countedMailer(mailer: Mailer, metrics: Metrics): Mailer {
+  return {
+    send: Metrics.counted(
+      (mail: Parameters<Mailer["send"]>[0]) => mailer.send(mail),
+      (ok, mail) => metrics.emails.inc({ template: mail.template, result: ok ? "sent" : "failed" }),
+    ),
+    close: () => mailer.close(),
+  };
+}
+
+/** The SMS provider, with every message counted by result. */
+export function countedSms(sms: SmsProvider, metrics: Metrics): SmsProvider {
+  return {
+    name: sms.name,
+    send: Metrics.counted(
+      (msg: Parameters<SmsProvider["send"]>[0]) => sms.send(msg),
+      (ok) => metrics.sms.inc({ result: ok ? "sent" : "failed" }),
+    ),
+    close: () => sms.close(),
+  };
 }

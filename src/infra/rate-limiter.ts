@@ -1,3 +1,4 @@
+import type { Config } from "../config/schema.js";
 import { MatrixError } from "../core/errors.js";
 
 /** A token bucket rule: `burst` at once, refilled at `perHour`. */
@@ -71,9 +72,17 @@ export async function enforceLimits(
   for (const [key, rule] of checks) {
     const wait = await limiter.take(key, rule);
     if (wait > 0) {
-      throw new MatrixError(429, "M_LIMIT_EXCEEDED", "Too many requests for this address, try again later", {
-        retry_after_ms: wait,
+      throw new MatrixError("M_LIMIT_EXCEEDED", "Too many requests for this address, try again later", {
+        extra: { retry_after_ms: wait },
       });
     }
   }
+}
+
+/** A configured bucket, or no limit at all when `rate_limit.enabled` is false (test rigs). */
+export function bucketRule(
+  limits: Config["rate_limit"],
+  bucket: { burst: number; per_hour: number },
+): BucketRule {
+  return limits.enabled ? { burst: bucket.burst, perHour: bucket.per_hour } : { burst: 1e12, perHour: 1e12 };
 }

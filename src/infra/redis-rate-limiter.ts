@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import type { Logger } from "../core/logger.js";
 import type { BucketRule, KeyedRateLimiter } from "./rate-limiter.js";
 
 // A token bucket kept in a Redis hash, updated atomically, timed by the Redis server's clock so that every
@@ -27,10 +28,6 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 return wait
 `;
 
-export interface RateLimiterLogger {
-  warn(obj: object, msg: string): void;
-}
-
 /**
  * Token buckets shared by every instance through Redis (`rate_limit.redis_url`). When Redis cannot be reached
  * the request is allowed (fail open) and a warning is logged: a broken limiter must not stop validation.
@@ -38,7 +35,7 @@ export interface RateLimiterLogger {
 export class RedisRateLimiter implements KeyedRateLimiter {
   constructor(
     private readonly redis: Redis,
-    private readonly log: RateLimiterLogger,
+    private readonly log: Logger,
     private readonly prefix = "seraph:rl:",
   ) {}
 

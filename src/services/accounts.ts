@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { MatrixError, unauthorized } from "../core/errors.js";
+import type { Config } from "../config/schema.js";
+import { MatrixError } from "../core/errors.js";
 import { sha256Hex } from "../crypto/hash.js";
 import type { AccountRepository } from "../store/accounts.js";
 import type { Terms } from "./terms.js";
@@ -44,13 +45,13 @@ export class AccountService {
   /** Exchanges a homeserver OpenID token for a Seraph access token (returned once; only its hash is kept). */
   async register(openId: OpenIdToken): Promise<string> {
     if (openId.tokenType !== "Bearer")
-      throw new MatrixError(400, "M_INVALID_PARAM", "token_type must be 'Bearer'");
+      throw new MatrixError("M_INVALID_PARAM", "token_type must be 'Bearer'");
     const allow = this.settings.homeserverAllowlist;
     if (allow.length > 0 && !allow.includes(openId.matrixServerName)) {
       throw new MatrixError(
-        403,
         "M_UNAUTHORIZED",
         "This identity server does not serve users of that homeserver",
+        { status: 403 },
       );
     }
     const userId = await this.verifier.verifyOpenIdToken(openId.matrixServerName, openId.accessToken);
@@ -65,10 +66,10 @@ export class AccountService {
   async authenticate(token: string, opts: { skipTerms: boolean }): Promise<Caller> {
     const tokenHash = sha256Hex(token);
     const userId = await this.repo.userForToken(tokenHash, this.now());
-    if (userId === undefined) throw unauthorized("Unrecognised access token");
+    if (userId === undefined) throw new MatrixError("M_UNAUTHORIZED", "Unrecognised access token");
     if (!opts.skipTerms && !this.terms.isEmpty) {
       if (!this.terms.allAccepted(await this.repo.acceptedUrls(userId))) {
-        throw new MatrixError(403, "M_TERMS_NOT_SIGNED", "Terms not signed");
+        throw new MatrixError("M_TERMS_NOT_SIGNED", "Terms not signed");
       }
     }
     return { userId, tokenHash };
@@ -83,4 +84,18 @@ export class AccountService {
     const known = [...new Set(urls)].filter((u) => this.terms.isKnownUrl(u));
     await this.repo.addAcceptedUrls(caller.userId, known, this.now());
   }
+}
+
+/** Builds the account service from `accounts.*`. */
+export function createAccountService(
+  config: Config["accounts"],
+  deps: { repo: AccountRepository; verifier: OpenIdVerifier; terms: Terms; now: () => number },
+): AccountService {
+  return new AccountService(
+    { tokenLifetimeSeconds: config.token_lifetime_seconds, homeserverAllowlist: config.homeserver_allowlist },
+    deps.repo,
+    deps.verifier,
+    deps.terms,
+    deps.now,
+  );
 }

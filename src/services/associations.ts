@@ -1,4 +1,4 @@
-import { badRequest, MatrixError } from "../core/errors.js";
+import { MatrixError } from "../core/errors.js";
 import { signJson } from "../crypto/ed25519.js";
 import { serverPartOfUserId } from "../federation/index.js";
 import type { AssociationRecord, AssociationRepository } from "../store/associations.js";
@@ -22,7 +22,7 @@ export interface SignedAssociation {
 
 /** How an unbind request proved its right. */
 export type UnbindProof =
-  | { kind: "session"; sid: unknown; clientSecret: unknown }
+  | { kind: "session"; sid: string; clientSecret: string }
   /** The request was signed by this homeserver (X-Matrix, checked by the caller). */
   | { kind: "homeserver"; origin: string };
 
@@ -58,11 +58,13 @@ export class AssociationService {
    * `3pid/bind`: publishes the association of a validated session's 3PID with `mxid`. `caller` is the
    * authenticated user in v2, who may only bind their own Matrix ID.
    */
-  async bind(sid: unknown, clientSecret: unknown, mxid: string, caller?: string): Promise<SignedAssociation> {
+  async bind(sid: string, clientSecret: string, mxid: string, caller?: string): Promise<SignedAssociation> {
     if (serverPartOfUserId(mxid) === null)
-      throw badRequest("M_INVALID_PARAM", "mxid is not a valid Matrix user ID");
+      throw new MatrixError("M_INVALID_PARAM", "mxid is not a valid Matrix user ID");
     if (caller !== undefined && caller !== mxid) {
-      throw new MatrixError(403, "M_UNAUTHORIZED", "This user is prohibited from binding to the mxid");
+      throw new MatrixError("M_UNAUTHORIZED", "This user is prohibited from binding to the mxid", {
+        status: 403,
+      });
     }
     const threepid = await this.validation.validatedThreepid(sid, clientSecret);
     const now = this.now();
@@ -89,16 +91,16 @@ export class AssociationService {
    */
   async unbind(mxid: string, medium: string, address: string, proof: UnbindProof): Promise<void> {
     const server = serverPartOfUserId(mxid);
-    if (server === null) throw badRequest("M_INVALID_PARAM", "mxid is not a valid Matrix user ID");
+    if (server === null) throw new MatrixError("M_INVALID_PARAM", "mxid is not a valid Matrix user ID");
     const normalised = normaliseAddress(medium, address);
     if (proof.kind === "homeserver") {
       if (proof.origin !== server) {
-        throw new MatrixError(403, "M_FORBIDDEN", "Origin server name does not match mxid");
+        throw new MatrixError("M_FORBIDDEN", "Origin server name does not match mxid");
       }
     } else {
       const threepid = await this.validation.validatedThreepid(proof.sid, proof.clientSecret);
       if (threepid.medium !== medium || threepid.address !== normalised) {
-        throw new MatrixError(403, "M_FORBIDDEN", "This session is not for this 3PID");
+        throw new MatrixError("M_FORBIDDEN", "This session is not for this 3PID");
       }
     }
     await this.associations.unbind(medium, normalised, mxid);

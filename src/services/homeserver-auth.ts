@@ -1,4 +1,4 @@
-import { MatrixError } from "../core/errors.js";
+import { MatrixError, UnavailableError } from "../core/errors.js";
 import { isXMatrixError, type ServerKeyCache, verifyXMatrixRequest } from "../federation/index.js";
 
 /**
@@ -32,16 +32,12 @@ export class HomeserverRequestAuth {
       if (e.reason === "fetch_failed") {
         const kind = e.federationError?.kind;
         if (kind === "unreachable" || kind === "timeout") {
-          throw new MatrixError(
-            502,
-            "M_UNKNOWN",
-            "Could not fetch the homeserver's signing keys",
-            {},
-            { cause: e },
-          );
+          throw new UnavailableError("homeserver", "Could not fetch the homeserver's signing keys", {
+            cause: e,
+          });
         }
       }
-      throw new MatrixError(403, "M_FORBIDDEN", `Homeserver signature not accepted (${e.reason})`);
+      throw new MatrixError("M_FORBIDDEN", `Homeserver signature not accepted (${e.reason})`);
     }
   }
 }

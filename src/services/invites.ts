@@ -1,10 +1,12 @@
-import { badRequest, MatrixError, notFound } from "../core/errors.js";
+import { V1_PREFIX, V2_PREFIX } from "../api/paths.js";
+import type { ResolvedConfig } from "../config/load.js";
+import { MatrixError } from "../core/errors.js";
 import { decodeBase64, encodeBase64 } from "../crypto/base64.js";
 import { generateSeed, signingKeyFromSeed, signJson } from "../crypto/ed25519.js";
 import { randomToken } from "../crypto/hash.js";
 import type { Mailer } from "../delivery/index.js";
 import { serverPartOfUserId } from "../federation/index.js";
-import { type BucketRule, enforceLimits, type KeyedRateLimiter } from "../infra/rate-limiter.js";
+import { type BucketRule, bucketRule, enforceLimits, type KeyedRateLimiter } from "../infra/rate-limiter.js";
 import type { AssociationRepository } from "../store/associations.js";
 import type { InviteRepository } from "../store/invites.js";
 import { normaliseEmail } from "../threepid/email-address.js";
@@ -70,17 +72,21 @@ export class InviteService {
    */
   async storeInvite(req: StoreInviteRequest): Promise<StoredInvite> {
     if (req.medium !== "email") {
-      throw badRequest("M_UNRECOGNIZED", "Didn't understand medium: only 'email' invites are supported");
+      throw new MatrixError(
+        "M_UNRECOGNIZED",
+        "Didn't understand medium: only 'email' invites are supported",
+        { status: 400 },
+      );
     }
     const address = normaliseEmail(req.address);
-    if (address === null) throw badRequest("M_INVALID_EMAIL", "Invalid email address");
+    if (address === null) throw new MatrixError("M_INVALID_EMAIL", "Invalid email address");
     if (serverPartOfUserId(req.sender) === null) {
-      throw badRequest("M_INVALID_PARAM", "sender must be a Matrix user ID");
+      throw new MatrixError("M_INVALID_PARAM", "sender must be a Matrix user ID");
     }
 
     const existing = await this.associations.findByThreepid("email", address);
     if (existing) {
-      throw badRequest("M_THREEPID_IN_USE", "Binding already known", { mxid: existing.mxid });
+      throw new MatrixError("M_THREEPID_IN_USE", "Binding already known", { extra: { mxid: existing.mxid } });
     }
 
     // Per invitee and per inviter, so that nobody can flood an address (or send mass mail) from this server.
@@ -112,13 +118,7 @@ export class InviteService {
       });
     } catch (err) {
       await this.invites.delete(token);
-      throw new MatrixError(
-        400,
-        "M_EMAIL_SEND_ERROR",
-        "Failed to send the invitation email",
-        {},
-        { cause: err },
-      );
+      throw new MatrixError("M_EMAIL_SEND_ERROR", "Failed to send the invitation email", { cause: err });
     }
 
     return {
@@ -193,11 +193,49 @@ export class InviteService {
   async signInvite(mxid: string, token: string, privateKeyBase64: string): Promise<SignedInviteProof> {
     const seed = decodeBase64(privateKeyBase64);
     if (seed === null || seed.length !== 32) {
-      throw badRequest("M_INVALID_PARAM", "private_key must be a 32-byte ed25519 seed in unpadded base64");
+      throw new MatrixError(
+        "M_INVALID_PARAM",
+        "private_key must be a 32-byte ed25519 seed in unpadded base64",
+      );
     }
     const invite = await this.invites.findByToken(token);
-    if (!invite) throw notFound("M_UNRECOGNIZED", "Didn't recognize token");
+    if (!invite) throw new MatrixError("M_UNRECOGNIZED", "Didn't recognize token");
     const key = signingKeyFromSeed(seed, "ed25519:0");
     return signJson({ mxid, sender: invite.sender, token }, this.settings.serverName, key);
   }
+}
+
+/** Builds the invite service from its configuration sections. */
+export function createInviteService(
+  config: Pick<ResolvedConfig, "server_name" | "public_base_url" | "email" | "invites" | "v1" | "rate_limit">,
+  deps: {
+    invites: InviteRepository;
+    associations: AssociationRepository;
+    keys: KeyService;
+    mailer: Mailer;
+    limiter: KeyedRateLimiter;
+    now: () => number;
+  },
+): InviteService {
+  return new InviteService(
+    {
+      serverName: config.server_name,
+      publicBaseUrl: config.public_base_url,
+      defaultWebClientLocation: config.email.web_client_location,
+      signUrlPrefix: config.v1.enabled ? V1_PREFIX : V2_PREFIX,
+      usernameRevealChars: config.invites.username_obfuscate_characters,
+      domainRevealChars: config.invites.domain_obfuscate_characters,
+      webClientAllowlist: config.email.web_client_allowlist,
+      limits: {
+        perAddress: bucketRule(config.rate_limit, config.rate_limit.invites_per_address),
+        perSender: bucketRule(config.rate_limit, config.rate_limit.invites_per_sender),
+      },
+    },
+    deps.invites,
+    deps.associations,
+    deps.keys,
+    deps.mailer,
+    deps.limiter,
+    deps.now,
+  );
 }

@@ -4,6 +4,8 @@ import type { KeyRepository } from "../store/keys.js";
 
 /** Public keys of this server: long-term (key file + history) and ephemeral (per invite). */
 export class KeyService {
+  private readonly publicKeyAnswers = new Map<string, string>();
+
   private constructor(
     private keyring: Keyring,
     private readonly repo: KeyRepository,
@@ -32,6 +34,18 @@ export class KeyService {
   /** The public key published under `keyId`, or undefined. */
   publicKey(keyId: string): string | undefined {
     return this.keyring.publicKey(keyId);
+  }
+
+  /** The `/pubkey/{keyId}` answer, serialised once per key: `{"public_key":"..."}`, or undefined. */
+  publicKeyJson(keyId: string): string | undefined {
+    const key = this.keyring.publicKey(keyId);
+    if (key === undefined) return undefined;
+    let json = this.publicKeyAnswers.get(key);
+    if (json === undefined) {
+      json = JSON.stringify({ public_key: key });
+      this.publicKeyAnswers.set(key, json);
+    }
+    return json;
   }
 
   isValidLongTerm(publicKey: string): boolean {

@@ -1,8 +1,12 @@
-import { badRequest } from "../core/errors.js";
+import type { Config } from "../config/schema.js";
+import { MatrixError } from "../core/errors.js";
 import { randomToken, sha256Base64Url } from "../crypto/hash.js";
 import type { AssociationRepository } from "../store/associations.js";
 import type { AssociationRow, PepperRecord, PepperRepository } from "../store/peppers.js";
 import { casefold } from "../threepid/casefold.js";
+
+/** The hash algorithms `hash_details` offers. */
+export type LookupAlgorithm = "sha256" | "none";
 
 export interface LookupSettings {
   maxAddresses: number;
@@ -113,37 +117,33 @@ export class LookupService {
   }
 
   /** `POST /lookup`: mappings keyed by exactly the strings sent. */
-  async lookup(addresses: unknown, algorithm: unknown, pepper: unknown): Promise<Record<string, string>> {
-    if (!Array.isArray(addresses) || !addresses.every((a) => typeof a === "string")) {
-      throw badRequest("M_INVALID_PARAM", "addresses must be a list of strings");
-    }
-    if (typeof algorithm !== "string" || typeof pepper !== "string") {
-      throw badRequest("M_INVALID_PARAM", "algorithm and pepper must be strings");
-    }
+  async lookup(
+    addresses: readonly string[],
+    algorithm: LookupAlgorithm,
+    pepper: string,
+  ): Promise<Record<string, string>> {
     if (addresses.length > this.settings.maxAddresses) {
-      throw badRequest("M_TOO_LARGE", `At most ${this.settings.maxAddresses} addresses per request`);
-    }
-    if (algorithm !== "sha256" && algorithm !== "none") {
-      throw badRequest("M_INVALID_PARAM", "Unsupported algorithm: use sha256 or none");
+      throw new MatrixError("M_TOO_LARGE", `At most ${this.settings.maxAddresses} addresses per request`, {
+        status: 400,
+      });
     }
     const used = await this.acceptedPepper(pepper);
     if (!used) {
       const current = (await this.pepperView()).current.pepper;
-      throw badRequest("M_INVALID_PEPPER", "Unknown or expired pepper", {
-        algorithm,
-        lookup_pepper: current,
+      throw new MatrixError("M_INVALID_PEPPER", "Unknown or expired pepper", {
+        extra: { algorithm, lookup_pepper: current },
       });
     }
     const mappings: Record<string, string> = {};
     if (algorithm === "sha256") {
-      const rows = await this.associations.lookupHashes(used.id, addresses as string[]);
+      const rows = await this.associations.lookupHashes(used.id, addresses);
       for (const r of rows) mappings[r.hash] = r.mxid;
       return mappings;
     }
     // "none": each entry is "<address> <medium>".
     const byPair = new Map<string, string[]>();
     const pairs: Array<[string, string]> = [];
-    for (const entry of addresses as string[]) {
+    for (const entry of addresses) {
       const space = entry.lastIndexOf(" ");
       if (space <= 0) continue;
       const medium = entry.slice(space + 1);
@@ -163,19 +163,17 @@ export class LookupService {
   }
 
   /** v1 `bulk_lookup`: `[[medium, address, mxid], ...]` for the pairs that are bound. */
-  async bulkLookup(threepids: unknown): Promise<Array<[string, string, string]>> {
-    if (
-      !Array.isArray(threepids) ||
-      !threepids.every((t) => Array.isArray(t) && t.length === 2 && t.every((x) => typeof x === "string"))
-    ) {
-      throw badRequest("M_INVALID_PARAM", "threepids must be a list of [medium, address] pairs");
-    }
+  async bulkLookup(
+    threepids: ReadonlyArray<readonly [string, string]>,
+  ): Promise<Array<[string, string, string]>> {
     if (threepids.length > this.settings.maxAddresses) {
-      throw badRequest("M_TOO_LARGE", `At most ${this.settings.maxAddresses} threepids per request`);
+      throw new MatrixError("M_TOO_LARGE", `At most ${this.settings.maxAddresses} threepids per request`, {
+        status: 400,
+      });
     }
     const wanted = new Map<string, Array<[string, string]>>();
     const pairs: Array<[string, string]> = [];
-    for (const [medium, address] of threepids as Array<[string, string]>) {
+    for (const [medium, address] of threepids) {
       const key = `${medium}\u0000${normaliseAddress(medium, address)}`;
       const list = wanted.get(key);
       if (list) list.push([medium, address]);
@@ -236,4 +234,25 @@ export class LookupService {
     for (const r of v.retired) touched += await this.peppers.dropRetired(r.id, batch);
     return touched;
   }
+}
+
+/** Builds the lookup service from `lookup.*` and loads (or creates) the peppers. */
+export async function createLookupService(
+  config: Config["lookup"],
+  deps: { peppers: PepperRepository; associations: AssociationRepository; now: () => number },
+): Promise<LookupService> {
+  const service = new LookupService(
+    {
+      maxAddresses: config.max_addresses,
+      previousPepperGraceMs: config.previous_pepper_grace_seconds * 1000,
+      rotationIntervalMs: config.pepper_rotation_days * 86_400_000,
+      rehashBatchSize: config.rehash_batch_size,
+      rotationSettleMs: config.rotation_settle_seconds * 1000,
+    },
+    deps.peppers,
+    deps.associations,
+    deps.now,
+  );
+  await service.init();
+  return service;
 }

@@ -1,3 +1,5 @@
+import type { ResolvedConfig } from "../config/load.js";
+import type { Logger } from "../core/logger.js";
 import { signJson } from "../crypto/ed25519.js";
 import { isFederationError, serverPartOfUserId } from "../federation/index.js";
 import type { AssociationRepository } from "../store/associations.js";
@@ -20,11 +22,6 @@ export interface OnbindSettings {
 /** Posts the onbind body to a homeserver (the homeserver client). */
 export interface OnbindTransport {
   postOnbind(serverName: string, body: object): Promise<void>;
-}
-
-export interface Logger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
 }
 
 /**
@@ -125,4 +122,38 @@ export class OnbindDelivery {
   async purgeExpiredInvites(batch = 1000): Promise<number> {
     return this.invites.purgeOlderThan(this.now() - this.settings.inviteLifetimeMs, batch);
   }
+}
+
+/** Builds onbind delivery from `onbind.*` (leases outlive the federation request timeout). */
+export function createOnbindDelivery(
+  config: Pick<ResolvedConfig, "server_name" | "onbind" | "invites" | "federation">,
+  deps: {
+    jobs: OnbindJobRepository;
+    invites: InviteRepository;
+    associations: AssociationRepository;
+    transport: OnbindTransport;
+    keys: KeyService;
+    log: Logger;
+    now: () => number;
+  },
+): OnbindDelivery {
+  const c = config.onbind;
+  return new OnbindDelivery(
+    {
+      serverName: config.server_name,
+      maxAttempts: c.max_attempts,
+      maxAgeMs: c.max_age_hours * 3_600_000,
+      initialBackoffMs: c.initial_backoff_seconds * 1000,
+      maxBackoffMs: c.max_backoff_seconds * 1000,
+      leaseMs: Math.max(c.lease_seconds * 1000, config.federation.request_timeout_ms * 2),
+      inviteLifetimeMs: config.invites.lifetime_days * 86_400_000,
+    },
+    deps.jobs,
+    deps.invites,
+    deps.associations,
+    deps.transport,
+    deps.keys,
+    deps.log,
+    deps.now,
+  );
 }

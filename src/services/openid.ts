@@ -1,4 +1,4 @@
-import { MatrixError } from "../core/errors.js";
+import { MatrixError, UnavailableError } from "../core/errors.js";
 import { type HomeserverClient, isFederationError } from "../federation/index.js";
 import type { OpenIdVerifier } from "./accounts.js";
 
@@ -13,21 +13,16 @@ export class HomeserverOpenIdVerifier implements OpenIdVerifier {
       if (!isFederationError(e)) throw e;
       switch (e.kind) {
         case "invalid_server_name":
-          throw new MatrixError(400, "M_INVALID_PARAM", "matrix_server_name is not a valid server name");
+          throw new MatrixError("M_INVALID_PARAM", "matrix_server_name is not a valid server name");
         case "forbidden_address":
-          throw new MatrixError(400, "M_INVALID_PARAM", "matrix_server_name resolves to a forbidden address");
+          throw new MatrixError("M_INVALID_PARAM", "matrix_server_name resolves to a forbidden address");
         case "unreachable":
         case "timeout":
-          throw new MatrixError(
-            500,
-            "M_UNKNOWN",
-            `Could not verify the OpenID token: ${e.message}`,
-            {},
-            { cause: e },
-          );
+          throw new UnavailableError("homeserver", `Could not verify the OpenID token: ${e.message}`, {
+            cause: e,
+          });
         default:
           throw new MatrixError(
-            401,
             "M_UNAUTHORIZED",
             `The homeserver did not confirm the OpenID token (${e.kind})`,
           );

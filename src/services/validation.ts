@@ -1,13 +1,12 @@
 import { parsePhoneNumberFromString } from "libphonenumber-js/max";
-import { badRequest, MatrixError, notFound } from "../core/errors.js";
+import type { ResolvedConfig } from "../config/load.js";
+import { MatrixError, UnavailableError } from "../core/errors.js";
 import { constantTimeEqual, randomDigits, randomToken } from "../crypto/hash.js";
 import type { Mailer } from "../delivery/index.js";
-import { type BucketRule, enforceLimits, type KeyedRateLimiter } from "../infra/rate-limiter.js";
+import { type BucketRule, bucketRule, enforceLimits, type KeyedRateLimiter } from "../infra/rate-limiter.js";
 import type { SessionRecord, SessionRepository } from "../store/validation-sessions.js";
 import { normaliseEmail } from "../threepid/email-address.js";
 import { NextLinkPolicy } from "./next-link.js";
-
-const CLIENT_SECRET = /^[0-9a-zA-Z.=_-]{1,255}$/;
 
 /** Sends phone verification codes; implemented over the configured SMS provider. */
 export interface PhoneDelivery {
@@ -25,8 +24,10 @@ export interface ValidationSettings {
 }
 
 export interface RequestTokenInput {
-  clientSecret: unknown;
-  sendAttempt: unknown;
+  /** Already checked against the spec's format (`[0-9a-zA-Z.=_-]{1,255}`) at the edge. */
+  clientSecret: string;
+  /** A non-negative integer. */
+  sendAttempt: number;
   nextLink?: string | undefined;
   brand?: string | undefined;
   /** The requester's IP (for the email template). */
@@ -37,23 +38,6 @@ export interface ValidatedThreepid {
   medium: string;
   address: string;
   validatedAt: number;
-}
-
-/** Validates a client_secret: `[0-9a-zA-Z.=_-]{1,255}`, else M_INVALID_PARAM. */
-export function checkClientSecret(value: unknown): string {
-  if (typeof value !== "string" || !CLIENT_SECRET.test(value)) {
-    throw badRequest("M_INVALID_PARAM", "Invalid client_secret");
-  }
-  return value;
-}
-
-/** send_attempt as an integer; matrix-js-sdk sends it as a string. */
-export function parseSendAttempt(value: unknown): number {
-  const n = typeof value === "string" && /^\d{1,15}$/.test(value) ? Number(value) : value;
-  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) {
-    throw badRequest("M_INVALID_PARAM", "send_attempt must be a non-negative integer");
-  }
-  return n;
 }
 
 /** Email and phone validation sessions: request a token, submit it, read the validated 3PID. */
@@ -68,11 +52,10 @@ export class ValidationService {
   ) {}
 
   /** `validate/email/requestToken`: emails a token unless this send_attempt was already handled. */
-  async requestEmailToken(email: unknown, input: RequestTokenInput): Promise<{ sid: string }> {
-    const clientSecret = checkClientSecret(input.clientSecret);
-    const sendAttempt = parseSendAttempt(input.sendAttempt);
-    const address = typeof email === "string" ? normaliseEmail(email) : null;
-    if (address === null) throw badRequest("M_INVALID_EMAIL", "Invalid email address");
+  async requestEmailToken(email: string, input: RequestTokenInput): Promise<{ sid: string }> {
+    const { clientSecret, sendAttempt } = input;
+    const address = normaliseEmail(email);
+    if (address === null) throw new MatrixError("M_INVALID_EMAIL", "Invalid email address");
     const sid = await this.requestToken(
       "email",
       address,
@@ -100,13 +83,7 @@ export class ValidationService {
             },
           });
         } catch (err) {
-          throw new MatrixError(
-            400,
-            "M_EMAIL_SEND_ERROR",
-            "Failed to send the validation email",
-            {},
-            { cause: err },
-          );
+          throw new MatrixError("M_EMAIL_SEND_ERROR", "Failed to send the validation email", { cause: err });
         }
       },
     );
@@ -115,25 +92,27 @@ export class ValidationService {
 
   /** `validate/msisdn/requestToken`: texts a 6-digit code unless this send_attempt was already handled. */
   async requestMsisdnToken(
-    country: unknown,
-    phoneNumber: unknown,
+    country: string,
+    phoneNumber: string,
     input: RequestTokenInput,
   ): Promise<{ sid: string; msisdn: string; intl_fmt: string }> {
-    const clientSecret = checkClientSecret(input.clientSecret);
-    const sendAttempt = parseSendAttempt(input.sendAttempt);
-    if (typeof country !== "string" || !/^[A-Za-z]{2}$/.test(country) || typeof phoneNumber !== "string") {
-      throw badRequest(
+    const { clientSecret, sendAttempt } = input;
+    if (!/^[A-Za-z]{2}$/.test(country)) {
+      throw new MatrixError(
         "M_INVALID_PARAM",
         "country must be an ISO 3166-1 alpha-2 code and phone_number a string",
       );
     }
-    if (phoneNumber.length > 64) throw badRequest("M_INVALID_ADDRESS", "Invalid phone number");
+    if (phoneNumber.length > 64) throw new MatrixError("M_INVALID_ADDRESS", "Invalid phone number");
     const parsed = parsePhoneNumberFromString(phoneNumber, country.toUpperCase() as never);
-    if (!parsed?.isValid()) throw badRequest("M_INVALID_ADDRESS", "Invalid phone number");
+    if (!parsed?.isValid()) throw new MatrixError("M_INVALID_ADDRESS", "Invalid phone number");
     const e164 = parsed.number;
     const msisdn = e164.slice(1);
     if (!this.phones.allowed(e164)) {
-      throw badRequest("M_DESTINATION_REJECTED", "This server does not send SMS to that country or region");
+      throw new MatrixError(
+        "M_DESTINATION_REJECTED",
+        "This server does not send SMS to that country or region",
+      );
     }
     const sid = await this.requestToken(
       "msisdn",
@@ -149,7 +128,7 @@ export class ValidationService {
         try {
           await this.phones.sendCode(e164, session.token);
         } catch (err) {
-          throw new MatrixError(400, "M_SEND_ERROR", "Failed to send the SMS", {}, { cause: err });
+          throw new MatrixError("M_SEND_ERROR", "Failed to send the SMS", { cause: err });
         }
       },
     );
@@ -208,7 +187,7 @@ export class ValidationService {
       }
       return session.sid;
     }
-    throw new MatrixError(503, "M_UNKNOWN", "Busy: try again");
+    throw new UnavailableError("busy", "Busy: try again");
   }
 
   private isLive(s: SessionRecord, now: number): boolean {
@@ -218,8 +197,8 @@ export class ValidationService {
   }
 
   /** Finds a session by sid and client_secret (compared in constant time). */
-  private async session(sid: unknown, clientSecret: unknown): Promise<SessionRecord | undefined> {
-    if (typeof sid !== "string" || typeof clientSecret !== "string" || sid.length > 255) return undefined;
+  private async session(sid: string, clientSecret: string): Promise<SessionRecord | undefined> {
+    if (sid.length > 255) return undefined;
     const s = await this.sessions.findBySid(sid);
     return s && constantTimeEqual(s.clientSecret, clientSecret) ? s : undefined;
   }
@@ -228,38 +207,39 @@ export class ValidationService {
    * `submitToken`: validates the session. Errors (v1.18): M_INVALID_PARAM (unknown sid or wrong secret),
    * M_SESSION_EXPIRED (too old, or too many wrong tokens), M_TOKEN_INCORRECT. Returns the session's next_link.
    */
-  async submitToken(
-    sid: unknown,
-    clientSecret: unknown,
-    token: unknown,
-  ): Promise<{ nextLink: string | null }> {
+  async submitToken(sid: string, clientSecret: string, token: string): Promise<{ nextLink: string | null }> {
     const s = await this.session(sid, clientSecret);
-    if (!s) throw badRequest("M_INVALID_PARAM", "Unknown session or wrong client_secret");
+    if (!s) throw new MatrixError("M_INVALID_PARAM", "Unknown session or wrong client_secret");
     const now = this.now();
     if (s.mtime + this.settings.sessionLifetimeMs <= now)
-      throw badRequest("M_SESSION_EXPIRED", "Session expired");
+      throw new MatrixError("M_SESSION_EXPIRED", "Session expired");
     // Every submission uses up an attempt first (atomically), so parallel guesses cannot exceed the limit;
     // the right token gives its attempt back.
     if (!(await this.sessions.takeAttempt(s.sid, this.settings.maxTokenAttempts))) {
-      throw badRequest("M_SESSION_EXPIRED", "Too many wrong tokens: request a new one");
+      throw new MatrixError("M_SESSION_EXPIRED", "Too many wrong tokens: request a new one");
     }
-    const given =
-      typeof token === "string" ? (s.medium === "msisdn" ? token.replace(/\s+/g, "") : token) : "";
-    if (!constantTimeEqual(given, s.token)) throw badRequest("M_TOKEN_INCORRECT", "Wrong token");
+    const given = s.medium === "msisdn" ? token.replace(/\s+/g, "") : token;
+    if (!constantTimeEqual(given, s.token)) throw new MatrixError("M_TOKEN_INCORRECT", "Wrong token");
     await this.sessions.markValidated(s.sid, now);
     return { nextLink: s.nextLink };
   }
 
   /** `3pid/getValidated3pid`, and the check bind and unbind use: the session must exist, be live and validated. */
-  async validatedThreepid(sid: unknown, clientSecret: unknown): Promise<ValidatedThreepid> {
+  async validatedThreepid(sid: string, clientSecret: string): Promise<ValidatedThreepid> {
     const s = await this.session(sid, clientSecret);
     if (!s)
-      throw notFound("M_NO_VALID_SESSION", "No valid session was found matching that sid and client secret");
+      throw new MatrixError(
+        "M_NO_VALID_SESSION",
+        "No valid session was found matching that sid and client secret",
+      );
     if (s.mtime + this.settings.sessionLifetimeMs <= this.now()) {
-      throw badRequest("M_SESSION_EXPIRED", "This validation session has expired: call requestToken again");
+      throw new MatrixError(
+        "M_SESSION_EXPIRED",
+        "This validation session has expired: call requestToken again",
+      );
     }
     if (s.validatedTs === null)
-      throw badRequest("M_SESSION_NOT_VALIDATED", "This validation session has not been validated");
+      throw new MatrixError("M_SESSION_NOT_VALIDATED", "This validation session has not been validated");
     return { medium: s.medium, address: s.address, validatedAt: s.validatedTs };
   }
 
@@ -267,4 +247,35 @@ export class ValidationService {
   async reap(batch = 1000): Promise<number> {
     return this.sessions.deleteStale(this.now() - 2 * this.settings.sessionLifetimeMs, batch);
   }
+}
+
+/** Builds the validation service from `validation.*` and its rate limits. */
+export function createValidationService(
+  config: Pick<ResolvedConfig, "public_base_url" | "validation" | "rate_limit">,
+  deps: {
+    sessions: SessionRepository;
+    mailer: Mailer;
+    phones: PhoneDelivery;
+    limiter: KeyedRateLimiter;
+    now: () => number;
+  },
+): ValidationService {
+  const limits = config.rate_limit;
+  return new ValidationService(
+    {
+      publicBaseUrl: config.public_base_url,
+      sessionLifetimeMs: config.validation.session_lifetime_seconds * 1000,
+      maxTokenAttempts: config.validation.max_token_attempts,
+      limits: {
+        emailPerAddress: bucketRule(limits, limits.email_per_address),
+        smsPerNumber: bucketRule(limits, limits.sms_per_number),
+        smsPerCountry: bucketRule(limits, limits.sms_per_country),
+      },
+    },
+    deps.sessions,
+    deps.mailer,
+    deps.phones,
+    deps.limiter,
+    deps.now,
+  );
 }

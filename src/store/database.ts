@@ -1,30 +1,33 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
-import { Kysely, Migrator, type SqliteDatabase, SqliteDialect } from "kysely";
+import { Kysely, Migrator, type SqliteDatabase, SqliteDialect, sql } from "kysely";
+import type { Config } from "../config/schema.js";
+import type { Logger } from "../core/logger.js";
 import { type Dialect, SeraphMigrations } from "./migrations.js";
-import { createPostgresDialect, type PostgresLogger, pingPostgres } from "./postgres.js";
+import { createPostgresDialect, pingPostgres } from "./postgres.js";
 import type { Database } from "./schema.js";
 
 /** An open database: the typed query builder plus the dialect it speaks. */
 export interface Store {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
+  /** Whether the database answers a trivial query right now (for `/_seraph/ready`). */
+  ping(): Promise<boolean>;
   close(): Promise<void>;
 }
 
-export interface DatabaseOptions {
-  sqlite: { path: string };
-  /** When set, PostgreSQL is used instead of SQLite. */
-  postgres?:
-    | {
-        url: string;
-        pool_size: number;
-        statement_timeout_ms: number;
-        ssl: { enabled: boolean; verify_certificates: boolean; ca_path?: string | undefined };
-      }
-    | undefined;
+async function answers(db: Kysely<Database>): Promise<boolean> {
+  try {
+    await sql`select 1`.execute(db);
+    return true;
+  } catch {
+    return false;
+  }
 }
+
+/** The `database` section of the configuration: PostgreSQL when `postgres` is set, else the SQLite file. */
+export type DatabaseOptions = Config["database"];
 
 /**
  * Wraps better-sqlite3 so that each SQL text is prepared once and reused: Kysely's SQLite driver
@@ -59,7 +62,7 @@ function cachingSqlite(path: string): SqliteDatabase {
  * Opens the configured database: PostgreSQL when `postgres` is set (the server must answer), else the SQLite
  * file. Does not migrate.
  */
-export async function openStore(opts: DatabaseOptions, log: PostgresLogger = NO_LOG): Promise<Store> {
+export async function openStore(opts: DatabaseOptions, log: Logger = NO_LOG): Promise<Store> {
   if (opts.postgres) {
     const pgOpts = opts.postgres;
     const { dialect, pool } = createPostgresDialect(
@@ -82,15 +85,15 @@ export async function openStore(opts: DatabaseOptions, log: PostgresLogger = NO_
       await db.destroy();
       throw new Error(`cannot reach PostgreSQL (database.postgres.url): ${(e as Error).message}`);
     }
-    return { db, dialect: "postgres", close: () => db.destroy() };
+    return { db, dialect: "postgres", ping: () => answers(db), close: () => db.destroy() };
   }
   const db = new Kysely<Database>({
     dialect: new SqliteDialect({ database: cachingSqlite(opts.sqlite.path) }),
   });
-  return { db, dialect: "sqlite", close: () => db.destroy() };
+  return { db, dialect: "sqlite", ping: () => answers(db), close: () => db.destroy() };
 }
 
-const NO_LOG: PostgresLogger = { warn() {} };
+const NO_LOG: Logger = { info() {}, warn() {}, error() {}, debug() {} };
 
 /** Applies every pending migration; returns the names applied. Throws with the failing step's name. */
 export async function migrateToLatest(store: Store): Promise<string[]> {

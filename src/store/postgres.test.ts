@@ -4,18 +4,19 @@ import type pg from "pg";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createTestDatabase, dropTestDatabase } from "../../test/support/postgres.js";
+import { NO_LOG } from "../core/logger.js";
 import { KyselyAssociationRepository } from "./associations.js";
 import { migrateToLatest, openStore, type Store } from "./database.js";
 import { createPostgresDialect, pingPostgres } from "./postgres.js";
 import type { Database } from "./schema.js";
 
-const quiet = { warn: () => {} };
+const quiet = NO_LOG;
 
 /** Opens a Kysely store over a fresh pool on `url`. */
 function openPg(url: string, statementTimeoutMs = 10_000, logger = quiet) {
   const { dialect, pool } = createPostgresDialect({ url, poolSize: 4, statementTimeoutMs }, logger);
   const db = new Kysely<Database>({ dialect });
-  const store: Store = { db, dialect: "postgres", close: () => db.destroy() };
+  const store: Store = { db, dialect: "postgres", ping: async () => true, close: () => db.destroy() };
   return { store, db, pool };
 }
 
@@ -226,7 +227,7 @@ describe("PostgreSQL dialect", () => {
 
   it("logs, and survives, an idle pooled connection being killed", async () => {
     const warn = vi.fn();
-    const watched = openPg(url, 10_000, { warn });
+    const watched = openPg(url, 10_000, { ...NO_LOG, warn });
     try {
       const pid = (await watched.pool.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]?.pid;
       expect(watched.pool.idleCount).toBe(1);

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { PostgresDialect } from "kysely";
 import pg from "pg";
+import type { Logger } from "../core/logger.js";
 
 /** TLS settings for the PostgreSQL connection (`database.postgres.ssl` in the config). */
 export interface PostgresSslOptions {
@@ -28,11 +29,6 @@ export interface PostgresOptions {
    * `sslmode` in the URL means no TLS).
    */
   ssl?: PostgresSslOptions;
-}
-
-/** The part of a pino logger the pool needs. */
-export interface PostgresLogger {
-  warn(obj: object, msg: string): void;
 }
 
 /** The OID of `int8` / `bigint` (also `bigserial` and `count(*)`). */
@@ -93,7 +89,7 @@ function sslConfig(url: string, ssl: PostgresSslOptions | undefined): pg.PoolCon
  */
 export function createPostgresDialect(
   opts: PostgresOptions,
-  logger: PostgresLogger,
+  logger: Logger,
 ): { dialect: PostgresDialect; pool: pg.Pool } {
   const config: pg.PoolConfig = {
     connectionString: opts.url,

@@ -1,16 +1,12 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type FakeSms, startFakeSms } from "../../../test/support/fake-sms.js";
+import { captureLogger } from "../../core/logger.js";
 import { createSmsProvider, type SmsProvider, SmsSendError, smsConfigSchema } from "./index.js";
 
 const BEARER = "webhook-bearer-secret";
 
 function makeLog() {
-  const lines: { level: string; obj: object; msg: string }[] = [];
-  return {
-    lines,
-    info: (obj: object, msg: string) => lines.push({ level: "info", obj, msg }),
-    warn: (obj: object, msg: string) => lines.push({ level: "warn", obj, msg }),
-  };
+  return captureLogger();
 }
 
 let fake: FakeSms;

@@ -1,3 +1,4 @@
+import type { Logger } from "../../core/logger.js";
 /**
  * Generic webhook for any other gateway (SNS, Infobip, an in-house relay…): `POST <url>` with JSON
  * `{"to": "+4474…", "body": "…", "from"?: "…"}` and `Authorization: Bearer <bearer_token>` when configured.
@@ -7,9 +8,9 @@
  */
 import type { HttpSmsConfig } from "./config.js";
 import { cleanText, createAgent, postWithDeadline, reasonForStatus, SendTracker } from "./http-client.js";
-import { isE164, type SmsLogger, type SmsMessage, type SmsProvider, SmsSendError } from "./types.js";
+import { isE164, type SmsMessage, type SmsProvider, SmsSendError } from "./types.js";
 
-export function createHttpProvider(cfg: HttpSmsConfig, log: SmsLogger): SmsProvider {
+export function createHttpProvider(cfg: HttpSmsConfig, log: Logger): SmsProvider {
   const url = new URL(cfg.url);
   const secrets = [cfg.bearer_token ?? ""];
   const headers: Record<string, string> = {

@@ -1,3 +1,4 @@
+import type { Logger } from "../../core/logger.js";
 /**
  * Outgoing SMS (msisdn validation codes). Typical use in `validate/msisdn/requestToken`:
  *
@@ -10,7 +11,7 @@ import type { SmsConfig } from "./config.js";
 import { createHttpProvider } from "./http-provider.js";
 import { createLogProvider } from "./log-provider.js";
 import { createTwilioProvider } from "./twilio.js";
-import { type SmsLogger, type SmsProvider, SmsSendError } from "./types.js";
+import { type SmsProvider, SmsSendError } from "./types.js";
 
 export {
   type HttpSmsConfig,
@@ -26,7 +27,6 @@ export { originatorFor, renderSmsBody, smsDestinationAllowed } from "./rules.js"
 export { twilioMessagesUrl } from "./twilio.js";
 export {
   isE164,
-  type SmsLogger,
   type SmsMessage,
   type SmsProvider,
   SmsSendError,
@@ -34,7 +34,7 @@ export {
 } from "./types.js";
 
 /** Builds the configured provider. Throws {@link SmsSendError} `config` if its settings are missing. */
-export function createSmsProvider(cfg: SmsConfig, log: SmsLogger): SmsProvider {
+export function createSmsProvider(cfg: SmsConfig, log: Logger): SmsProvider {
   switch (cfg.provider) {
     case "log":
       return createLogProvider(cfg.outbox_dir, log);

@@ -3,23 +3,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { latestSmsCode, readSmsOutbox } from "../../../test/support/fake-sms.js";
+import { captureLogger } from "../../core/logger.js";
 import { createSmsProvider, renderSmsBody, SmsSendError, smsConfigSchema } from "./index.js";
 
-interface LogLine {
-  level: "info" | "warn";
-  obj: Record<string, unknown>;
-  msg: string;
-}
-
 function makeLog() {
-  const lines: LogLine[] = [];
-  return {
-    lines,
-    info: (obj: object, msg: string) =>
-      lines.push({ level: "info", obj: obj as Record<string, unknown>, msg }),
-    warn: (obj: object, msg: string) =>
-      lines.push({ level: "warn", obj: obj as Record<string, unknown>, msg }),
-  };
+  return captureLogger();
 }
 
 let dir: string;

@@ -6,8 +6,9 @@
  */
 import { appendFile, chmod, mkdir } from "node:fs/promises";
 import path from "node:path";
+import type { Logger } from "../../core/logger.js";
 import { SendTracker } from "./http-client.js";
-import { isE164, type SmsLogger, type SmsMessage, type SmsProvider, SmsSendError } from "./types.js";
+import { isE164, type SmsMessage, type SmsProvider, SmsSendError } from "./types.js";
 
 export const SMS_OUTBOX_FILE = "sms.log";
 
@@ -20,7 +21,7 @@ export interface SmsOutboxEntry {
   body: string;
 }
 
-export function createLogProvider(outboxDir: string | undefined, log: SmsLogger): SmsProvider {
+export function createLogProvider(outboxDir: string | undefined, log: Logger): SmsProvider {
   const file = outboxDir !== undefined ? path.join(path.resolve(outboxDir), SMS_OUTBOX_FILE) : undefined;
   if (!file) {
     log.warn(

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type FakeSms, startFakeSms } from "../../../test/support/fake-sms.js";
+import { captureLogger } from "../../core/logger.js";
 import {
   createSmsProvider,
   type SmsConfigInput,
@@ -13,12 +14,7 @@ const TOKEN = "s3cr3t-auth-token";
 const MG = `MG${"fedcba9876543210".repeat(2)}`;
 
 function makeLog() {
-  const lines: { level: string; obj: object; msg: string }[] = [];
-  return {
-    lines,
-    info: (obj: object, msg: string) => lines.push({ level: "info", obj, msg }),
-    warn: (obj: object, msg: string) => lines.push({ level: "warn", obj, msg }),
-  };
+  return captureLogger();
 }
 
 let fake: FakeSms;

@@ -1,17 +1,18 @@
+import type { Logger } from "../../core/logger.js";
 /**
  * Twilio Programmable Messaging: `POST {api_base_url}/2010-04-01/Accounts/{AccountSid}/Messages.json`,
  * form-encoded `To`, `From` and/or `MessagingServiceSid`, `Body`, HTTP Basic `account_sid:auth_token`.
  */
 import type { TwilioConfig } from "./config.js";
 import { cleanText, createAgent, postWithDeadline, reasonForStatus, SendTracker } from "./http-client.js";
-import { isE164, type SmsLogger, type SmsMessage, type SmsProvider, SmsSendError } from "./types.js";
+import { isE164, type SmsMessage, type SmsProvider, SmsSendError } from "./types.js";
 
 export function twilioMessagesUrl(cfg: Pick<TwilioConfig, "api_base_url" | "account_sid">): URL {
   const base = cfg.api_base_url.replace(/\/+$/, "");
   return new URL(`${base}/2010-04-01/Accounts/${encodeURIComponent(cfg.account_sid)}/Messages.json`);
 }
 
-export function createTwilioProvider(cfg: TwilioConfig, log: SmsLogger): SmsProvider {
+export function createTwilioProvider(cfg: TwilioConfig, log: Logger): SmsProvider {
   const url = twilioMessagesUrl(cfg);
   const authorization = `Basic ${Buffer.from(`${cfg.account_sid}:${cfg.auth_token}`).toString("base64")}`;
   const secrets = [cfg.auth_token, cfg.account_sid];

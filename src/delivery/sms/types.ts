@@ -1,3 +1,4 @@
+import type { Logger } from "../../core/logger.js";
 /** Shared types of the SMS delivery side: the message, the provider interface, the typed send error. */
 
 export interface SmsMessage {
@@ -16,12 +17,6 @@ export interface SmsProvider {
   send(msg: SmsMessage): Promise<void>;
   /** Waits for sends in flight (each bounded by its timeout), then releases connections. Further sends fail. */
   close(): Promise<void>;
-}
-
-/** Same shape as the mailer's logger (pino's `(obj, msg)` signature). */
-export interface SmsLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
 }
 
 /**

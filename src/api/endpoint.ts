@@ -1,0 +1,51 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { JsonSchema } from "../http/schema.js";
+
+/** Typed parts of a request, as its schemas guarantee them. */
+export interface RequestParts {
+  Body?: object;
+  Querystring?: object;
+  Params?: object;
+}
+
+/**
+ * One endpoint: the schemas fastify compiles for it (validated before `handle` runs) and its handler.
+ * Handlers shape the answer; the rules live in the service they call.
+ */
+export interface Endpoint<P extends RequestParts = RequestParts> {
+  readonly schema?: { body?: JsonSchema; querystring?: JsonSchema; params?: JsonSchema };
+  /** Pre-serialised answer bodies (status → JSON schema) where the shape is fixed: faster than JSON.stringify. */
+  readonly response?: Record<number, JsonSchema>;
+  handle(
+    req: FastifyRequest<{ Body: P["Body"]; Querystring: P["Querystring"]; Params: P["Params"] }>,
+    reply: FastifyReply,
+  ): Promise<object | string>;
+}
+
+/** Builds an endpoint with its request types inferred from the type argument. */
+export function endpoint<P extends RequestParts>(e: Endpoint<P>): Endpoint<P> {
+  return e;
+}
+
+/**
+ * Who may call a route:
+ * - `none`: anyone;
+ * - `token`: a valid access token of a user who accepted the current terms (v2);
+ * - `token-without-terms`: a valid access token, terms not required (account and terms endpoints);
+ * - `session-or-signature`: proves itself in the request (a validated session, or the homeserver's X-Matrix
+ *   signature; checked by the handler).
+ */
+export type Access = "none" | "token" | "token-without-terms" | "session-or-signature";
+
+/** Per-IP request budget classes (`rate_limit.*_per_minute`); `none` has no per-route limit. */
+export type RateClass = "none" | "register" | "authenticated" | "request-token" | "store-invite";
+
+/** One row of the route table. */
+export interface Route {
+  readonly method: "GET" | "POST";
+  /** The full path as the spec writes it, with `:param` for path parameters. */
+  readonly path: string;
+  readonly access: Access;
+  readonly limit: RateClass;
+  readonly endpoint: Endpoint;
+}

@@ -1,0 +1,71 @@
+import type { FastifyInstance } from "fastify";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { accountEndpoints } from "../api/account.js";
+import { associationEndpoints } from "../api/associations.js";
+import { healthEndpoints } from "../api/health.js";
+import { inviteEndpoints } from "../api/invites.js";
+import { lookupEndpoints } from "../api/lookup.js";
+import { pubkeyEndpoints } from "../api/pubkey.js";
+import { routeTable } from "../api/routes.js";
+import { statusEndpoints } from "../api/status.js";
+import { termsEndpoints } from "../api/terms.js";
+import { validationEndpoints } from "../api/validation.js";
+import type { ResolvedConfig } from "../config/load.js";
+import { requireAuth } from "../http/auth.js";
+import { PageRenderer } from "../http/pages.js";
+import { createHttpServer } from "../http/server.js";
+import type { KeyService } from "../services/keys.js";
+import { NextLinkPolicy } from "../services/next-link.js";
+import { isDatabaseUnavailable } from "../store/errors.js";
+import type { Services } from "./services.js";
+
+/** Builds the public HTTP API: every endpoint group over its service, mounted by the route table. */
+export async function createApi(
+  config: ResolvedConfig,
+  s: Services & { keys: KeyService },
+  deps: { ping: () => Promise<boolean>; stopping: () => boolean; redis: Redis | undefined; log: Logger },
+): Promise<FastifyInstance> {
+  const endpoints = {
+    status: statusEndpoints(),
+    health: healthEndpoints({ ping: deps.ping, stopping: deps.stopping }),
+    account: accountEndpoints(s.accounts),
+    terms: termsEndpoints(s.terms, s.accounts),
+    lookup: lookupEndpoints(s.lookup, s.associations),
+    pubkey: pubkeyEndpoints(s.keys),
+    invites: inviteEndpoints(s.invites, config.public_base_url),
+    validation: validationEndpoints(s.validation, {
+      pages: new PageRenderer(config.email.templates_dir, config.email.default_brand),
+      nextLinks: new NextLinkPolicy(config.validation.next_link_allowlist),
+    }),
+    associations: associationEndpoints(s.validation, s.associations, (req) => s.homeserverAuth.verify(req)),
+  };
+  const routes = routeTable(endpoints, { v1: config.v1.enabled, v1Bind: config.v1.enable_bind });
+  const limits = config.rate_limit;
+  const allowQuery = config.auth.allow_query_token;
+  return createHttpServer(
+    {
+      isDatabaseDown: isDatabaseUnavailable,
+      rateLimit: {
+        enabled: limits.enabled,
+        redis: deps.redis,
+        perMinute: {
+          none: undefined,
+          register: limits.register_per_minute,
+          authenticated: limits.authenticated_per_minute,
+          "request-token": limits.request_token_per_minute,
+          "store-invite": limits.store_invite_per_minute,
+        },
+      },
+      guards: {
+        token: requireAuth(s.accounts, allowQuery),
+        "token-without-terms": requireAuth(s.accounts, allowQuery, true),
+        "session-or-signature": undefined,
+      },
+      maxBodyBytes: config.http.max_body_bytes,
+      trustProxy: config.http.trusted_proxies.length ? config.http.trusted_proxies : false,
+      logger: deps.log,
+    },
+    routes,
+  );
+}

@@ -1,0 +1,107 @@
+import type { ResolvedConfig } from "../config/load.js";
+import type { Logger } from "../core/logger.js";
+import { ServerKeyCache } from "../federation/index.js";
+import type { BackgroundTasks } from "../infra/background.js";
+import { Metrics } from "../infra/metrics.js";
+import type { KeyedRateLimiter } from "../infra/rate-limiter.js";
+import { type AccountService, createAccountService } from "../services/accounts.js";
+import { AssociationService } from "../services/associations.js";
+import { HomeserverRequestAuth } from "../services/homeserver-auth.js";
+import { createInviteService, type InviteService } from "../services/invites.js";
+import type { KeyService } from "../services/keys.js";
+import { createLookupService, type LookupService } from "../services/lookup.js";
+import { createOnbindDelivery, type OnbindDelivery } from "../services/onbind.js";
+import { HomeserverOpenIdVerifier } from "../services/openid.js";
+import { Terms } from "../services/terms.js";
+import { createValidationService, type ValidationService } from "../services/validation.js";
+import { KyselyAccountRepository } from "../store/accounts.js";
+import { KyselyAssociationRepository } from "../store/associations.js";
+import type { Store } from "../store/database.js";
+import { KyselyInviteRepository } from "../store/invites.js";
+import { KyselyOnbindJobRepository } from "../store/onbind-jobs.js";
+import { KyselyPepperRepository } from "../store/peppers.js";
+import { KyselySessionRepository } from "../store/validation-sessions.js";
+import type { Outbound } from "./outbound.js";
+
+/** The domain services of one instance. */
+export interface Services {
+  terms: Terms;
+  accounts: AccountService;
+  validation: ValidationService;
+  lookup: LookupService;
+  associations: AssociationService;
+  invites: InviteService;
+  onbind: OnbindDelivery;
+  homeserverAuth: HomeserverRequestAuth;
+}
+
+interface ServiceDeps {
+  store: Store;
+  out: Outbound;
+  keys: KeyService;
+  limiter: KeyedRateLimiter;
+  tasks: BackgroundTasks;
+  metrics: Metrics;
+  log: Logger;
+  now: () => number;
+}
+
+/** Builds every service from its configuration section over the repositories of `store`. */
+export async function createServices(config: ResolvedConfig, d: ServiceDeps): Promise<Services> {
+  const { store, out, keys, limiter, now } = d;
+  const associationsRepo = new KyselyAssociationRepository(store.db, store.dialect);
+  const invitesRepo = new KyselyInviteRepository(store.db);
+  const terms = Terms.load(config.terms.path);
+  const accounts = createAccountService(config.accounts, {
+    repo: new KyselyAccountRepository(store.db),
+    verifier: new HomeserverOpenIdVerifier(out.homeservers),
+    terms,
+    now,
+  });
+  const validation = createValidationService(config, {
+    sessions: new KyselySessionRepository(store.db),
+    mailer: out.mailer,
+    phones: out.sms,
+    limiter,
+    now,
+  });
+  const lookup = await createLookupService(config.lookup, {
+    peppers: new KyselyPepperRepository(store.db),
+    associations: associationsRepo,
+    now,
+  });
+  const associations = new AssociationService(
+    config.server_name,
+    associationsRepo,
+    validation,
+    keys,
+    () => d.tasks.kick("onbind"),
+    now,
+  );
+  const invites = createInviteService(config, {
+    invites: invitesRepo,
+    associations: associationsRepo,
+    keys,
+    mailer: out.mailer,
+    limiter,
+    now,
+  });
+  const postOnbind = Metrics.counted(
+    (server: string, body: object) => out.homeservers.postOnbind(server, body),
+    (ok) => d.metrics.onbind.inc({ result: ok ? "delivered" : "failed" }),
+  );
+  const onbind = createOnbindDelivery(config, {
+    jobs: new KyselyOnbindJobRepository(store.db),
+    invites: invitesRepo,
+    associations: associationsRepo,
+    transport: { postOnbind },
+    keys,
+    log: d.log,
+    now,
+  });
+  const homeserverAuth = new HomeserverRequestAuth(
+    config.server_name,
+    new ServerKeyCache(out.homeservers, { now }),
+  );
+  return { terms, accounts, validation, lookup, associations, invites, onbind, homeserverAuth };
+}
