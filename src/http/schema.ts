@@ -66,7 +66,11 @@ function isMissing(e: FastifySchemaValidationError): boolean {
   if (e.keyword === "required") return true;
   const data = (e as { data?: unknown }).data;
   if (data === null && e.instancePath.split("/").length === 2) return true;
-  return data === "" && (e.keyword === "minLength" || e.keyword === "not") && e.instancePath.split("/").length === 2;
+  return (
+    data === "" &&
+    (e.keyword === "minLength" || e.keyword === "not") &&
+    e.instancePath.split("/").length === 2
+  );
 }
 
 /**

@@ -1,4 +1,3 @@
-import type { Logger } from "../../core/logger.js";
 /** Shared types of the SMS delivery side: the message, the provider interface, the typed send error. */
 
 export interface SmsMessage {
