@@ -10,10 +10,10 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CompiledQuery, type Kysely, sql } from "kysely";
 import { resolveConfig } from "../src/config/load.js";
-import { lookupHash } from "../src/services/lookup.js";
-import { KyselyAssociationRepository } from "../src/store/associations.js";
+import { KyselyHashRepository } from "../src/store/association-hashes.js";
 import { openStore } from "../src/store/database.js";
 import type { Database } from "../src/store/schema.js";
+import { lookupHash } from "../src/threepid/normalise.js";
 import { createPostgresCluster } from "./postgres.js";
 import { BENCH_MEDIUM, benchAddress, seedDatabase } from "./seed.js";
 
@@ -32,7 +32,7 @@ async function pragmas(db: Kysely<Database>, ...settings: string[]): Promise<voi
 }
 
 const seraphSqlite = (db: Kysely<Database>, p: number, h: string[]) =>
-  new KyselyAssociationRepository(db, "sqlite").lookupHashes(p, h).then((rows) => rows.length);
+  new KyselyHashRepository(db, "sqlite").lookup(p, h).then((rows) => rows.length);
 
 /** Seraph's connection settings (src/store/database.ts): 2 MiB page cache, 1 GiB memory-mapped. */
 const DEFAULTS = ["cache_size = -2000", "mmap_size = 1073741824"];
@@ -75,7 +75,7 @@ const SQLITE: Record<string, Variant> = {
 
 const POSTGRES: Record<string, Variant> = {
   "in (select unnest($2::text[])) + join [Seraph]": async (db, p, h) =>
-    (await new KyselyAssociationRepository(db, "postgres").lookupHashes(p, h)).length,
+    (await new KyselyHashRepository(db, "postgres").lookup(p, h)).length,
   "= any($2::text[]) + join": async (db, p, h) =>
     (
       await sql`select h.hash, a.mxid from association_hashes h join associations a on a.id = h.association_id

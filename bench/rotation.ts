@@ -20,7 +20,6 @@ import { parseArgs } from "node:util";
 import { sql } from "kysely";
 import { resolveConfig } from "../src/config/load.js";
 import { LookupService } from "../src/services/lookup.js";
-import { KyselyAssociationRepository } from "../src/store/associations.js";
 import { openStore, type Store } from "../src/store/database.js";
 import { KyselyPepperRepository } from "../src/store/peppers.js";
 import { createPostgresCluster } from "./postgres.js";
@@ -67,7 +66,7 @@ async function main(): Promise<void> {
     });
     const store = await openStore(cfg.database);
     try {
-      const peppers = new KyselyPepperRepository(store.db);
+      const peppers = store.repos.peppers;
       const lookup = new LookupService(
         {
           maxAddresses: cfg.lookup.max_addresses,
@@ -76,8 +75,8 @@ async function main(): Promise<void> {
           rehashBatchSize: batch,
           rotationSettleMs: settleMs,
         },
-        peppers,
-        new KyselyAssociationRepository(store.db, store.dialect),
+        store.repos,
+        store.transaction,
       );
       await lookup.init();
       const before = (await peppers.live()).find((p) => p.state === "current")!.id;

@@ -22,11 +22,11 @@ import { stringify } from "yaml";
 import { type ResolvedConfig, resolveConfig } from "../src/config/load.js";
 import { NO_LOG } from "../src/core/logger.js";
 import { loadOrCreateKeyFile } from "../src/crypto/key-file.js";
-import { lookupHash } from "../src/services/lookup.js";
-import { KyselyAssociationRepository } from "../src/store/associations.js";
+import { KyselyHashRepository } from "../src/store/association-hashes.js";
 import { openStore } from "../src/store/database.js";
 import { createPostgresDialect } from "../src/store/postgres.js";
 import type { Database } from "../src/store/schema.js";
+import { lookupHash } from "../src/threepid/normalise.js";
 import { createPostgresCluster } from "./postgres.js";
 import { BENCH_MEDIUM, BENCH_USER, benchAddress, benchMxid, type SeedResult, seedDatabase } from "./seed.js";
 
@@ -848,13 +848,13 @@ async function explain(ctx: Context, cfg: ResolvedConfig): Promise<string> {
   const kind = cfg.database.postgres ? "postgres" : "sqlite";
   const out: string[] = [];
   try {
-    const repo = new KyselyAssociationRepository(db, kind);
+    const repo = new KyselyHashRepository(db, kind);
     const [sample] = lookupBodies(ctx, 100, 1, 7);
     const hashes = JSON.parse(sample!.body).addresses as string[];
-    const rows = await repo.lookupHashes(ctx.seed.pepperId, hashes);
+    const rows = await repo.lookup(ctx.seed.pepperId, hashes);
     expect(rows.length === 100, `in-process lookup found ${rows.length} of 100`);
     const q = captured!;
-    out.push(`lookup query (${kind}), as compiled by KyselyAssociationRepository.lookupHashes:`);
+    out.push(`lookup query (${kind}), as compiled by KyselyHashRepository.lookup:`);
     out.push(q.sql.replace(/\s+/g, " ").trim());
     const prefix = kind === "sqlite" ? "explain query plan " : "explain ";
     const plan = await db.executeQuery<Record<string, unknown>>(
@@ -882,11 +882,11 @@ async function explain(ctx: Context, cfg: ResolvedConfig): Promise<string> {
     const store = await openStore(cfg.database);
     const times: number[] = [];
     try {
-      const serverRepo = new KyselyAssociationRepository(store.db, store.dialect);
+      const serverRepo = new KyselyHashRepository(store.db, store.dialect);
       for (const b of lookupBodies(ctx, 1000, 25, 99)) {
         const hs = [...b.expected.keys()];
         const t0 = performance.now();
-        const found = await serverRepo.lookupHashes(ctx.seed.pepperId, hs);
+        const found = await serverRepo.lookup(ctx.seed.pepperId, hs);
         times.push(performance.now() - t0);
         expect(found.length === 1000, "in-process lookup of 1000 hashes finds all");
       }

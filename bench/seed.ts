@@ -14,9 +14,9 @@ import { CompiledQuery, type Transaction } from "kysely";
 import { loadConfig } from "../src/config/load.js";
 import { encodeBase64 } from "../src/crypto/base64.js";
 import { randomToken, sha256Hex } from "../src/crypto/hash.js";
-import { lookupHash } from "../src/services/lookup.js";
 import { type DatabaseOptions, migrateToLatest, openStore, type Store } from "../src/store/database.js";
 import type { Database } from "../src/store/schema.js";
+import { lookupHash } from "../src/threepid/normalise.js";
 
 export const BENCH_MEDIUM = "email";
 export const BENCH_USER = "@bench:hs.example";

@@ -12,7 +12,6 @@ import { KeyService } from "./services/keys.js";
 import type { LookupService } from "./services/lookup.js";
 import type { OnbindDelivery } from "./services/onbind.js";
 import { migrateToLatest, openStore, type Store } from "./store/database.js";
-import { KyselyKeyRepository } from "./store/keys.js";
 import { createApi } from "./wiring/api.js";
 import { createOutbound } from "./wiring/outbound.js";
 import { createServices } from "./wiring/services.js";
@@ -69,7 +68,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     if (applied.length) log.info({ applied }, "database migrated");
     const { keys: fileKeys, created } = loadOrCreateKeyFile(config.signing_key_path);
     if (created) log.info({ path: config.signing_key_path }, "generated a new signing key");
-    const keys = await KeyService.load(fileKeys, new KyselyKeyRepository(store.db), now());
+    const keys = await KeyService.load(fileKeys, store.repos.keys, now());
     const metrics = new Metrics(config.metrics.enabled);
     const out = createOutbound(config, log, metrics, opts);
     closers.push(() => out.close());

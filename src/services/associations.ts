@@ -1,24 +1,14 @@
 import { MatrixError } from "../core/errors.js";
-import { signJson } from "../crypto/ed25519.js";
 import { serverPartOfUserId } from "../federation/index.js";
-import type { AssociationRecord, AssociationRepository } from "../store/associations.js";
+import type { AssociationRecord } from "../store/associations.js";
+import type { Repositories, Transact } from "../store/repositories.js";
+import { lookupHash, normaliseAddress } from "../threepid/normalise.js";
 import type { KeyService } from "./keys.js";
-import { lookupHash, normaliseAddress } from "./lookup.js";
+import { type SignedAssociation, signAssociation } from "./signed-association.js";
 import type { ValidationService } from "./validation.js";
 
 /** How long an association is valid (sydent: 100 years). */
 const ASSOCIATION_LIFETIME_MS = 100 * 365 * 86_400_000;
-
-/** The association as the spec shows it, signed by this server. */
-export interface SignedAssociation {
-  address: string;
-  medium: string;
-  mxid: string;
-  not_before: number;
-  not_after: number;
-  ts: number;
-  signatures: Record<string, Record<string, string>>;
-}
 
 /** How an unbind request proved its right. */
 export type UnbindProof =
@@ -30,7 +20,8 @@ export type UnbindProof =
 export class AssociationService {
   constructor(
     private readonly serverName: string,
-    private readonly associations: AssociationRepository,
+    private readonly repos: Pick<Repositories, "associations">,
+    private readonly transact: Transact,
     private readonly validation: ValidationService,
     private readonly keys: KeyService,
     /** Called after a bind queued an onbind delivery (to deliver at once rather than at the next poll). */
@@ -40,18 +31,7 @@ export class AssociationService {
 
   /** Signs an association with the long-term key. */
   sign(a: AssociationRecord): SignedAssociation {
-    return signJson(
-      {
-        address: a.address,
-        medium: a.medium,
-        mxid: a.mxid,
-        not_before: a.notBefore,
-        not_after: a.notAfter,
-        ts: a.ts,
-      },
-      this.serverName,
-      this.keys.signingKey,
-    );
+    return signAssociation(a, this.serverName, this.keys.signingKey);
   }
 
   /**
@@ -76,11 +56,23 @@ export class AssociationService {
       notBefore: now,
       notAfter: now + ASSOCIATION_LIFETIME_MS,
     };
-    const { queued } = await this.associations.bind(
-      record,
-      (pepper) => lookupHash(record.address, record.medium, pepper),
-      now,
-    );
+    // The association, its lookup hash under every live pepper and, when invites wait for this 3PID, the
+    // onbind job: all or nothing.
+    const queued = await this.transact(async (r) => {
+      const id = await r.associations.upsert(record);
+      const peppers = await r.peppers.live();
+      await r.hashes.insert(
+        peppers.map((p) => ({
+          pepperId: p.id,
+          associationId: id,
+          hash: lookupHash(record.address, record.medium, p.pepper),
+        })),
+      );
+      await r.onbindJobs.clearFor(record.medium, record.address);
+      if (!(await r.invites.existsFor(record.medium, record.address))) return false;
+      await r.onbindJobs.queue(record, now);
+      return true;
+    });
     if (queued) this.onQueued();
     return this.sign(record);
   }
@@ -103,12 +95,15 @@ export class AssociationService {
         throw new MatrixError("M_FORBIDDEN", "This session is not for this 3PID");
       }
     }
-    await this.associations.unbind(medium, normalised, mxid);
+    await this.transact(async (r) => {
+      if (await r.associations.delete(medium, normalised, mxid))
+        await r.onbindJobs.clearFor(medium, normalised, mxid);
+    });
   }
 
   /** v1 `GET /lookup`: the signed association for a 3PID, or undefined. */
   async lookupSigned(medium: string, address: string): Promise<SignedAssociation | undefined> {
-    const a = await this.associations.findByThreepid(medium, normaliseAddress(medium, address));
+    const a = await this.repos.associations.findByThreepid(medium, normaliseAddress(medium, address));
     return a && this.sign(a);
   }
 }

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KyselyAssociationRepository } from "../store/associations.js";
 import { migrateToLatest, openStore, type Store } from "../store/database.js";
-import { KyselyPepperRepository } from "../store/peppers.js";
-import { LookupService, lookupHash } from "./lookup.js";
+import { lookupHash } from "../threepid/normalise.js";
+import { LookupService } from "./lookup.js";
 
 describe("pepper rotation", () => {
   let store: Store;
@@ -21,8 +20,8 @@ describe("pepper rotation", () => {
         rehashBatchSize: 1000,
         rotationSettleMs: 30_000,
       },
-      new KyselyPepperRepository(store.db),
-      new KyselyAssociationRepository(store.db, store.dialect),
+      store.repos,
+      store.transaction,
       () => clock,
     );
     await lookup.init();

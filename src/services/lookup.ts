@@ -1,9 +1,9 @@
 import type { Config } from "../config/schema.js";
 import { MatrixError } from "../core/errors.js";
-import { randomToken, sha256Base64Url } from "../crypto/hash.js";
-import type { AssociationRepository } from "../store/associations.js";
-import type { AssociationRow, PepperRecord, PepperRepository } from "../store/peppers.js";
-import { casefold } from "../threepid/casefold.js";
+import { randomToken } from "../crypto/hash.js";
+import type { AssociationRow, PepperRecord } from "../store/peppers.js";
+import type { Repositories, Transact } from "../store/repositories.js";
+import { lookupHash, normaliseAddress } from "../threepid/normalise.js";
 
 /** The hash algorithms `hash_details` offers. */
 export type LookupAlgorithm = "sha256" | "none";
@@ -20,16 +20,6 @@ export interface LookupSettings {
    * bind that did not see the pending pepper has committed and can be hashed before the switch.
    */
   rotationSettleMs: number;
-}
-
-/** The v2 lookup hash: sha256 of `"<address> <medium> <pepper>"`, URL-safe unpadded base64. */
-export function lookupHash(address: string, medium: string, pepper: string): string {
-  return sha256Base64Url(`${address} ${medium} ${pepper}`);
-}
-
-/** Normalises an address as stored: emails are case folded; phone numbers are digits as given. */
-export function normaliseAddress(medium: string, address: string): string {
-  return medium === "email" ? casefold(address) : address;
 }
 
 const PEPPER_CACHE_MS = 5_000;
@@ -50,14 +40,14 @@ export class LookupService {
 
   constructor(
     private readonly settings: LookupSettings,
-    private readonly peppers: PepperRepository,
-    private readonly associations: AssociationRepository,
+    private readonly repos: Pick<Repositories, "peppers" | "associations" | "hashes">,
+    private readonly transact: Transact,
     private readonly now: () => number = Date.now,
   ) {}
 
   /** Creates the first pepper when there is none (safe to call from several instances). */
   async init(): Promise<void> {
-    await this.peppers.insertIfAbsent(randomToken(32), "current", this.now());
+    await this.repos.peppers.insertIfAbsent(randomToken(32), "current", this.now());
     await this.reload();
   }
 
@@ -65,7 +55,7 @@ export class LookupService {
     this.loading ??= (async () => {
       try {
         const now = this.now();
-        const live = await this.peppers.live();
+        const live = await this.repos.peppers.live();
         const current = live.find((p) => p.state === "current");
         if (!current) throw new Error("no current lookup pepper");
         const accepted = new Map<string, PepperRecord>([[current.pepper, current]]);
@@ -136,7 +126,7 @@ export class LookupService {
     }
     const mappings: Record<string, string> = {};
     if (algorithm === "sha256") {
-      const rows = await this.associations.lookupHashes(used.id, addresses);
+      const rows = await this.repos.hashes.lookup(used.id, addresses);
       for (const r of rows) mappings[r.hash] = r.mxid;
       return mappings;
     }
@@ -156,7 +146,7 @@ export class LookupService {
         pairs.push([medium, address]);
       }
     }
-    for (const r of await this.associations.lookupThreepids(pairs)) {
+    for (const r of await this.repos.associations.lookupThreepids(pairs)) {
       for (const entry of byPair.get(`${r.medium}\u0000${r.address}`) ?? []) mappings[entry] = r.mxid;
     }
     return mappings;
@@ -183,7 +173,7 @@ export class LookupService {
       }
     }
     const out: Array<[string, string, string]> = [];
-    for (const r of await this.associations.lookupThreepids(pairs)) {
+    for (const r of await this.repos.associations.lookupThreepids(pairs)) {
       for (const [medium, address] of wanted.get(`${r.medium}\u0000${r.address}`) ?? [])
         out.push([medium, address, r.mxid]);
     }
@@ -192,7 +182,7 @@ export class LookupService {
 
   /** Starts a rotation: a new pending pepper that becomes current once every association is hashed with it. */
   async rotate(): Promise<void> {
-    await this.peppers.insertIfAbsent(randomToken(32), "pending", this.now());
+    await this.repos.peppers.insertIfAbsent(randomToken(32), "pending", this.now());
     await this.reload();
   }
 
@@ -209,20 +199,29 @@ export class LookupService {
     const now = this.now();
     const batch = this.settings.rehashBatchSize;
     const hashes = (p: PepperRecord, rows: ReadonlyArray<AssociationRow>) =>
-      rows.map((r) => ({ associationId: r.id, hash: lookupHash(r.address, r.medium, p.pepper) }));
+      rows.map((r) => ({
+        pepperId: p.id,
+        associationId: r.id,
+        hash: lookupHash(r.address, r.medium, p.pepper),
+      }));
     let touched = 0;
     const pending = v.pending;
     if (pending) {
-      const rows = await this.peppers.associationsAfter(pending.rehashCursor, batch);
-      if (rows.length)
-        await this.peppers.addHashes(pending.id, hashes(pending, rows), rows[rows.length - 1]!.id);
+      const rows = await this.repos.peppers.associationsAfter(pending.rehashCursor, batch);
+      if (rows.length) {
+        const cursor = rows[rows.length - 1]!.id;
+        await this.transact(async (r) => {
+          await r.hashes.insert(hashes(pending, rows));
+          await r.peppers.advanceCursor(pending.id, cursor);
+        });
+      }
       touched += rows.length;
       if (rows.length < batch && pending.createdTs + this.settings.rotationSettleMs <= now) {
-        const recent = await this.peppers.associationsSince(
+        const recent = await this.repos.peppers.associationsSince(
           pending.createdTs - this.settings.rotationSettleMs,
         );
-        await this.peppers.addHashes(pending.id, hashes(pending, recent));
-        if (await this.peppers.activate(pending.id, now)) await this.reload();
+        await this.repos.hashes.insert(hashes(pending, recent));
+        if (await this.repos.peppers.activate(pending.id, now)) await this.reload();
       }
     } else if (
       this.settings.rotationIntervalMs > 0 &&
@@ -231,7 +230,11 @@ export class LookupService {
       await this.rotate();
       touched += 1;
     }
-    for (const r of v.retired) touched += await this.peppers.dropRetired(r.id, batch);
+    for (const r of v.retired) {
+      const dropped = await this.repos.hashes.deleteForPepper(r.id, batch);
+      if (dropped < batch) await this.repos.peppers.deleteRetired(r.id);
+      touched += dropped;
+    }
     return touched;
   }
 }
@@ -239,7 +242,7 @@ export class LookupService {
 /** Builds the lookup service from `lookup.*` and loads (or creates) the peppers. */
 export async function createLookupService(
   config: Config["lookup"],
-  deps: { peppers: PepperRepository; associations: AssociationRepository; now: () => number },
+  deps: { repos: Repositories; transact: Transact; now: () => number },
 ): Promise<LookupService> {
   const service = new LookupService(
     {
@@ -249,8 +252,8 @@ export async function createLookupService(
       rehashBatchSize: config.rehash_batch_size,
       rotationSettleMs: config.rotation_settle_seconds * 1000,
     },
-    deps.peppers,
-    deps.associations,
+    deps.repos,
+    deps.transact,
     deps.now,
   );
   await service.init();

@@ -5,7 +5,9 @@ import { isFederationError, serverPartOfUserId } from "../federation/index.js";
 import type { AssociationRepository } from "../store/associations.js";
 import type { InviteRepository } from "../store/invites.js";
 import type { OnbindJob, OnbindJobRepository } from "../store/onbind-jobs.js";
+import type { Transact } from "../store/repositories.js";
 import type { KeyService } from "./keys.js";
+import { signAssociation } from "./signed-association.js";
 
 export interface OnbindSettings {
   serverName: string;
@@ -38,6 +40,7 @@ export class OnbindDelivery {
     private readonly invites: InviteRepository,
     private readonly associations: AssociationRepository,
     private readonly transport: OnbindTransport,
+    private readonly transact: Transact,
     private readonly keys: KeyService,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
@@ -56,22 +59,11 @@ export class OnbindDelivery {
     const assoc = await this.associations.findByThreepid(job.medium, job.address);
     const server = serverPartOfUserId(job.mxid);
     if (invites.length === 0 || !assoc || assoc.mxid !== job.mxid || server === null) {
-      await this.jobs.complete(job.id, []);
+      await this.jobs.delete(job.id);
       return;
     }
     const key = this.keys.signingKey;
-    const signedAssociation = signJson(
-      {
-        medium: assoc.medium,
-        address: assoc.address,
-        mxid: assoc.mxid,
-        not_before: assoc.notBefore,
-        not_after: assoc.notAfter,
-        ts: assoc.ts,
-      },
-      this.settings.serverName,
-      key,
-    );
+    const signedAssociation = signAssociation(assoc, this.settings.serverName, key);
     // sydent's shape: the signed association plus the invites, each with a `signed` block.
     const body = {
       ...signedAssociation,
@@ -111,10 +103,10 @@ export class OnbindDelivery {
       this.log.info({ server, attempts, retryInMs: backoff + jitter }, "onbind delivery failed, will retry");
       return;
     }
-    await this.jobs.complete(
-      job.id,
-      invites.map((i) => i.token),
-    );
+    await this.transact(async (r) => {
+      await r.invites.deleteTokens(invites.map((i) => i.token));
+      await r.onbindJobs.delete(job.id);
+    });
     this.log.info({ server, invites: invites.length }, "onbind delivered");
   }
 
@@ -132,6 +124,7 @@ export function createOnbindDelivery(
     invites: InviteRepository;
     associations: AssociationRepository;
     transport: OnbindTransport;
+    transact: Transact;
     keys: KeyService;
     log: Logger;
     now: () => number;
@@ -152,6 +145,7 @@ export function createOnbindDelivery(
     deps.invites,
     deps.associations,
     deps.transport,
+    deps.transact,
     deps.keys,
     deps.log,
     deps.now,

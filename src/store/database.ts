@@ -4,17 +4,35 @@ import BetterSqlite3 from "better-sqlite3";
 import { Kysely, Migrator, type SqliteDatabase, SqliteDialect, sql } from "kysely";
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../core/logger.js";
-import { type Dialect, SeraphMigrations } from "./migrations.js";
+import type { Dialect } from "./dialect.js";
+import { SeraphMigrations } from "./migrations.js";
 import { createPostgresDialect, pingPostgres } from "./postgres.js";
+import { type Repositories, repositories, type Transact } from "./repositories.js";
 import type { Database } from "./schema.js";
 
 /** An open database: the typed query builder plus the dialect it speaks. */
 export interface Store {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
+  /** The repositories over the pool (each call its own statement). */
+  readonly repos: Repositories;
+  /** Runs work in one transaction (a bind writes the association, its hashes and its onbind job together). */
+  readonly transaction: Transact;
   /** Whether the database answers a trivial query right now (for `/_seraph/ready`). */
   ping(): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** A store over an open Kysely instance. */
+export function storeOver(db: Kysely<Database>, dialect: Dialect): Store {
+  return {
+    db,
+    dialect,
+    repos: repositories(db, dialect),
+    transaction: (work) => db.transaction().execute((tx) => work(repositories(tx, dialect))),
+    ping: () => answers(db),
+    close: () => db.destroy(),
+  };
 }
 
 async function answers(db: Kysely<Database>): Promise<boolean> {
@@ -85,12 +103,12 @@ export async function openStore(opts: DatabaseOptions, log: Logger = NO_LOG): Pr
       await db.destroy();
       throw new Error(`cannot reach PostgreSQL (database.postgres.url): ${(e as Error).message}`);
     }
-    return { db, dialect: "postgres", ping: () => answers(db), close: () => db.destroy() };
+    return storeOver(db, "postgres");
   }
   const db = new Kysely<Database>({
     dialect: new SqliteDialect({ database: cachingSqlite(opts.sqlite.path) }),
   });
-  return { db, dialect: "sqlite", ping: () => answers(db), close: () => db.destroy() };
+  return storeOver(db, "sqlite");
 }
 
 const NO_LOG: Logger = { info() {}, warn() {}, error() {}, debug() {} };

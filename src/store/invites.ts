@@ -20,6 +20,10 @@ export interface InviteRepository {
   /** Removes an invite and its ephemeral key (used when its email could not be sent). */
   delete(token: string): Promise<void>;
   findByToken(token: string): Promise<InviteRecord | undefined>;
+  /** Deletes delivered invites (their ephemeral keys stay valid until they expire). */
+  deleteTokens(tokens: readonly string[]): Promise<void>;
+  /** Whether any invite waits for this 3PID. */
+  existsFor(medium: string, address: string): Promise<boolean>;
   /** Pending invites for a 3PID, oldest first. */
   findByThreepid(medium: string, address: string): Promise<InviteRecord[]>;
   /** Deletes up to `limit` invites received before `olderThan` and ephemeral keys created before it. */
@@ -88,6 +92,21 @@ export class KyselyInviteRepository implements InviteRepository {
       if (row)
         await tx.deleteFrom("ephemeral_keys").where("public_key", "=", row.ephemeral_public_key).execute();
     });
+  }
+
+  async deleteTokens(tokens: readonly string[]): Promise<void> {
+    if (tokens.length) await this.db.deleteFrom("invites").where("token", "in", tokens).execute();
+  }
+
+  async existsFor(medium: string, address: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom("invites")
+      .select("id")
+      .where("medium", "=", medium)
+      .where("address", "=", address)
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   async findByToken(token: string): Promise<InviteRecord | undefined> {

@@ -1,11 +1,6 @@
 import { type Kysely, type Migration, type MigrationProvider, sql } from "kysely";
 
-export type Dialect = "sqlite" | "postgres";
-
-/** The column type of an auto-increment primary key in the dialect's idiom. */
-function idType(dialect: Dialect) {
-  return dialect === "sqlite" ? ("integer" as const) : ("bigserial" as const);
-}
+import { type Dialect, idType } from "./dialect.js";
 
 type Step = (db: Kysely<unknown>, dialect: Dialect) => Promise<void>;
 

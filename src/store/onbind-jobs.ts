@@ -14,8 +14,12 @@ export interface OnbindJob {
 export interface OnbindJobRepository {
   /** Claims up to `limit` due jobs until `leaseUntil`; only jobs whose claim succeeded are returned. */
   claimDue(now: number, leaseUntil: number, limit: number): Promise<OnbindJob[]>;
-  /** Deletes the job and the delivered invites, in one transaction. */
-  complete(jobId: number, deliveredTokens: readonly string[]): Promise<void>;
+  /** Queues a delivery to `mxid`'s homeserver of the invites waiting for a 3PID, due at once. */
+  queue(job: { medium: string; address: string; mxid: string }, now: number): Promise<void>;
+  /** Drops the jobs of a 3PID (all, or only those for `mxid`). */
+  clearFor(medium: string, address: string, mxid?: string): Promise<void>;
+  /** Deletes a delivered job. */
+  delete(jobId: number): Promise<void>;
   /** Schedules another attempt. */
   retry(jobId: number, attempts: number, nextAttemptTs: number, error: string): Promise<void>;
   /** Drops a job that will not be retried (its invites stay until they expire). */
@@ -58,12 +62,27 @@ export class KyselyOnbindJobRepository implements OnbindJobRepository {
     return claimed;
   }
 
-  async complete(jobId: number, deliveredTokens: readonly string[]): Promise<void> {
-    await this.db.transaction().execute(async (tx) => {
-      if (deliveredTokens.length)
-        await tx.deleteFrom("invites").where("token", "in", deliveredTokens).execute();
-      await tx.deleteFrom("onbind_jobs").where("id", "=", jobId).execute();
-    });
+  async queue(job: { medium: string; address: string; mxid: string }, now: number): Promise<void> {
+    await this.db
+      .insertInto("onbind_jobs")
+      .values({
+        medium: job.medium,
+        address: job.address,
+        mxid: job.mxid,
+        next_attempt_ts: now,
+        created_ts: now,
+      })
+      .execute();
+  }
+
+  async clearFor(medium: string, address: string, mxid?: string): Promise<void> {
+    let q = this.db.deleteFrom("onbind_jobs").where("medium", "=", medium).where("address", "=", address);
+    if (mxid !== undefined) q = q.where("mxid", "=", mxid);
+    await q.execute();
+  }
+
+  async delete(jobId: number): Promise<void> {
+    await this.db.deleteFrom("onbind_jobs").where("id", "=", jobId).execute();
   }
 
   async retry(jobId: number, attempts: number, nextAttemptTs: number, error: string): Promise<void> {

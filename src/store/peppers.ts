@@ -1,9 +1,6 @@
 import type { Kysely, Selectable } from "kysely";
 import type { Database } from "./schema.js";
 
-/** Rows per INSERT statement (3 parameters each). */
-const INSERT_CHUNK = 1000;
-
 export interface AssociationRow {
   id: number;
   medium: string;
@@ -20,7 +17,7 @@ export interface PepperRecord {
   rehashCursor: number;
 }
 
-/** Lookup peppers and the per-pepper hashes of associations. */
+/** Lookup peppers (their hashes are in `association-hashes.ts`). */
 export interface PepperRepository {
   /** Every pepper that is not deleted: the current one, a pending one, previous ones. */
   live(): Promise<PepperRecord[]>;
@@ -30,16 +27,12 @@ export interface PepperRepository {
   associationsAfter(afterId: number, limit: number): Promise<AssociationRow[]>;
   /** Associations bound (or rebound) at or after `sinceTs`. */
   associationsSince(sinceTs: number): Promise<AssociationRow[]>;
-  /** Stores hashes under a pepper (existing ones are kept) and, when given, moves its rehash cursor forward. */
-  addHashes(
-    pepperId: number,
-    rows: ReadonlyArray<{ associationId: number; hash: string }>,
-    cursor?: number,
-  ): Promise<void>;
+  /** Moves a pending pepper's rehash cursor forward (never back). */
+  advanceCursor(pepperId: number, cursor: number): Promise<void>;
   /** Makes the pending pepper current and the current one previous (in one transaction). */
   activate(pendingId: number, now: number): Promise<boolean>;
-  /** Deletes up to `limit` hashes of a retired pepper; deletes the pepper when none remain. Returns rows deleted. */
-  dropRetired(pepperId: number, limit: number): Promise<number>;
+  /** Deletes a retired (previous) pepper. */
+  deleteRetired(pepperId: number): Promise<void>;
 }
 
 function toRecord(r: Selectable<Database["lookup_peppers"]>): PepperRecord {
@@ -95,33 +88,13 @@ export class KyselyPepperRepository implements PepperRepository {
       .execute();
   }
 
-  async addHashes(
-    pepperId: number,
-    rows: ReadonlyArray<{ associationId: number; hash: string }>,
-    cursor?: number,
-  ): Promise<void> {
-    await this.db.transaction().execute(async (tx) => {
-      // Chunks keep every statement far below the bound-parameter limits (SQLite 32 766, PostgreSQL 65 535).
-      for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-        await tx
-          .insertInto("association_hashes")
-          .values(
-            rows
-              .slice(i, i + INSERT_CHUNK)
-              .map((r) => ({ pepper_id: pepperId, hash: r.hash, association_id: r.associationId })),
-          )
-          .onConflict((oc) => oc.columns(["pepper_id", "hash"]).doNothing())
-          .execute();
-      }
-      if (cursor !== undefined) {
-        await tx
-          .updateTable("lookup_peppers")
-          .set({ rehash_cursor: cursor })
-          .where("id", "=", pepperId)
-          .where("rehash_cursor", "<", cursor)
-          .execute();
-      }
-    });
+  async advanceCursor(pepperId: number, cursor: number): Promise<void> {
+    await this.db
+      .updateTable("lookup_peppers")
+      .set({ rehash_cursor: cursor })
+      .where("id", "=", pepperId)
+      .where("rehash_cursor", "<", cursor)
+      .execute();
   }
 
   async activate(pendingId: number, now: number): Promise<boolean> {
@@ -151,28 +124,11 @@ export class KyselyPepperRepository implements PepperRepository {
     });
   }
 
-  async dropRetired(pepperId: number, limit: number): Promise<number> {
-    const res = await this.db
-      .deleteFrom("association_hashes")
-      .where("pepper_id", "=", pepperId)
-      .where(
-        "hash",
-        "in",
-        this.db
-          .selectFrom("association_hashes")
-          .select("hash")
-          .where("pepper_id", "=", pepperId)
-          .limit(limit),
-      )
-      .executeTakeFirst();
-    const n = Number(res.numDeletedRows);
-    if (n < limit) {
-      await this.db
-        .deleteFrom("lookup_peppers")
-        .where("id", "=", pepperId)
-        .where("state", "=", "previous")
-        .execute();
-    }
-    return n;
+  async deleteRetired(pepperId: number): Promise<void> {
+    await this.db
+      .deleteFrom("lookup_peppers")
+      .where("id", "=", pepperId)
+      .where("state", "=", "previous")
+      .execute();
   }
 }

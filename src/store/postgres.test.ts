@@ -5,8 +5,9 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createTestDatabase, dropTestDatabase } from "../../test/support/postgres.js";
 import { NO_LOG } from "../core/logger.js";
+import { KyselyHashRepository } from "./association-hashes.js";
 import { KyselyAssociationRepository } from "./associations.js";
-import { migrateToLatest, openStore, type Store } from "./database.js";
+import { migrateToLatest, openStore, type Store, storeOver } from "./database.js";
 import { createPostgresDialect, pingPostgres } from "./postgres.js";
 import type { Database } from "./schema.js";
 
@@ -16,7 +17,7 @@ const quiet = NO_LOG;
 function openPg(url: string, statementTimeoutMs = 10_000, logger = quiet) {
   const { dialect, pool } = createPostgresDialect({ url, poolSize: 4, statementTimeoutMs }, logger);
   const db = new Kysely<Database>({ dialect });
-  const store: Store = { db, dialect: "postgres", ping: async () => true, close: () => db.destroy() };
+  const store: Store = storeOver(db, "postgres");
   return { store, db, pool };
 }
 
@@ -178,7 +179,7 @@ describe("PostgreSQL dialect", () => {
     });
     try {
       const repo = new KyselyAssociationRepository(spy, "postgres");
-      const hits = await repo.lookupHashes(pepperId, [
+      const hits = await new KyselyHashRepository(spy, "postgres").lookup(pepperId, [
         "hash-user17@example.org",
         "hash-user4242@example.org",
         "nope",

@@ -14,13 +14,7 @@ import { createOnbindDelivery, type OnbindDelivery } from "../services/onbind.js
 import { HomeserverOpenIdVerifier } from "../services/openid.js";
 import { Terms } from "../services/terms.js";
 import { createValidationService, type ValidationService } from "../services/validation.js";
-import { KyselyAccountRepository } from "../store/accounts.js";
-import { KyselyAssociationRepository } from "../store/associations.js";
 import type { Store } from "../store/database.js";
-import { KyselyInviteRepository } from "../store/invites.js";
-import { KyselyOnbindJobRepository } from "../store/onbind-jobs.js";
-import { KyselyPepperRepository } from "../store/peppers.js";
-import { KyselySessionRepository } from "../store/validation-sessions.js";
 import type { Outbound } from "./outbound.js";
 
 /** The domain services of one instance. */
@@ -49,38 +43,39 @@ interface ServiceDeps {
 /** Builds every service from its configuration section over the repositories of `store`. */
 export async function createServices(config: ResolvedConfig, d: ServiceDeps): Promise<Services> {
   const { store, out, keys, limiter, now } = d;
-  const associationsRepo = new KyselyAssociationRepository(store.db, store.dialect);
-  const invitesRepo = new KyselyInviteRepository(store.db);
+  const repos = store.repos;
+  const transact = store.transaction;
   const terms = Terms.load(config.terms.path);
   const accounts = createAccountService(config.accounts, {
-    repo: new KyselyAccountRepository(store.db),
+    repo: repos.accounts,
     verifier: new HomeserverOpenIdVerifier(out.homeservers),
     terms,
     now,
   });
   const validation = createValidationService(config, {
-    sessions: new KyselySessionRepository(store.db),
+    sessions: repos.sessions,
     mailer: out.mailer,
     phones: out.sms,
     limiter,
     now,
   });
   const lookup = await createLookupService(config.lookup, {
-    peppers: new KyselyPepperRepository(store.db),
-    associations: associationsRepo,
+    repos,
+    transact,
     now,
   });
   const associations = new AssociationService(
     config.server_name,
-    associationsRepo,
+    repos,
+    transact,
     validation,
     keys,
     () => d.tasks.kick("onbind"),
     now,
   );
   const invites = createInviteService(config, {
-    invites: invitesRepo,
-    associations: associationsRepo,
+    invites: repos.invites,
+    associations: repos.associations,
     keys,
     mailer: out.mailer,
     limiter,
@@ -91,10 +86,11 @@ export async function createServices(config: ResolvedConfig, d: ServiceDeps): Pr
     (ok) => d.metrics.onbind.inc({ result: ok ? "delivered" : "failed" }),
   );
   const onbind = createOnbindDelivery(config, {
-    jobs: new KyselyOnbindJobRepository(store.db),
-    invites: invitesRepo,
-    associations: associationsRepo,
+    jobs: repos.onbindJobs,
+    invites: repos.invites,
+    associations: repos.associations,
     transport: { postOnbind },
+    transact,
     keys,
     log: d.log,
     now,

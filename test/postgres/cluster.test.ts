@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { simpleParser } from "mailparser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { lookupHash } from "../../src/services/lookup.js";
+import { lookupHash } from "../../src/threepid/normalise.js";
 import { type FakeHomeserver, ONBIND_PATH, startFakeHomeserver } from "../support/fake-homeserver.js";
 import { createTestDatabase } from "../support/postgres.js";
 import { type SeraphProcess, seraphCli, spawnSeraph } from "../support/process.js";

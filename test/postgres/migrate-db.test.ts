@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { sha256Hex } from "../../src/crypto/hash.js";
-import { lookupHash } from "../../src/services/lookup.js";
+import { lookupHash } from "../../src/threepid/normalise.js";
 import { createTestDatabase } from "../support/postgres.js";
 import { seraphCli } from "../support/process.js";
 import { call, startSeraph, type TestSeraph } from "../support/seraph.js";

@@ -1,0 +1,69 @@
+import { type Kysely, sql } from "kysely";
+import { type Dialect, valueList } from "./dialect.js";
+import type { Database } from "./schema.js";
+
+/** Rows per INSERT statement (3 parameters each): far below SQLite's 32 766 and PostgreSQL's 65 535. */
+const INSERT_CHUNK = 1000;
+
+export interface HashRow {
+  pepperId: number;
+  associationId: number;
+  hash: string;
+}
+
+/** The lookup hashes of associations, one per live pepper (the only writer of `association_hashes`). */
+export interface HashRepository {
+  /** Stores hashes; one that exists already is kept. */
+  insert(rows: readonly HashRow[]): Promise<void>;
+  /** mxids for sha256 hashes under one pepper, in one query (an index search per hash). */
+  lookup(pepperId: number, hashes: readonly string[]): Promise<Array<{ hash: string; mxid: string }>>;
+  /** Deletes up to `limit` hashes of a pepper; returns how many went. */
+  deleteForPepper(pepperId: number, limit: number): Promise<number>;
+}
+
+export class KyselyHashRepository implements HashRepository {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: Dialect,
+  ) {}
+
+  async insert(rows: readonly HashRow[]): Promise<void> {
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      await this.db
+        .insertInto("association_hashes")
+        .values(
+          rows
+            .slice(i, i + INSERT_CHUNK)
+            .map((r) => ({ pepper_id: r.pepperId, hash: r.hash, association_id: r.associationId })),
+        )
+        .onConflict((oc) => oc.columns(["pepper_id", "hash"]).doNothing())
+        .execute();
+    }
+  }
+
+  async lookup(pepperId: number, hashes: readonly string[]) {
+    if (hashes.length === 0) return [];
+    const { rows } = await sql<{ hash: string; mxid: string }>`
+      select h.hash as hash, a.mxid as mxid
+      from association_hashes h join associations a on a.id = h.association_id
+      where h.pepper_id = ${pepperId} and h.hash in ${valueList(this.dialect, hashes)}`.execute(this.db);
+    return rows;
+  }
+
+  async deleteForPepper(pepperId: number, limit: number): Promise<number> {
+    const res = await this.db
+      .deleteFrom("association_hashes")
+      .where("pepper_id", "=", pepperId)
+      .where(
+        "hash",
+        "in",
+        this.db
+          .selectFrom("association_hashes")
+          .select("hash")
+          .where("pepper_id", "=", pepperId)
+          .limit(limit),
+      )
+      .executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
+}
