@@ -1,7 +1,7 @@
 import { MatrixError } from "../core/errors.js";
+import { endpoint } from "../http/endpoint.js";
 import { number, object, string } from "../http/schema.js";
 import type { AccountService } from "../services/accounts.js";
-import { endpoint } from "./endpoint.js";
 
 interface RegisterBody {
   access_token: string;

@@ -1,8 +1,8 @@
 import { MatrixError } from "../core/errors.js";
+import { endpoint } from "../http/endpoint.js";
 import { anyString, nullable, object, string } from "../http/schema.js";
 import type { AssociationService } from "../services/associations.js";
 import type { ValidationService } from "../services/validation.js";
-import { endpoint } from "./endpoint.js";
 
 /** Verifies an X-Matrix signed request and returns its origin server name. */
 export type HomeserverRequestVerifier = (req: {

@@ -1,4 +1,4 @@
-import { endpoint } from "./endpoint.js";
+import { endpoint } from "../http/endpoint.js";
 
 /** Liveness and readiness probes for load balancers and orchestrators. */
 export function healthEndpoints(opts: { ping: () => Promise<boolean>; stopping: () => boolean }) {

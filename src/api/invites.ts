@@ -1,8 +1,8 @@
+import { apiPrefix } from "../core/api-paths.js";
 import { type JsonValue, MatrixError } from "../core/errors.js";
+import { endpoint } from "../http/endpoint.js";
 import { object, string } from "../http/schema.js";
 import type { InviteService } from "../services/invites.js";
-import { endpoint } from "./endpoint.js";
-import { apiPrefix } from "./paths.js";
 
 interface StoreInviteBody {
   medium: string;

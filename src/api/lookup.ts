@@ -1,8 +1,8 @@
 import { MatrixError } from "../core/errors.js";
+import { endpoint } from "../http/endpoint.js";
 import { anyString, array, object, string } from "../http/schema.js";
 import type { AssociationService } from "../services/associations.js";
 import type { LookupService } from "../services/lookup.js";
-import { endpoint } from "./endpoint.js";
 
 interface LookupBody {
   addresses: string[];

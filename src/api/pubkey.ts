@@ -1,7 +1,7 @@
 import { MatrixError } from "../core/errors.js";
+import { endpoint } from "../http/endpoint.js";
 import { object, string } from "../http/schema.js";
 import type { KeyService } from "../services/keys.js";
-import { endpoint } from "./endpoint.js";
 
 const VALID = '{"valid":true}';
 const INVALID = '{"valid":false}';

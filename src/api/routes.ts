@@ -1,6 +1,6 @@
+import type { Access, Endpoint, RateClass, Route } from "../http/endpoint.js";
 import type { accountEndpoints } from "./account.js";
 import type { associationEndpoints } from "./associations.js";
-import type { Access, Endpoint, RateClass, Route } from "./endpoint.js";
 import type { healthEndpoints } from "./health.js";
 import type { inviteEndpoints } from "./invites.js";
 import type { lookupEndpoints } from "./lookup.js";

@@ -1,4 +1,4 @@
-import { endpoint } from "./endpoint.js";
+import { endpoint } from "../http/endpoint.js";
 
 /** Spec versions this server implements (every one, patch versions included). */
 export const SUPPORTED_VERSIONS = [

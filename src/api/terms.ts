@@ -1,7 +1,7 @@
+import { endpoint } from "../http/endpoint.js";
 import { anyString, array, object } from "../http/schema.js";
 import type { AccountService } from "../services/accounts.js";
 import type { Terms } from "../services/terms.js";
-import { endpoint } from "./endpoint.js";
 
 /** The terms of service: what they are, and a user accepting them. */
 export function termsEndpoints(terms: Terms, accounts: AccountService) {

@@ -1,10 +1,10 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { MatrixError } from "../core/errors.js";
+import { endpoint } from "../http/endpoint.js";
 import type { PageRenderer } from "../http/pages.js";
 import { anyString, nullable, object, present, string } from "../http/schema.js";
 import type { NextLinkPolicy } from "../services/next-link.js";
 import type { ValidationService } from "../services/validation.js";
-import { endpoint } from "./endpoint.js";
 
 const sendAttempt = {
   anyOf: [

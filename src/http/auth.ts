@@ -1,6 +1,6 @@
 import type { FastifyRequest } from "fastify";
+import type { Caller } from "../core/caller.js";
 import { MatrixError } from "../core/errors.js";
-import type { Caller } from "../services/accounts.js";
 
 /** Turns an access token into a caller; implemented by the account service. */
 export interface Authenticator {

@@ -8,9 +8,9 @@ import Fastify, {
   type preHandlerAsyncHookHandler,
 } from "fastify";
 import type { Redis } from "ioredis";
-import type { Access, RateClass, Route } from "../api/endpoint.js";
 import { MatrixError } from "../core/errors.js";
 import { CORS_HEADERS } from "./cors.js";
+import type { Access, RateClass, Route } from "./endpoint.js";
 import { errorHandler, routerError } from "./errors.js";
 import { AJV_OPTIONS, schemaError } from "./schema.js";
 

@@ -1,16 +1,13 @@
 import { randomBytes } from "node:crypto";
 import type { Config } from "../config/schema.js";
+import type { Caller } from "../core/caller.js";
 import { MatrixError } from "../core/errors.js";
 import { sha256Hex } from "../crypto/hash.js";
 import type { AccountRepository } from "../store/accounts.js";
 import type { Terms } from "./terms.js";
 
 /** Who made an authenticated request. */
-export interface Caller {
-  userId: string;
-  /** Hash of the access token, to revoke it on logout. */
-  tokenHash: string;
-}
+export type { Caller };
 
 /** Verifies an OpenID token with the homeserver that issued it; resolves with the user ID (`sub`). */
 export interface OpenIdVerifier {

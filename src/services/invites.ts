@@ -1,5 +1,5 @@
-import { V1_PREFIX, V2_PREFIX } from "../api/paths.js";
 import type { ResolvedConfig } from "../config/load.js";
+import { V1_PREFIX, V2_PREFIX } from "../core/api-paths.js";
 import { MatrixError } from "../core/errors.js";
 import { decodeBase64, encodeBase64 } from "../crypto/base64.js";
 import { generateSeed, signingKeyFromSeed, signJson } from "../crypto/ed25519.js";

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { V1 } from "../support/paths.js";
 import { REDIS_SERVER, startRedis } from "../support/redis.js";
 import { call, startSeraph, type TestSeraph } from "../support/seraph.js";
-
-const V1 = "/_matrix/identity/api/v1";
 
 // CI installs redis-server (.ci/run); on a machine without it this suite says so and is skipped.
 describe.skipIf(!REDIS_SERVER)("rate limits shared through Redis", () => {

@@ -6,11 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { lookupHash } from "../../src/threepid/normalise.js";
 import { type FakeHomeserver, ONBIND_PATH, startFakeHomeserver } from "../support/fake-homeserver.js";
+import { V2 } from "../support/paths.js";
 import { createTestDatabase } from "../support/postgres.js";
 import { type SeraphProcess, seraphCli, spawnSeraph } from "../support/process.js";
 import { call, freePort } from "../support/seraph.js";
-
-const V2 = "/_matrix/identity/v2";
 
 let hs: FakeHomeserver;
 let serverName: string;

@@ -4,13 +4,12 @@ import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { sha256Hex } from "../../src/crypto/hash.js";
 import { lookupHash } from "../../src/threepid/normalise.js";
+import { V1, V2 } from "../support/paths.js";
 import { createTestDatabase } from "../support/postgres.js";
 import { seraphCli } from "../support/process.js";
 import { call, startSeraph, type TestSeraph } from "../support/seraph.js";
 
 const _ROOT = resolve(import.meta.dirname, "..", "..");
-const V1 = "/_matrix/identity/api/v1";
-const V2 = "/_matrix/identity/v2";
 const TOKEN = "migration-test-token";
 
 function cli(args: string[]) {

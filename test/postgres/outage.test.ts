@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { V1 } from "../support/paths.js";
 import { type PostgresCluster, startPostgres } from "../support/postgres.js";
 import { call, startSeraph, type TestSeraph } from "../support/seraph.js";
 
@@ -16,8 +17,6 @@ afterAll(async () => {
   await is?.close();
   await cluster?.stop();
 });
-
-const V1 = "/_matrix/identity/api/v1";
 
 /** Sends `total` lookups, `concurrency` at a time, and counts the statuses. */
 async function load(total: number, concurrency: number): Promise<Map<number, number>> {

@@ -14,7 +14,7 @@
  */
 import { isSupportedCountry } from "libphonenumber-js/max";
 import { z } from "zod";
-import { renderSmsBody } from "./rules.js";
+import { renderSmsBody } from "./body.js";
 
 export type SmsCountryRule = "allow" | "reject";
 

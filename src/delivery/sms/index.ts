@@ -13,6 +13,7 @@ import { createLogProvider } from "./log-provider.js";
 import { createTwilioProvider } from "./twilio.js";
 import { type SmsProvider, SmsSendError } from "./types.js";
 
+export { renderSmsBody } from "./body.js";
 export {
   type HttpSmsConfig,
   type SmsConfig,
@@ -23,7 +24,7 @@ export {
   type TwilioConfig,
 } from "./config.js";
 export { SMS_OUTBOX_FILE, type SmsOutboxEntry } from "./log-provider.js";
-export { originatorFor, renderSmsBody, smsDestinationAllowed } from "./rules.js";
+export { originatorFor, smsDestinationAllowed } from "./rules.js";
 export { twilioMessagesUrl } from "./twilio.js";
 export {
   isE164,

@@ -1,14 +1,6 @@
-/** Body rendering and the per-destination rules: which regions may receive SMS, and which originator to use. */
+/** The per-destination rules: which regions may receive SMS, and which originator to use. */
 import { parsePhoneNumberFromString } from "libphonenumber-js/max";
 import type { SmsConfig } from "./config.js";
-
-/**
- * Replaces every `{token}` in `template` with `token`. As in sydent (Python `str.format`), `{{` and `}}` stand
- * for literal braces; any other `{…}` is left as is.
- */
-export function renderSmsBody(template: string, token: string): string {
-  return template.replace(/\{\{|\}\}|\{token\}/g, (m) => (m === "{{" ? "{" : m === "}}" ? "}" : token));
-}
 
 function parse(e164: string) {
   const s = e164.trim();

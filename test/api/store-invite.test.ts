@@ -2,10 +2,9 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { V1 } from "../support/paths.js";
 import { call, startSeraph, type TestSeraph } from "../support/seraph.js";
 import { type SmtpSink, startSmtpSink } from "../support/smtp-sink.js";
-
-const V1 = "/_matrix/identity/api/v1";
 
 let sink: SmtpSink;
 let is: TestSeraph;

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { JsonSchema } from "../http/schema.js";
+import type { JsonSchema } from "./schema.js";
 
 /** Typed parts of a request, as its schemas guarantee them. */
 export interface RequestParts {

@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HomeserverClient } from "../../src/federation/index.js";
 import { createStubDns, type FakeHomeserver, startFakeHomeserver } from "../support/fake-homeserver.js";
+import { V1, V2 } from "../support/paths.js";
 import { call, startSeraph, type TestSeraph } from "../support/seraph.js";
-
-const V1 = "/_matrix/identity/api/v1";
-const V2 = "/_matrix/identity/v2";
 
 const register = (is: TestSeraph, matrix_server_name: string, access_token = "tok", headers = {}) =>
   call(`${is.url}${V2}/account/register`, {

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { V1 } from "../support/paths.js";
 import { call, startSeraph, type TestSeraph } from "../support/seraph.js";
 import { type SmtpSink, startSmtpSink } from "../support/smtp-sink.js";
 
 // v1 routes: the same services as v2, without the account step.
-const V1 = "/_matrix/identity/api/v1";
 const HOUR = 3_600_000;
 
 let sink: SmtpSink;

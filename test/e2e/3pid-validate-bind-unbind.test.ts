@@ -10,13 +10,11 @@ import { signingBytes, signingKeyFromSeed } from "../../src/crypto/ed25519.js";
 import { HomeserverClient, signXMatrixRequest } from "../../src/federation/index.js";
 import { createStubDns, type FakeHomeserver, startFakeHomeserver } from "../support/fake-homeserver.js";
 import { latestSmsCode } from "../support/fake-sms.js";
+import { V1, V2 } from "../support/paths.js";
 import { call, freePort, startSeraph, type TestSeraph } from "../support/seraph.js";
 import { type SmtpSink, startSmtpSink } from "../support/smtp-sink.js";
 
 (logger as unknown as { setLevel(level: string): void }).setLevel("silent");
-
-const V2 = "/_matrix/identity/v2";
-const V1 = "/_matrix/identity/api/v1";
 
 let sink: SmtpSink;
 let hs: FakeHomeserver;

@@ -5,10 +5,8 @@ import { simpleParser } from "mailparser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeBase64 } from "../../src/crypto/base64.js";
 import { signingBytes } from "../../src/crypto/ed25519.js";
+import { V1, V2 } from "../support/paths.js";
 import { BACKEND, call, startSeraph, type TestSeraph } from "../support/seraph.js";
-
-const V1 = "/_matrix/identity/api/v1";
-const V2 = "/_matrix/identity/v2";
 
 let is: TestSeraph;
 beforeAll(async () => {

@@ -2,10 +2,9 @@ import { createServer, type Server } from "node:http";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser } from "../support/browser.js";
+import { V1 } from "../support/paths.js";
 import { call, freePort, startSeraph, type TestSeraph } from "../support/seraph.js";
 import { type SmtpSink, startSmtpSink } from "../support/smtp-sink.js";
-
-const V1 = "/_matrix/identity/api/v1";
 
 let browser: Browser;
 let sink: SmtpSink;

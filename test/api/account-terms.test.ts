@@ -6,12 +6,11 @@ import { logger } from "matrix-js-sdk/lib/logger.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HomeserverClient } from "../../src/federation/index.js";
 import { createStubDns, type FakeHomeserver, startFakeHomeserver } from "../support/fake-homeserver.js";
+import { V2 } from "../support/paths.js";
 import { call, startSeraph, type TestSeraph } from "../support/seraph.js";
 
 // The SDK logs every request; its loglevel logger has setLevel at run time.
 (logger as unknown as { setLevel(level: string): void }).setLevel("silent");
-
-const V2 = "/_matrix/identity/v2";
 
 function termsFile(version: string): string {
   const dir = mkdtempSync(join(tmpdir(), "seraph-terms-"));
