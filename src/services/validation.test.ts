@@ -441,6 +441,19 @@ describe("failed sends", () => {
     expect(mailer.sent).toHaveLength(2);
     expect(mailer.last.vars.token).toBe(token);
   });
+
+  it("leaves next_link and the session's lifetime as they were when a resend fails", async () => {
+    const first = input("secret-1", 1, { nextLink: "https://app.example.org/first" });
+    const { sid } = await service.requestEmailToken("alice@example.org", first);
+    const before = await store.repos.sessions.findBySid(sid);
+    clock += HOUR;
+    mailer.failures = 1;
+    const resend = input("secret-1", 2, { nextLink: "https://app.example.org/second" });
+    expect(await errcode(service.requestEmailToken("alice@example.org", resend))).toBe("M_EMAIL_SEND_ERROR");
+    const after = await store.repos.sessions.findBySid(sid);
+    expect(after?.nextLink).toBe("https://app.example.org/first");
+    expect(after?.mtime).toBe(before?.mtime);
+  });
 });
 
 describe("reap", () => {

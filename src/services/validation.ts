@@ -159,7 +159,7 @@ export class ValidationService {
         try {
           await send(existing);
         } catch (err) {
-          await this.sessions.lowerSendAttempt(existing.sid, sendAttempt, existing.sendAttempt);
+          await this.sessions.restoreSendState(existing.sid, sendAttempt, existing);
           throw err;
         }
         return existing.sid;

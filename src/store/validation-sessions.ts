@@ -31,8 +31,12 @@ export interface SessionRepository {
   delete(sid: string): Promise<void>;
   /** Raises send_attempt to `sendAttempt` if it is lower (atomically); returns whether it was raised. */
   raiseSendAttempt(sid: string, sendAttempt: number, nextLink: string | null, now: number): Promise<boolean>;
-  /** Puts send_attempt back after a send that failed. */
-  lowerSendAttempt(sid: string, from: number, to: number): Promise<void>;
+  /** Undoes `raiseSendAttempt` after a send that failed: send_attempt, next_link and mtime as they were. */
+  restoreSendState(
+    sid: string,
+    from: number,
+    before: Pick<SessionRecord, "sendAttempt" | "nextLink" | "mtime">,
+  ): Promise<void>;
   /**
    * Uses up one token attempt if fewer than `max` were used (atomically, so parallel guesses cannot exceed
    * the limit); returns whether an attempt was available.
@@ -129,10 +133,14 @@ export class KyselySessionRepository implements SessionRepository {
     return Number(res.numUpdatedRows) === 1;
   }
 
-  async lowerSendAttempt(sid: string, from: number, to: number): Promise<void> {
+  async restoreSendState(
+    sid: string,
+    from: number,
+    before: Pick<SessionRecord, "sendAttempt" | "nextLink" | "mtime">,
+  ): Promise<void> {
     await this.db
       .updateTable("validation_sessions")
-      .set({ send_attempt: to })
+      .set({ send_attempt: before.sendAttempt, next_link: before.nextLink, mtime: before.mtime })
       .where("sid", "=", sid)
       .where("send_attempt", "=", from)
       .execute();
