@@ -14,7 +14,7 @@ export class HomeserverRequestAuth {
   async verify(req: {
     method: string;
     uri: string;
-    body: unknown;
+    body: object | undefined;
     authorization: string | string[] | undefined;
   }): Promise<string> {
     try {

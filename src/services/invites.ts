@@ -1,6 +1,6 @@
 import type { ResolvedConfig } from "../config/load.js";
 import { V1_PREFIX, V2_PREFIX } from "../core/api-paths.js";
-import { MatrixError } from "../core/errors.js";
+import { type JsonValue, MatrixError } from "../core/errors.js";
 import { decodeBase64, encodeBase64 } from "../crypto/base64.js";
 import { generateSeed, signingKeyFromSeed, signJson } from "../crypto/ed25519.js";
 import { randomToken } from "../crypto/hash.js";
@@ -48,7 +48,7 @@ export interface StoreInviteRequest {
   roomId: string;
   sender: string;
   /** Every parameter of the request, as received. */
-  params: Record<string, unknown>;
+  params: Record<string, JsonValue>;
   brand?: string | undefined;
   /** Whether `sender` was authenticated (v2); in v1 anyone may claim any sender. */
   senderVerified: boolean;

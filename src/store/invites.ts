@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import type { JsonValue } from "../core/errors.js";
 import type { Database } from "./schema.js";
 
 /** A stored third-party invite. */
@@ -10,7 +11,7 @@ export interface InviteRecord {
   sender: string;
   ephemeralPublicKey: string;
   /** Every parameter of the store-invite request, as received. */
-  params: Record<string, unknown>;
+  params: Record<string, JsonValue>;
   receivedTs: number;
 }
 
@@ -40,7 +41,7 @@ function toRecord(r: Omit<InviteRow, "id">): InviteRecord {
     roomId: r.room_id,
     sender: r.sender,
     ephemeralPublicKey: r.ephemeral_public_key,
-    params: JSON.parse(r.params_json) as Record<string, unknown>,
+    params: JSON.parse(r.params_json) as Record<string, JsonValue>,
     receivedTs: r.received_ts,
   };
 }
