@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import { sql } from "kysely";
 import pino, { type Logger } from "pino";
+import pinoPretty from "pino-pretty";
 import { registerAccountRoutes } from "./api/account.js";
 import { registerAssociationRoutes } from "./api/associations.js";
 import { registerHealthRoutes } from "./api/health.js";
@@ -57,6 +58,8 @@ export interface Seraph {
   readonly log: Logger;
   /** Starts listening and the background tasks; resolves with the base URL actually bound. */
   listen(): Promise<string>;
+  /** After listen(): the metrics endpoint's absolute URL, when metrics are served. */
+  readonly metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -71,12 +74,20 @@ export interface SeraphOptions {
   homeservers?: HomeserverClient;
 }
 
-/** Creates the process logger; secrets in headers and query strings are never written. */
-export function createLogger(level: string): Logger {
-  return pino({
+/**
+ * Creates the process logger; secrets in headers and query strings are never written. `pretty`: one coloured
+ * human line per entry (pino-pretty); `json`: JSON lines. Default: pretty on a terminal, JSON otherwise.
+ */
+export function createLogger(level: string, format?: "pretty" | "json"): Logger {
+  const options = {
     level,
     redact: { paths: ["req.headers.authorization", "*.password", "*.access_token", "*.client_secret"] },
-  });
+  };
+  if ((format ?? (process.stdout.isTTY ? "pretty" : "json")) === "json") return pino(options);
+  return pino(
+    options,
+    pinoPretty({ sync: true, colorize: process.stdout.isTTY === true, translateTime: "SYS:standard" }),
+  );
 }
 
 /**
@@ -84,7 +95,7 @@ export function createLogger(level: string): Logger {
  * signing key, and mounts every API. Does not listen yet.
  */
 export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions = {}): Promise<Seraph> {
-  const log = opts.logger ?? createLogger(config.log.level);
+  const log = opts.logger ?? createLogger(config.log.level, config.log.format);
   const now = opts.now ?? Date.now;
   const store = await openStore(config.database, log);
   const closers: Array<() => Promise<void>> = [() => store.close()];
@@ -334,6 +345,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     };
 
     let closed = false;
+    let metricsUrl: string | undefined;
     return {
       app,
       config,
@@ -342,10 +354,17 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       lookup,
       onbind,
       log,
+      get metricsUrl() {
+        return metricsUrl;
+      },
       async listen() {
         const address = await app.listen({ host: config.listen.host, port: config.listen.port });
         if (config.metrics.enabled) {
           const server = await metrics.serve(config.metrics.host, config.metrics.port);
+          const bound = server.address();
+          const port = typeof bound === "object" && bound ? bound.port : config.metrics.port;
+          const host = config.metrics.host.includes(":") ? `[${config.metrics.host}]` : config.metrics.host;
+          metricsUrl = `http://${host}:${port}/metrics`;
           closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
         }
         startTasks();

@@ -1,5 +1,6 @@
 import { createSeraph } from "../app.js";
-import { CONFIG_OPTION, type Command, configFrom } from "./command.js";
+import { CONFIG_OPTION, type Command, configFrom, packageVersion } from "./command.js";
+import { dangerWarnings, startupLines } from "./startup.js";
 
 /** How long a SIGTERM/SIGINT drain may take before the process gives up and exits 1. */
 export const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -16,17 +17,11 @@ and background jobs in flight and exits 0 (1 if that takes more than ${SHUTDOWN_
     const cfg = configFrom(values);
     const seraph = await createSeraph(cfg);
     const address = await seraph.listen();
-    const line = `Seraph listening on ${address} (server_name ${cfg.server_name}, public URL ${cfg.public_base_url})`;
-    seraph.log.info({ address }, line);
-    process.stdout.write(`${line}\n`);
-    if (!cfg.email.smtp) {
-      process.stdout.write(`No SMTP configured: emails are written to ${cfg.email.outbox_dir}\n`);
-    }
-    if (cfg.sms.provider === "log") {
-      process.stdout.write(
-        `SMS provider "log": text messages are written to ${cfg.sms.outbox_dir}/sms.log\n`,
-      );
-    }
+    const lines = startupLines(cfg, { api: address, metrics: seraph.metricsUrl }, packageVersion());
+    seraph.log.info({ address }, lines[0]!);
+    const warnings = dangerWarnings(cfg);
+    for (const w of warnings) seraph.log.warn(w);
+    process.stdout.write(`${[...lines, ...warnings].join("\n")}\n`);
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
