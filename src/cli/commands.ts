@@ -4,6 +4,7 @@
  */
 import type { Command } from "./command.js";
 import { configCheck } from "./config-check.js";
+import { doctor } from "./doctor.js";
 import { keysGenerate, keysRevoke, keysShow } from "./keys.js";
 import { migrate, migrateDb } from "./migrate.js";
 import { pepperRotate } from "./pepper.js";
@@ -18,4 +19,5 @@ export const COMMANDS: readonly Command[] = [
   keysRevoke,
   pepperRotate,
   configCheck,
+  doctor,
 ];
