@@ -61,9 +61,12 @@ export async function checkSms(cfg: ResolvedConfig, report: Report): Promise<voi
     });
     const body = (await res.json().catch(() => ({}))) as { status?: unknown };
     if (res.status === 200) {
-      const status = typeof body.status === "string" ? body.status : "unknown";
-      if (status === "active")
-        g.pass("credentials", `Twilio account ${tw.account_sid.slice(0, 6)}… is active`);
+      const status = typeof body.status === "string" ? body.status : undefined;
+      if (status === undefined || status === "active")
+        g.pass(
+          "credentials",
+          `Twilio accepted account ${tw.account_sid.slice(0, 6)}…${status ? " (active)" : ""}`,
+        );
       else
         g.fail(
           "credentials",
