@@ -1,6 +1,7 @@
 import { defineConfig } from "vitest/config";
 
-const shared = { testTimeout: 30_000, hookTimeout: 60_000 };
+// Generous: CLI tests start several TypeScript processes, and CI may share its cores with other work.
+const shared = { testTimeout: 120_000, hookTimeout: 120_000 };
 
 export default defineConfig({
   test: {

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
+import pinoPretty from "pino-pretty";
 import type { ResolvedConfig } from "./config/load.js";
 import { loadOrCreateKeyFile } from "./crypto/key-file.js";
 import type { Mailer } from "./delivery/index.js";
@@ -28,6 +29,8 @@ export interface Seraph {
   readonly log: Logger;
   /** Starts listening and the background tasks; resolves with the base URL actually bound. */
   listen(): Promise<string>;
+  /** After listen(): the metrics endpoint's absolute URL, when metrics are served. */
+  readonly metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -42,12 +45,20 @@ export interface SeraphOptions {
   homeservers?: HomeserverClient;
 }
 
-/** Creates the process logger; secrets in headers and query strings are never written. */
-export function createLogger(level: string): Logger {
-  return pino({
+/**
+ * Creates the process logger; secrets in headers and query strings are never written. `pretty`: one coloured
+ * human line per entry (pino-pretty); `json`: JSON lines. Default: pretty on a terminal, JSON otherwise.
+ */
+export function createLogger(level: string, format?: "pretty" | "json"): Logger {
+  const options = {
     level,
     redact: { paths: ["req.headers.authorization", "*.password", "*.access_token", "*.client_secret"] },
-  });
+  };
+  if ((format ?? (process.stdout.isTTY ? "pretty" : "json")) === "json") return pino(options);
+  return pino(
+    options,
+    pinoPretty({ sync: true, colorize: process.stdout.isTTY === true, translateTime: "SYS:standard" }),
+  );
 }
 
 /**
@@ -55,7 +66,7 @@ export function createLogger(level: string): Logger {
  * signing key, builds every service and mounts the API. Does not listen yet. Closes in reverse order.
  */
 export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions = {}): Promise<Seraph> {
-  const log = opts.logger ?? createLogger(config.log.level);
+  const log = opts.logger ?? createLogger(config.log.level, config.log.format);
   const now = opts.now ?? Date.now;
   const closers: Array<() => Promise<void>> = [];
   const closeAll = async () => {
@@ -85,6 +96,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     );
     if (config.metrics.enabled) metrics.instrument(app);
     closers.push(() => app.close());
+    let metricsUrl: string | undefined;
     return {
       app,
       config,
@@ -93,10 +105,16 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       lookup: services.lookup,
       onbind: services.onbind,
       log,
+      get metricsUrl() {
+        return metricsUrl;
+      },
       async listen() {
         const address = await app.listen({ host: config.listen.host, port: config.listen.port });
-        if (config.metrics.enabled)
-          closers.push(await metrics.serve(config.metrics.host, config.metrics.port));
+        if (config.metrics.enabled) {
+          const served = await metrics.serve(config.metrics.host, config.metrics.port);
+          metricsUrl = served.url;
+          closers.push(served.close);
+        }
         startTasks(tasks, config, { ...services, keys });
         return address;
       },

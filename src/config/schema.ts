@@ -109,6 +109,8 @@ export const configSchema = z
     log: z
       .object({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+        /** Default: `pretty` when standard output is a terminal, else `json`. */
+        format: z.enum(["pretty", "json"]).optional(),
       })
       .strict()
       .prefault({}),

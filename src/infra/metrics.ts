@@ -70,8 +70,8 @@ export class Metrics {
     };
   }
 
-  /** Serves `GET /metrics` on its own listener (keep it off the public interface); resolves with its closer. */
-  async serve(host: string, port: number): Promise<() => Promise<void>> {
+  /** Serves `GET /metrics` on its own listener (keep it off the public interface); resolves with its URL. */
+  async serve(host: string, port: number): Promise<{ url: string; close: () => Promise<void> }> {
     const server = createServer((req, res) => {
       if (req.url !== "/metrics") {
         res.writeHead(404).end();
@@ -86,7 +86,10 @@ export class Metrics {
       server.once("error", reject);
       server.listen(port, host, () => resolve());
     });
-    return () => new Promise<void>((resolve) => server.close(() => resolve()));
+    const bound = server.address();
+    const boundPort = typeof bound === "object" && bound ? bound.port : port;
+    const url = `http://${host.includes(":") ? `[${host}]` : host}:${boundPort}/metrics`;
+    return { url, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
   }
 }
 

@@ -1,0 +1,62 @@
+/** What `seraph serve` prints when it is up: where it listens, what it uses, and settings to worry about. */
+import { isIP } from "node:net";
+import { resolve } from "node:path";
+import type { ResolvedConfig } from "../config/load.js";
+import { safeUrl } from "../doctor/database.js";
+
+export interface Listeners {
+  /** The API's bound base URL (from fastify). */
+  api: string;
+  metrics?: string | undefined;
+}
+
+function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "");
+  return h === "localhost" || h === "::1" || (isIP(h) === 4 && h.startsWith("127."));
+}
+
+export function startupLines(cfg: ResolvedConfig, listeners: Listeners, version: string): string[] {
+  const lines = [
+    `Seraph listening on ${listeners.api} (server_name ${cfg.server_name}, public URL ${cfg.public_base_url}, version ${version})`,
+  ];
+  if (listeners.metrics) lines.push(`Metrics on ${listeners.metrics}`);
+  const pg = cfg.database.postgres;
+  lines.push(
+    `Database: ${pg ? `PostgreSQL ${safeUrl(pg.url)}` : `SQLite ${resolve(cfg.database.sqlite.path)}`}`,
+  );
+  lines.push(`Signing key: ${resolve(cfg.signing_key_path)}`);
+  const smtp = cfg.email.smtp;
+  lines.push(
+    smtp
+      ? `Mail: SMTP ${smtp.host}:${smtp.port} (${{ none: "no TLS", starttls: "STARTTLS", tls: "TLS" }[smtp.tls]}) from ${cfg.email.from}`
+      : `No SMTP configured: emails are written to ${resolve(cfg.email.outbox_dir)}`,
+  );
+  if (cfg.sms.provider === "log")
+    lines.push(`SMS provider "log": text messages are written to ${resolve(cfg.sms.outbox_dir, "sms.log")}`);
+  else lines.push(`SMS provider "${cfg.sms.provider}"`);
+  return lines;
+}
+
+/** Settings that are fine in a test rig and wrong in production, one warning each. */
+export function dangerWarnings(cfg: ResolvedConfig): string[] {
+  const out: string[] = [];
+  const pub = new URL(cfg.public_base_url);
+  if (pub.protocol === "http:" && !isLoopback(pub.hostname))
+    out.push(`public_base_url ${cfg.public_base_url} is plain http: the spec requires HTTPS`);
+  if (!cfg.federation.verify_certificates)
+    out.push("federation.verify_certificates is false: any server can pose as a homeserver");
+  if (cfg.federation.ip_allowlist.length)
+    out.push(
+      `federation.ip_allowlist lets homeserver requests reach ${cfg.federation.ip_allowlist.join(", ")} (SSRF guard relaxed)`,
+    );
+  const smtp = cfg.email.smtp;
+  if (smtp && smtp.tls !== "none" && !smtp.verify_certificates)
+    out.push("email.smtp.verify_certificates is false: the SMTP connection can be intercepted");
+  if (smtp && smtp.tls === "none" && !isLoopback(smtp.host))
+    out.push(`email.smtp.tls is none for ${smtp.host}: mail and the SMTP password travel in clear text`);
+  if (!cfg.rate_limit.enabled) out.push("rate_limit.enabled is false: no request is ever limited");
+  if (cfg.v1.enable_bind) out.push("v1.enable_bind is true: unauthenticated v1 binds are accepted");
+  if (cfg.metrics.enabled && !isLoopback(cfg.metrics.host))
+    out.push(`metrics listen on ${cfg.metrics.host}: keep /metrics off public interfaces`);
+  return out.map((w) => `Warning: ${w}`);
+}
