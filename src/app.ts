@@ -286,17 +286,20 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       },
     });
     registerStatusRoutes(routes, { v1: config.v1.enabled });
-    const allowQuery = config.auth.allow_query_token;
+    const allowQuery = config.auth.allow_query_token === true;
     const authNoTerms = requireAuth(accounts, allowQuery, true);
     const auth = requireAuth(accounts, allowQuery);
+    // Synapse sends its token for hash_details only as ?access_token= (allowed unless `false`).
+    const hashDetailsAuth = requireAuth(accounts, config.auth.allow_query_token !== false);
     const authPerMinute = limits.authenticated_per_minute;
     registerAccountRoutes(routes, accounts, {
+      auth,
       authNoTerms,
       registerPerMinute: limits.register_per_minute,
       authPerMinute,
     });
     registerTermsRoutes(routes, terms, accounts, { authNoTerms, authPerMinute });
-    registerV2LookupRoutes(routes, lookup, { auth, authPerMinute });
+    registerV2LookupRoutes(routes, lookup, { auth, hashDetailsAuth, authPerMinute });
     if (config.v1.enabled) registerV1LookupRoutes(routes, lookup, associations);
     const pages = new PageRenderer(config.email.templates_dir, config.email.default_brand);
     const nextLinks = new NextLinkPolicy(config.validation.next_link_allowlist);

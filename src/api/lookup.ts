@@ -8,10 +8,18 @@ import type { LookupService } from "../identity/lookup.js";
 export function registerV2LookupRoutes(
   routes: RouteTable,
   lookup: LookupService,
-  opts: { auth: RouteOptions["preHandler"]; authPerMinute?: number | undefined },
+  opts: {
+    auth: RouteOptions["preHandler"];
+    /** hash_details may accept `?access_token=` when other routes do not (`auth.allow_query_token`). */
+    hashDetailsAuth?: RouteOptions["preHandler"];
+    authPerMinute?: number | undefined;
+  },
 ): void {
   const authed = { preHandler: opts.auth, perMinute: opts.authPerMinute };
-  routes.add("GET", `${V2.prefix}/hash_details`, async () => lookup.hashDetails(), authed);
+  routes.add("GET", `${V2.prefix}/hash_details`, async () => lookup.hashDetails(), {
+    preHandler: opts.hashDetailsAuth ?? opts.auth,
+    perMinute: opts.authPerMinute,
+  });
   routes.add(
     "POST",
     `${V2.prefix}/lookup`,

@@ -199,7 +199,8 @@ export const configSchema = z
       .prefault({}),
     auth: z
       .object({
-        allow_query_token: z.boolean().default(true),
+        /** `hash_details_only`: query tokens only on v2 `hash_details` (what Synapse sends). */
+        allow_query_token: z.union([z.boolean(), z.literal("hash_details_only")]).default(true),
       })
       .strict()
       .prefault({}),
