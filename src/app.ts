@@ -267,6 +267,11 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     const { app, routes } = await createHttpServer({
       maxBodyBytes: config.http.max_body_bytes,
       trustProxy: config.http.trusted_proxies.length ? config.http.trusted_proxies : false,
+      limits: {
+        requestTimeoutMs: config.http.request_timeout_seconds * 1000,
+        connectionTimeoutMs: config.http.connection_timeout_seconds * 1000,
+        maxConnections: config.http.max_connections,
+      },
       rateLimit: limits.enabled,
       rateLimitRedis: redis,
       logger: log,

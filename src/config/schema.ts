@@ -129,6 +129,9 @@ export const configSchema = z
           .max(64 * 1024 * 1024)
           .default(512 * 1024),
         trusted_proxies: z.array(proxy).default([]),
+        request_timeout_seconds: z.number().min(1).max(3600).default(30),
+        connection_timeout_seconds: z.number().min(1).max(3600).default(90),
+        max_connections: z.number().int().min(1).default(1000),
       })
       .strict()
       .prefault({}),

@@ -21,7 +21,18 @@ export interface HttpOptions {
   rateLimitRedis?: Redis | undefined;
   maxBodyBytes: number;
   trustProxy: boolean | string[];
+  /** Slow-client limits (`http.request_timeout_seconds` etc.); none when absent (tests of the framework). */
+  limits?: ConnectionLimits | undefined;
   logger: FastifyServerOptions["loggerInstance"];
+}
+
+export interface ConnectionLimits {
+  /** Whole request (headers and body) must arrive within this; then 408 and the connection is closed. */
+  requestTimeoutMs: number;
+  /** A socket with no traffic for this long is closed. */
+  connectionTimeoutMs: number;
+  /** Concurrent connections per process; further ones are closed at once. */
+  maxConnections: number;
 }
 
 /**
@@ -60,6 +71,23 @@ function frameworkErrorToMatrix(err: FastifyError): MatrixError | undefined {
   return undefined;
 }
 
+/**
+ * Node checks request deadlines every `connectionsCheckingInterval` (30 s by default, so a trickling body
+ * could stay twice the limit); check often enough that a connection is closed close to its deadline.
+ */
+function slowClientOptions(l: ConnectionLimits) {
+  const requestTimeout = l.requestTimeoutMs;
+  return {
+    requestTimeout,
+    connectionTimeout: l.connectionTimeoutMs,
+    http: {
+      requestTimeout,
+      headersTimeout: Math.min(60_000, requestTimeout),
+      connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(requestTimeout / 10))),
+    },
+  };
+}
+
 /** Errors the router raises before any route runs (malformed URL, over-long parameter), as Matrix errors. */
 function routerError(error: FastifyError, _req: unknown, reply: FastifyReply): void {
   const matrix =
@@ -83,6 +111,7 @@ export async function createHttpServer(
     trustProxy: opts.trustProxy,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
     genReqId: () => randomBytes(6).toString("hex"),
+    ...(opts.limits ? slowClientOptions(opts.limits) : {}),
     // One log line per request is written by the onResponse hook below, with secrets stripped.
     logController: new LogController({ disableRequestLogging: true }),
     // While closing, the listener is gone; requests already on open connections are still served.
@@ -90,6 +119,7 @@ export async function createHttpServer(
     // Errors the router raises before any route runs (malformed URL, over-long parameter).
     frameworkErrors: routerError as FastifyServerOptions["frameworkErrors"],
   });
+  if (opts.limits) app.server.maxConnections = opts.limits.maxConnections;
   const routes = new RouteTable(app, opts.rateLimit);
   if (opts.rateLimit) {
     await app.register(rateLimit, {
