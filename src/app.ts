@@ -36,6 +36,7 @@ import { MemoryRateLimiter } from "./identity/rate-limiter.js";
 import { RedisRateLimiter } from "./identity/redis-rate-limiter.js";
 import { Terms } from "./identity/terms.js";
 import { ValidationService } from "./identity/validation.js";
+import { withAddressRedaction } from "./log/redaction.js";
 import { KyselyAccountRepository } from "./store/accounts.js";
 import { KyselyAssociationRepository } from "./store/associations.js";
 import { migrateToLatest, openStore, type Store } from "./store/database.js";
@@ -84,7 +85,8 @@ export function createLogger(level: string): Logger {
  * signing key, and mounts every API. Does not listen yet.
  */
 export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions = {}): Promise<Seraph> {
-  const log = opts.logger ?? createLogger(config.log.level);
+  const baseLog = opts.logger ?? createLogger(config.log.level);
+  const log = config.log.redact_addresses ? withAddressRedaction(baseLog) : baseLog;
   const now = opts.now ?? Date.now;
   const store = await openStore(config.database, log);
   const closers: Array<() => Promise<void>> = [() => store.close()];

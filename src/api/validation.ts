@@ -83,7 +83,7 @@ async function submitFromBrowser(
   medium: string,
   validation: ValidationService,
   opts: ValidationRouteOptions,
-): Promise<string> {
+): Promise<string | FastifyReply> {
   const q = (name: string) => queryString(req.query, name);
   const brand = q("brand");
   reply.type("text/html; charset=utf-8");
@@ -100,8 +100,9 @@ async function submitFromBrowser(
     }
     const { nextLink } = await validation.submitToken(sid, clientSecret, token);
     if (nextLink !== null && opts.nextLinks.allows(nextLink)) {
-      reply.redirect(nextLink, 302);
-      return "";
+      // Returning the reply tells fastify it is sent; returning a value as well would log
+      // FST_ERR_REP_ALREADY_SENT with the URL, whose query carries sid, client_secret and token.
+      return reply.redirect(nextLink, 302);
     }
     return opts.pages.verifyResponse(brand, {
       success: true,

@@ -109,6 +109,7 @@ export const configSchema = z
     log: z
       .object({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+        redact_addresses: z.boolean().default(true),
       })
       .strict()
       .prefault({}),
