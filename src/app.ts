@@ -29,6 +29,7 @@ import { HomeserverRequestAuth } from "./identity/homeserver-auth.js";
 import { InviteService } from "./identity/invites.js";
 import { KeyService } from "./identity/keys.js";
 import { LookupService } from "./identity/lookup.js";
+import { BudgetedLookup, budgetEvents } from "./identity/lookup-budget.js";
 import { NextLinkPolicy } from "./identity/next-link.js";
 import { OnbindDelivery } from "./identity/onbind.js";
 import { HomeserverOpenIdVerifier } from "./identity/openid.js";
@@ -306,8 +307,20 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       authPerMinute,
     });
     registerTermsRoutes(routes, terms, accounts, { authNoTerms, authPerMinute });
-    registerV2LookupRoutes(routes, lookup, { auth, hashDetailsAuth, authPerMinute });
-    if (config.v1.enabled) registerV1LookupRoutes(routes, lookup, associations);
+    const budgeted = new BudgetedLookup(
+      {
+        perAccount: limitRule(limits.lookup_per_account),
+        perIp: limitRule(limits.lookup_per_ip),
+        v1PerIp: limitRule(limits.v1_lookup_per_ip),
+        allowPlaintext: config.lookup.allow_plaintext,
+      },
+      lookup,
+      associations,
+      keyedLimiter,
+      budgetEvents((scope) => metrics.lookupRefused.inc({ scope }), log, now),
+    );
+    registerV2LookupRoutes(routes, budgeted, { auth, hashDetailsAuth, authPerMinute });
+    if (config.v1.enabled) registerV1LookupRoutes(routes, budgeted);
     const pages = new PageRenderer(config.email.templates_dir, config.email.default_brand);
     const nextLinks = new NextLinkPolicy(config.validation.next_link_allowlist);
     for (const mount of config.v1.enabled ? [V1, V2] : [V2]) {

@@ -114,6 +114,7 @@ describe("loadConfig without a file", () => {
       rehash_batch_size: 1000,
       maintenance_interval_seconds: 10,
       rotation_settle_seconds: 30,
+      allow_plaintext: true,
     });
     expect(cfg.onbind).toEqual({
       max_attempts: 100,

@@ -180,6 +180,7 @@ export const configSchema = z
         rehash_batch_size: z.number().int().min(1).max(100_000).default(1000),
         maintenance_interval_seconds: z.number().min(0.05).default(10),
         rotation_settle_seconds: z.number().min(0).default(30),
+        allow_plaintext: z.boolean().default(true),
       })
       .strict()
       .prefault({}),
@@ -244,6 +245,9 @@ export const configSchema = z
         email_per_address: bucketSchema.prefault({ burst: 5, per_hour: 12 }),
         sms_per_number: bucketSchema.prefault({ burst: 5, per_hour: 1 }),
         sms_per_country: bucketSchema.prefault({ burst: 50, per_hour: 60 }),
+        lookup_per_account: bucketSchema.prefault({ burst: 2000, per_hour: 10_000 }),
+        lookup_per_ip: bucketSchema.prefault({ burst: 20_000, per_hour: 100_000 }),
+        v1_lookup_per_ip: bucketSchema.prefault({ burst: 2000, per_hour: 10_000 }),
       })
       .strict()
       .prefault({}),
