@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import nodemailer, { type SendMailOptions, type Transporter } from "nodemailer";
-import { isSingleBareAddress, mailboxAddress, makeMessageId, messageIdHost } from "./mime.js";
+import { isSingleBareAddress, mailboxAddress, makeMessageId, messageIdHost, subjectHeader } from "./mime.js";
 import {
   brandDirExists,
   isTemplateName,
@@ -208,7 +208,7 @@ export function createMailer(cfg: EmailConfig, log: MailLogger): Mailer {
           envelope,
           from: cfg.from,
           to: mail.to,
-          subject: r.subject,
+          subject: subjectHeader(r.subject),
           text: r.text,
           ...(r.html !== undefined ? { html: r.html } : {}),
           messageId,

@@ -10,6 +10,7 @@ import Fastify, {
 import type { Redis } from "ioredis";
 import { MatrixError } from "../identity/errors.js";
 import { CORS_HEADERS } from "./cors.js";
+import { jsonDepthExceeds } from "./json-depth.js";
 import { RouteTable } from "./routes.js";
 
 export interface HttpOptions {
@@ -46,6 +47,7 @@ export function loggablePath(url: string): string {
 
 function parseBody(raw: string, contentType: string | undefined): unknown {
   if (raw.trim() === "") return undefined;
+  if (jsonDepthExceeds(raw)) throw new MatrixError(400, "M_BAD_JSON", "JSON nested too deeply");
   try {
     return JSON.parse(raw);
   } catch {
