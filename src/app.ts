@@ -12,6 +12,7 @@ import { registerStatusRoutes } from "./api/status.js";
 import { registerTermsRoutes } from "./api/terms.js";
 import { registerValidationRoutes } from "./api/validation.js";
 import type { ResolvedConfig } from "./config/load.js";
+import { configWarnings } from "./config/warnings.js";
 import { loadOrCreateKeyFile } from "./crypto/key-file.js";
 import { createMailer, type Mailer } from "./delivery/index.js";
 import { createSmsProvider, type SmsProvider } from "./delivery/sms/index.js";
@@ -94,6 +95,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
   const closeAll = async () => {
     for (const close of closers.reverse()) await close().catch((err) => log.warn({ err }, "close failed"));
   };
+  for (const w of configWarnings(config)) log.warn({ setting: w.key }, w.message);
   try {
     const applied = await migrateToLatest(store);
     if (applied.length) log.info({ applied }, "database migrated");
