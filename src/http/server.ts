@@ -9,6 +9,7 @@ import Fastify, {
 } from "fastify";
 import type { Redis } from "ioredis";
 import { MatrixError } from "../identity/errors.js";
+import { matrixClientError } from "./client-errors.js";
 import { CORS_HEADERS } from "./cors.js";
 import { jsonDepthExceeds } from "./json-depth.js";
 import { RouteTable } from "./routes.js";
@@ -114,6 +115,7 @@ export async function createHttpServer(
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
     genReqId: () => randomBytes(6).toString("hex"),
     ...(opts.limits ? slowClientOptions(opts.limits) : {}),
+    clientErrorHandler: matrixClientError,
     // One log line per request is written by the onResponse hook below, with secrets stripped.
     logController: new LogController({ disableRequestLogging: true }),
     // While closing, the listener is gone; requests already on open connections are still served.
