@@ -2,11 +2,13 @@ import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import pinoPretty from "pino-pretty";
 import type { ResolvedConfig } from "./config/load.js";
+import { configWarnings } from "./config/warnings.js";
 import { loadOrCreateKeyFile } from "./crypto/key-file.js";
 import type { Mailer } from "./delivery/index.js";
 import type { SmsProvider } from "./delivery/sms/index.js";
 import type { HomeserverClient } from "./federation/index.js";
 import { BackgroundTasks } from "./infra/background.js";
+import { withAddressRedaction } from "./infra/log-redaction.js";
 import { Metrics } from "./infra/metrics.js";
 import { connectRedis, keyedLimiter } from "./infra/redis.js";
 import { KeyService } from "./services/keys.js";
@@ -66,7 +68,9 @@ export function createLogger(level: string, format?: "pretty" | "json"): Logger 
  * signing key, builds every service and mounts the API. Does not listen yet. Closes in reverse order.
  */
 export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions = {}): Promise<Seraph> {
-  const log = opts.logger ?? createLogger(config.log.level, config.log.format);
+  const baseLog = opts.logger ?? createLogger(config.log.level, config.log.format);
+  const log = config.log.redact_addresses ? withAddressRedaction(baseLog) : baseLog;
+  for (const w of configWarnings(config)) log.warn({ setting: w.key }, w.message);
   const now = opts.now ?? Date.now;
   const closers: Array<() => Promise<void>> = [];
   const closeAll = async () => {

@@ -1,13 +1,13 @@
 import { MatrixError } from "../core/errors.js";
 import { endpoint } from "../http/endpoint.js";
-import { number, object, string } from "../http/schema.js";
+import { anyString, nullable, number, object, string } from "../http/schema.js";
 import type { AccountService } from "../services/accounts.js";
 
 interface RegisterBody {
   access_token: string;
-  token_type: string;
   matrix_server_name: string;
-  expires_in: number;
+  token_type?: string | null;
+  expires_in?: number | null;
 }
 
 /** The v2 account endpoints: register with an OpenID token, who am I, log out. */
@@ -16,22 +16,25 @@ export function accountEndpoints(accounts: AccountService) {
     /** # `POST /_matrix/identity/v2/account/register` */
     register: endpoint<{ Body: RegisterBody }>({
       schema: {
-        body: object({
-          access_token: string(4096),
-          token_type: string(64),
-          matrix_server_name: string(300),
-          expires_in: number(),
-        }),
+        // Only access_token and matrix_server_name are required (as in sydent; older clients send nothing
+        // else). token_type, when given, must be Bearer; expires_in, when given, a number.
+        body: object(
+          { access_token: string(4096), matrix_server_name: string(300) },
+          { token_type: nullable(anyString(64)), expires_in: nullable(number()) },
+        ),
       },
       async handle(req) {
         const b = req.body;
-        if (!Number.isFinite(b.expires_in))
+        const tokenType = b.token_type ?? "Bearer";
+        if (tokenType !== "Bearer") throw new MatrixError("M_INVALID_PARAM", "token_type must be 'Bearer'");
+        const expiresIn = b.expires_in ?? undefined;
+        if (expiresIn !== undefined && !Number.isFinite(expiresIn))
           throw new MatrixError("M_INVALID_PARAM", "expires_in must be a number");
         const token = await accounts.register({
           accessToken: b.access_token,
-          tokenType: b.token_type,
+          tokenType,
           matrixServerName: b.matrix_server_name,
-          expiresIn: b.expires_in,
+          expiresIn,
         });
         return { token, access_token: token };
       },

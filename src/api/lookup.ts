@@ -1,8 +1,7 @@
 import { MatrixError } from "../core/errors.js";
 import { endpoint } from "../http/endpoint.js";
 import { anyString, array, object, string } from "../http/schema.js";
-import type { AssociationService } from "../services/associations.js";
-import type { LookupService } from "../services/lookup.js";
+import type { BudgetedLookup } from "../services/lookup-budget.js";
 
 interface LookupBody {
   addresses: string[];
@@ -11,7 +10,7 @@ interface LookupBody {
 }
 
 /** Hashed lookups (v2) and the legacy plain ones (v1). */
-export function lookupEndpoints(lookup: LookupService, associations: AssociationService) {
+export function lookupEndpoints(lookup: BudgetedLookup) {
   return {
     /** # `GET /_matrix/identity/v2/hash_details` */
     hashDetails: endpoint({
@@ -30,7 +29,8 @@ export function lookupEndpoints(lookup: LookupService, associations: Association
         if (algorithm !== "sha256" && algorithm !== "none") {
           throw new MatrixError("M_INVALID_PARAM", "Unsupported algorithm: use sha256 or none");
         }
-        return { mappings: await lookup.lookup(addresses, algorithm, pepper) };
+        const caller = { userId: req.caller?.userId, ip: req.ip };
+        return { mappings: await lookup.lookup(caller, addresses, algorithm, pepper) };
       },
     }),
 
@@ -38,7 +38,7 @@ export function lookupEndpoints(lookup: LookupService, associations: Association
     lookupOne: endpoint<{ Querystring: { medium: string; address: string } }>({
       schema: { querystring: object({ medium: string(64), address: string(1024) }) },
       async handle(req) {
-        return (await associations.lookupSigned(req.query.medium, req.query.address)) ?? {};
+        return (await lookup.lookupSigned(req.ip, req.query.medium, req.query.address)) ?? {};
       },
     }),
 
@@ -50,7 +50,7 @@ export function lookupEndpoints(lookup: LookupService, associations: Association
         }),
       },
       async handle(req) {
-        return { threepids: await lookup.bulkLookup(req.body.threepids) };
+        return { threepids: await lookup.bulkLookup(req.ip, req.body.threepids) };
       },
     }),
   };

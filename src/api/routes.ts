@@ -46,7 +46,8 @@ export function routeTable(e: Endpoints, on: RouteSwitches): Route[] {
     row("GET", "/_matrix/identity/v2", "none", "none", e.status.status),
 
     row("POST", "/_matrix/identity/v2/account/register", "none", "register", e.account.register),
-    row("GET", "/_matrix/identity/v2/account", "token-without-terms", "authenticated", e.account.whoami),
+    // Element starts its terms dialog from this answer's 403 M_TERMS_NOT_SIGNED (as sydent gates it).
+    row("GET", "/_matrix/identity/v2/account", "token", "authenticated", e.account.whoami),
     row(
       "POST",
       "/_matrix/identity/v2/account/logout",
@@ -57,7 +58,13 @@ export function routeTable(e: Endpoints, on: RouteSwitches): Route[] {
     row("GET", "/_matrix/identity/v2/terms", "none", "none", e.terms.get),
     row("POST", "/_matrix/identity/v2/terms", "token-without-terms", "authenticated", e.terms.accept),
 
-    row("GET", "/_matrix/identity/v2/hash_details", "token", "authenticated", e.lookup.hashDetails),
+    row(
+      "GET",
+      "/_matrix/identity/v2/hash_details",
+      "token-or-query-token",
+      "authenticated",
+      e.lookup.hashDetails,
+    ),
     row("POST", "/_matrix/identity/v2/lookup", "token", "authenticated", e.lookup.lookup),
 
     row("GET", "/_matrix/identity/v2/pubkey/isvalid", "none", "none", e.pubkey.isValid),

@@ -110,7 +110,7 @@ async function browserSubmit(
   medium: string,
   validation: ValidationService,
   opts: { pages: PageRenderer; nextLinks: NextLinkPolicy },
-): Promise<string> {
+): Promise<string | FastifyReply> {
   const { sid, client_secret: clientSecret, token, brand } = req.query;
   reply.type("text/html; charset=utf-8");
   try {
@@ -122,8 +122,9 @@ async function browserSubmit(
     }
     const { nextLink } = await validation.submitToken(sid, clientSecret, token);
     if (nextLink !== null && opts.nextLinks.allows(nextLink)) {
-      reply.redirect(nextLink, 302);
-      return "";
+      // Returning the reply tells fastify it is sent; returning a value as well would log
+      // FST_ERR_REP_ALREADY_SENT with the URL, whose query carries sid, client_secret and token.
+      return reply.redirect(nextLink, 302);
     }
     return opts.pages.verifyResponse(brand, {
       success: true,

@@ -19,8 +19,8 @@ and background jobs in flight and exits 0 (1 if that takes more than ${SHUTDOWN_
     const address = await seraph.listen();
     const lines = startupLines(cfg, { api: address, metrics: seraph.metricsUrl }, packageVersion());
     seraph.log.info({ address }, lines[0]!);
+    // createSeraph has logged each one; the terminal sees them too.
     const warnings = dangerWarnings(cfg);
-    for (const w of warnings) seraph.log.warn(w);
     process.stdout.write(`${[...lines, ...warnings].join("\n")}\n`);
     let stopping = false;
     const stop = (signal: string) => {

@@ -2,6 +2,7 @@
 import { isIP } from "node:net";
 import { resolve } from "node:path";
 import type { ResolvedConfig } from "../config/load.js";
+import { configWarnings } from "../config/warnings.js";
 import { safeUrl } from "../doctor/database.js";
 
 export interface Listeners {
@@ -39,24 +40,5 @@ export function startupLines(cfg: ResolvedConfig, listeners: Listeners, version:
 
 /** Settings that are fine in a test rig and wrong in production, one warning each. */
 export function dangerWarnings(cfg: ResolvedConfig): string[] {
-  const out: string[] = [];
-  const pub = new URL(cfg.public_base_url);
-  if (pub.protocol === "http:" && !isLoopback(pub.hostname))
-    out.push(`public_base_url ${cfg.public_base_url} is plain http: the spec requires HTTPS`);
-  if (!cfg.federation.verify_certificates)
-    out.push("federation.verify_certificates is false: any server can pose as a homeserver");
-  if (cfg.federation.ip_allowlist.length)
-    out.push(
-      `federation.ip_allowlist lets homeserver requests reach ${cfg.federation.ip_allowlist.join(", ")} (SSRF guard relaxed)`,
-    );
-  const smtp = cfg.email.smtp;
-  if (smtp && smtp.tls !== "none" && !smtp.verify_certificates)
-    out.push("email.smtp.verify_certificates is false: the SMTP connection can be intercepted");
-  if (smtp && smtp.tls === "none" && !isLoopback(smtp.host))
-    out.push(`email.smtp.tls is none for ${smtp.host}: mail and the SMTP password travel in clear text`);
-  if (!cfg.rate_limit.enabled) out.push("rate_limit.enabled is false: no request is ever limited");
-  if (cfg.v1.enable_bind) out.push("v1.enable_bind is true: unauthenticated v1 binds are accepted");
-  if (cfg.metrics.enabled && !isLoopback(cfg.metrics.host))
-    out.push(`metrics listen on ${cfg.metrics.host}: keep /metrics off public interfaces`);
-  return out.map((w) => `Warning: ${w}`);
+  return configWarnings(cfg).map((w) => `Warning: ${w.message}`);
 }

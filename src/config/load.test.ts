@@ -57,7 +57,13 @@ describe("loadConfig without a file", () => {
     expect(cfg.database).toEqual({ sqlite: { path: "./data/seraph.db" } });
     expect(cfg.signing_key_path).toBe("./data/signing.key");
     expect(cfg.log.level).toBe("info");
-    expect(cfg.http).toEqual({ max_body_bytes: 512 * 1024, trusted_proxies: [] });
+    expect(cfg.http).toEqual({
+      max_body_bytes: 512 * 1024,
+      trusted_proxies: [],
+      request_timeout_seconds: 30,
+      connection_timeout_seconds: 90,
+      max_connections: 1000,
+    });
     expect(cfg.email).toEqual({
       from: "Seraph <noreply@localhost>",
       templates_dir: resolve(PACKAGE_ROOT, "templates"),
@@ -108,6 +114,7 @@ describe("loadConfig without a file", () => {
       rehash_batch_size: 1000,
       maintenance_interval_seconds: 10,
       rotation_settle_seconds: 30,
+      allow_plaintext: true,
     });
     expect(cfg.onbind).toEqual({
       max_attempts: 100,

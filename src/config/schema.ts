@@ -111,6 +111,7 @@ export const configSchema = z
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
         /** Default: `pretty` when standard output is a terminal, else `json`. */
         format: z.enum(["pretty", "json"]).optional(),
+        redact_addresses: z.boolean().default(true),
       })
       .strict()
       .prefault({}),
@@ -131,6 +132,9 @@ export const configSchema = z
           .max(64 * 1024 * 1024)
           .default(512 * 1024),
         trusted_proxies: z.array(proxy).default([]),
+        request_timeout_seconds: z.number().min(1).max(3600).default(30),
+        connection_timeout_seconds: z.number().min(1).max(3600).default(90),
+        max_connections: z.number().int().min(1).default(1000),
       })
       .strict()
       .prefault({}),
@@ -178,6 +182,7 @@ export const configSchema = z
         rehash_batch_size: z.number().int().min(1).max(100_000).default(1000),
         maintenance_interval_seconds: z.number().min(0.05).default(10),
         rotation_settle_seconds: z.number().min(0).default(30),
+        allow_plaintext: z.boolean().default(true),
       })
       .strict()
       .prefault({}),
@@ -201,7 +206,8 @@ export const configSchema = z
       .prefault({}),
     auth: z
       .object({
-        allow_query_token: z.boolean().default(true),
+        /** `hash_details_only`: query tokens only on v2 `hash_details` (what Synapse sends). */
+        allow_query_token: z.union([z.boolean(), z.literal("hash_details_only")]).default(true),
       })
       .strict()
       .prefault({}),
@@ -241,6 +247,9 @@ export const configSchema = z
         email_per_address: bucketSchema.prefault({ burst: 5, per_hour: 12 }),
         sms_per_number: bucketSchema.prefault({ burst: 5, per_hour: 1 }),
         sms_per_country: bucketSchema.prefault({ burst: 50, per_hour: 60 }),
+        lookup_per_account: bucketSchema.prefault({ burst: 2000, per_hour: 10_000 }),
+        lookup_per_ip: bucketSchema.prefault({ burst: 20_000, per_hour: 100_000 }),
+        v1_lookup_per_ip: bucketSchema.prefault({ burst: 2000, per_hour: 10_000 }),
       })
       .strict()
       .prefault({}),

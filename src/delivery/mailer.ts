@@ -6,8 +6,9 @@ import { randomBytes } from "node:crypto";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import nodemailer, { type SendMailOptions, type Transporter } from "nodemailer";
+
 import type { Logger } from "../core/logger.js";
-import { isSingleBareAddress, mailboxAddress, makeMessageId, messageIdHost } from "./mime.js";
+import { isSingleBareAddress, mailboxAddress, makeMessageId, messageIdHost, subjectHeader } from "./mime.js";
 import {
   brandDirExists,
   isTemplateName,
@@ -204,7 +205,7 @@ export function createMailer(cfg: EmailConfig, log: Logger): Mailer {
           envelope,
           from: cfg.from,
           to: mail.to,
-          subject: r.subject,
+          subject: subjectHeader(r.subject),
           text: r.text,
           ...(r.html !== undefined ? { html: r.html } : {}),
           messageId,

@@ -77,6 +77,15 @@ export function encodeHeaderText(text: string): string {
   return words.join(" ");
 }
 
+/**
+ * A Subject for nodemailer. Nodemailer writes a printable-ASCII subject as it is, so `=?UTF-8?B?…?=` taken
+ * from a display name would reach the header undecoded and the reader's mail client would decode it (text
+ * the inviter chose, shown as if it were ours). Such a subject is encoded here, so that it reads literally.
+ */
+export function subjectHeader(subject: string): string {
+  return subject.includes("=?") ? encodeHeaderText(subject) : subject;
+}
+
 /** RFC 5322 date-time in UTC, e.g. `Thu, 27 Nov 2025 16:18:00 +0000`. */
 export function rfc2822Date(d: Date = new Date()): string {
   return d.toUTCString().replace(/GMT$/, "+0000");

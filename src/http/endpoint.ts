@@ -31,11 +31,18 @@ export function endpoint<P extends RequestParts>(e: Endpoint<P>): Endpoint<P> {
  * Who may call a route:
  * - `none`: anyone;
  * - `token`: a valid access token of a user who accepted the current terms (v2);
- * - `token-without-terms`: a valid access token, terms not required (account and terms endpoints);
+ * - `token-without-terms`: a valid access token, terms not required (logout and terms endpoints);
+ * - `token-or-query-token`: like `token`, and `?access_token=` is accepted unless `auth.allow_query_token` is
+ *   false (Synapse sends its token for `hash_details` only that way);
  * - `session-or-signature`: proves itself in the request (a validated session, or the homeserver's X-Matrix
  *   signature; checked by the handler).
  */
-export type Access = "none" | "token" | "token-without-terms" | "session-or-signature";
+export type Access =
+  | "none"
+  | "token"
+  | "token-without-terms"
+  | "token-or-query-token"
+  | "session-or-signature";
 
 /** Per-IP request budget classes (`rate_limit.*_per_minute`); `none` has no per-route limit. */
 export type RateClass = "none" | "register" | "authenticated" | "request-token" | "store-invite";

@@ -9,9 +9,11 @@ import Fastify, {
 } from "fastify";
 import type { Redis } from "ioredis";
 import { MatrixError } from "../core/errors.js";
+import { matrixClientError } from "./client-errors.js";
 import { CORS_HEADERS } from "./cors.js";
 import type { Access, RateClass, Route } from "./endpoint.js";
 import { errorHandler, routerError } from "./errors.js";
+import { jsonDepthExceeds } from "./json-depth.js";
 import { AJV_OPTIONS, schemaError } from "./schema.js";
 
 export interface HttpOptions {
@@ -28,6 +30,34 @@ export interface HttpOptions {
   maxBodyBytes: number;
   trustProxy: boolean | string[];
   logger: FastifyServerOptions["loggerInstance"];
+  /** Slow-client limits (`http.request_timeout_seconds` etc.); none when absent (tests of the framework). */
+  limits?: ConnectionLimits | undefined;
+}
+
+export interface ConnectionLimits {
+  /** Whole request (headers and body) must arrive within this; then 408 and the connection is closed. */
+  requestTimeoutMs: number;
+  /** A socket with no traffic for this long is closed. */
+  connectionTimeoutMs: number;
+  /** Concurrent connections per process; further ones are closed at once. */
+  maxConnections: number;
+}
+
+/**
+ * Node checks request deadlines every `connectionsCheckingInterval` (30 s by default, so a trickling body
+ * could stay twice the limit); check often enough that a connection is closed close to its deadline.
+ */
+function slowClientOptions(l: ConnectionLimits) {
+  const requestTimeout = l.requestTimeoutMs;
+  return {
+    requestTimeout,
+    connectionTimeout: l.connectionTimeoutMs,
+    http: {
+      requestTimeout,
+      headersTimeout: Math.min(60_000, requestTimeout),
+      connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(requestTimeout / 10))),
+    },
+  };
 }
 
 /**
@@ -41,6 +71,7 @@ export function loggablePath(url: string): string {
 
 function parseBody(raw: string, contentType: string | undefined): object | undefined {
   if (raw.trim() === "") return undefined;
+  if (jsonDepthExceeds(raw)) throw new MatrixError("M_BAD_JSON", "JSON nested too deeply");
   try {
     return JSON.parse(raw);
   } catch {
@@ -95,7 +126,10 @@ export async function createHttpServer(
     return503OnClosing: false,
     // Errors the router raises before any route runs (malformed URL, over-long parameter).
     frameworkErrors: routerError as FastifyServerOptions["frameworkErrors"],
+    ...(opts.limits ? slowClientOptions(opts.limits) : {}),
+    clientErrorHandler: matrixClientError,
   });
+  if (opts.limits) app.server.maxConnections = opts.limits.maxConnections;
   const limits = opts.rateLimit;
   if (limits.enabled) {
     await app.register(rateLimit, {

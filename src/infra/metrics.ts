@@ -39,6 +39,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly lookupRefused = new Counter({
+    name: "seraph_lookup_refused_total",
+    help: "Lookups refused by the lookup budget, by scope (account, ip, v1_ip)",
+    labelNames: ["scope"] as const,
+    registers: [this.registry],
+  });
+
   /** `processMetrics`: also collect Node's process metrics (event-loop lag, GC, memory); off when unused. */
   constructor(processMetrics: boolean) {
     if (processMetrics) collectDefaultMetrics({ register: this.registry });

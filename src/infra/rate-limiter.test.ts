@@ -31,3 +31,19 @@ describe("MemoryRateLimiter", () => {
     expect(await rl.take("sms:victim", sms)).toBeGreaterThan(0);
   });
 });
+
+describe("MemoryRateLimiter with a cost", () => {
+  it("takes the cost, needs at most the burst, and goes into debt for a request larger than the burst", async () => {
+    let now = 0;
+    const rl = new MemoryRateLimiter(() => now);
+    const rule = { burst: 100, perHour: 3600 }; // one token a second
+    expect(await rl.take("k", rule, 60)).toBe(0);
+    expect(await rl.take("k", rule, 60)).toBe(20_000); // 40 left, 60 needed
+    expect(await rl.take("k", rule, 40)).toBe(0);
+    now += 100_000; // full again
+    expect(await rl.take("k", rule, 300)).toBe(0); // from a full bucket; 200 in debt
+    expect(await rl.take("k", rule, 1)).toBe(201_000);
+    now += 201_000;
+    expect(await rl.take("k", rule, 1)).toBe(0);
+  });
+});

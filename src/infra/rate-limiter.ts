@@ -9,8 +9,12 @@ export interface BucketRule {
 
 /** Counts actions per key (an address, a phone number, a country); shared across instances when backed by Redis. */
 export interface KeyedRateLimiter {
-  /** Takes one token for `key`; resolves with 0 when allowed, or the milliseconds until a token is available. */
-  take(key: string, rule: BucketRule): Promise<number>;
+  /**
+   * Takes `cost` tokens (default 1) for `key`; resolves with 0 when allowed, or the milliseconds until the
+   * request would be. A request needs min(cost, burst) tokens and takes its whole cost, so one larger than
+   * the burst is allowed from a full bucket and leaves it in debt, refilled at the hourly rate.
+   */
+  take(key: string, rule: BucketRule, cost?: number): Promise<number>;
 }
 
 interface Bucket {
@@ -34,7 +38,7 @@ export class MemoryRateLimiter implements KeyedRateLimiter {
     private readonly maxKeys = 100_000,
   ) {}
 
-  async take(key: string, rule: BucketRule): Promise<number> {
+  async take(key: string, rule: BucketRule, cost = 1): Promise<number> {
     const now = this.now();
     const ratePerMs = rule.perHour / 3_600_000;
     let bucket = this.buckets.get(key);
@@ -47,8 +51,9 @@ export class MemoryRateLimiter implements KeyedRateLimiter {
       bucket.updated = now;
     }
     let wait = 0;
-    if (bucket.tokens >= 1) bucket.tokens -= 1;
-    else wait = ratePerMs > 0 ? Math.ceil((1 - bucket.tokens) / ratePerMs) : 3_600_000;
+    const need = Math.min(cost, rule.burst);
+    if (bucket.tokens >= need) bucket.tokens -= cost;
+    else wait = ratePerMs > 0 ? Math.ceil((need - bucket.tokens) / ratePerMs) : 3_600_000;
     bucket.fullAt = ratePerMs > 0 ? now + (rule.burst - bucket.tokens) / ratePerMs : Number.POSITIVE_INFINITY;
     this.buckets.set(key, bucket);
     return wait;

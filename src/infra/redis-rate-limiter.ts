@@ -7,6 +7,8 @@ import type { BucketRule, KeyedRateLimiter } from "./rate-limiter.js";
 const TAKE = `
 local burst = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3]) or 1
+local need = math.min(cost, burst)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local b = redis.call('HMGET', KEYS[1], 't', 'u')
@@ -14,16 +16,16 @@ local tokens = tonumber(b[1]) or burst
 local updated = tonumber(b[2]) or now
 tokens = math.min(burst, tokens + (now - updated) * rate)
 local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
+if tokens >= need then
+  tokens = tokens - cost
 elseif rate > 0 then
-  wait = math.ceil((1 - tokens) / rate)
+  wait = math.ceil((need - tokens) / rate)
 else
   wait = 3600000
 end
 redis.call('HSET', KEYS[1], 't', tostring(tokens), 'u', tostring(now))
 local ttl = 86400000
-if rate > 0 then ttl = math.ceil(burst / rate) + 1000 end
+if rate > 0 then ttl = math.ceil((burst - math.min(tokens, 0)) / rate) + 1000 end
 redis.call('PEXPIRE', KEYS[1], ttl)
 return wait
 `;
@@ -39,9 +41,10 @@ export class RedisRateLimiter implements KeyedRateLimiter {
     private readonly prefix = "seraph:rl:",
   ) {}
 
-  async take(key: string, rule: BucketRule): Promise<number> {
+  async take(key: string, rule: BucketRule, cost = 1): Promise<number> {
     try {
-      const wait = await this.redis.eval(TAKE, 1, this.prefix + key, rule.burst, rule.perHour / 3_600_000);
+      const rate = rule.perHour / 3_600_000;
+      const wait = await this.redis.eval(TAKE, 1, this.prefix + key, rule.burst, rate, cost);
       return Number(wait);
     } catch (err) {
       this.log.warn(

@@ -26,7 +26,8 @@ export interface OpenIdToken {
   accessToken: string;
   tokenType: string;
   matrixServerName: string;
-  expiresIn: number;
+  /** Optional: the token is checked with the homeserver at once, so its lifetime is not needed. */
+  expiresIn?: number | undefined;
 }
 
 /** Registration with OpenID tokens, access tokens and terms acceptance (the v2 auth model). */

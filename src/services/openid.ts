@@ -14,11 +14,12 @@ export class HomeserverOpenIdVerifier implements OpenIdVerifier {
       switch (e.kind) {
         case "invalid_server_name":
           throw new MatrixError("M_INVALID_PARAM", "matrix_server_name is not a valid server name");
+        // One answer, with no detail (no ENOTFOUND, no address): a caller must not learn whether a name
+        // exists, or resolves to a private address.
         case "forbidden_address":
-          throw new MatrixError("M_INVALID_PARAM", "matrix_server_name resolves to a forbidden address");
         case "unreachable":
         case "timeout":
-          throw new UnavailableError("homeserver", `Could not verify the OpenID token: ${e.message}`, {
+          throw new MatrixError("M_UNAUTHORIZED", "Could not verify the OpenID token with that homeserver", {
             cause: e,
           });
         default:

@@ -219,7 +219,15 @@ export class ValidationService {
       throw new MatrixError("M_SESSION_EXPIRED", "Too many wrong tokens: request a new one");
     }
     const given = s.medium === "msisdn" ? token.replace(/\s+/g, "") : token;
-    if (!constantTimeEqual(given, s.token)) throw new MatrixError("M_TOKEN_INCORRECT", "Wrong token");
+    if (!constantTimeEqual(given, s.token)) {
+      const left = this.settings.maxTokenAttempts - (s.failedAttempts + 1);
+      throw new MatrixError(
+        "M_TOKEN_INCORRECT",
+        left > 0
+          ? `Wrong token (${left} ${left === 1 ? "attempt" : "attempts"} left)`
+          : "Wrong token: that was the last attempt, this session is now closed; request a new token",
+      );
+    }
     await this.sessions.markValidated(s.sid, now);
     return { nextLink: s.nextLink };
   }

@@ -20,6 +20,11 @@ describe("normaliseEmail", () => {
     ["first.last+tag@sub.example.co.uk", "first.last+tag@sub.example.co.uk"],
     ["user@bücher.example", "user@bücher.example"],
     ["a@localhost", "a@localhost"],
+    // IDNA: fullwidth and other non-normalised domains are stored in their normal form.
+    ["alice@ｅｘａｍｐｌｅ.org", "alice@example.org"],
+    ["alice@EXAMPLE．ORG", "alice@example.org"],
+    ["user@xn--bcher-kva.example", "user@bücher.example"],
+    ["user@bu\u0308cher.example", "user@bücher.example"],
   ])("accepts %s", (input, expected) => {
     expect(normaliseEmail(input)).toBe(expected);
   });
@@ -42,6 +47,17 @@ describe("normaliseEmail", () => {
     "alice@example.org\nBcc: x@y.z",
     `${"a".repeat(65)}@example.org`,
     `a@${"b".repeat(500)}.org`,
+    // Invisible or broken characters: a lone surrogate, zero-width, bidi controls, a soft hyphen.
+    "ali\ud800ce@example.org",
+    "alice@exa\udc00mple.org",
+    "ali\u200bce@example.org",
+    "alice@exa\u200dmple.org",
+    "\u202eecila@example.org",
+    "alice\u2066@example.org",
+    "ali\u00adce@example.org",
+    "alice@exam\u00adple.org",
+    "\ufeffalice@example.org",
+    "alice@123",
   ])("rejects %j", (input) => {
     expect(normaliseEmail(input)).toBeNull();
   });

@@ -31,7 +31,7 @@ export async function createApi(
     health: healthEndpoints({ ping: deps.ping, stopping: deps.stopping }),
     account: accountEndpoints(s.accounts),
     terms: termsEndpoints(s.terms, s.accounts),
-    lookup: lookupEndpoints(s.lookup, s.associations),
+    lookup: lookupEndpoints(s.budgetedLookup),
     pubkey: pubkeyEndpoints(s.keys),
     invites: inviteEndpoints(s.invites, config.public_base_url),
     validation: validationEndpoints(s.validation, {
@@ -42,7 +42,8 @@ export async function createApi(
   };
   const routes = routeTable(endpoints, { v1: config.v1.enabled, v1Bind: config.v1.enable_bind });
   const limits = config.rate_limit;
-  const allowQuery = config.auth.allow_query_token;
+  // `hash_details_only`: Synapse sends its token for hash_details only as ?access_token=.
+  const allowQuery = config.auth.allow_query_token === true;
   return createHttpServer(
     {
       isDatabaseDown: isDatabaseUnavailable,
@@ -59,10 +60,16 @@ export async function createApi(
       },
       guards: {
         token: requireAuth(s.accounts, allowQuery),
+        "token-or-query-token": requireAuth(s.accounts, config.auth.allow_query_token !== false),
         "token-without-terms": requireAuth(s.accounts, allowQuery, true),
         "session-or-signature": undefined,
       },
       maxBodyBytes: config.http.max_body_bytes,
+      limits: {
+        requestTimeoutMs: config.http.request_timeout_seconds * 1000,
+        connectionTimeoutMs: config.http.connection_timeout_seconds * 1000,
+        maxConnections: config.http.max_connections,
+      },
       trustProxy: config.http.trusted_proxies.length ? config.http.trusted_proxies : false,
       logger: deps.log,
     },

@@ -10,6 +10,7 @@ import { HomeserverRequestAuth } from "../services/homeserver-auth.js";
 import { createInviteService, type InviteService } from "../services/invites.js";
 import type { KeyService } from "../services/keys.js";
 import { createLookupService, type LookupService } from "../services/lookup.js";
+import { type BudgetedLookup, budgetEvents, createBudgetedLookup } from "../services/lookup-budget.js";
 import { createOnbindDelivery, type OnbindDelivery } from "../services/onbind.js";
 import { HomeserverOpenIdVerifier } from "../services/openid.js";
 import { Terms } from "../services/terms.js";
@@ -27,6 +28,8 @@ export interface Services {
   invites: InviteService;
   onbind: OnbindDelivery;
   homeserverAuth: HomeserverRequestAuth;
+  /** Lookups with the lookup budget charged first (what the lookup endpoints call). */
+  budgetedLookup: BudgetedLookup;
 }
 
 interface ServiceDeps {
@@ -99,5 +102,21 @@ export async function createServices(config: ResolvedConfig, d: ServiceDeps): Pr
     config.server_name,
     new ServerKeyCache(out.homeservers, { now }),
   );
-  return { terms, accounts, validation, lookup, associations, invites, onbind, homeserverAuth };
+  const budgetedLookup = createBudgetedLookup(config, {
+    lookup,
+    signed: associations,
+    limiter,
+    events: budgetEvents((scope) => d.metrics.lookupRefused.inc({ scope }), d.log, now),
+  });
+  return {
+    terms,
+    accounts,
+    validation,
+    lookup,
+    associations,
+    invites,
+    onbind,
+    homeserverAuth,
+    budgetedLookup,
+  };
 }

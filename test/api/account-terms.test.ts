@@ -157,10 +157,38 @@ describe("accounts without terms", () => {
     expect(other.body.errcode).toBe("M_UNAUTHORIZED");
   });
 
+  it("registers with only access_token and matrix_server_name (as sydent does)", async () => {
+    const { access_token } = await openIdToken("frank");
+    const res = await call(`${is.url}${V2}/account/register`, {
+      body: { access_token, matrix_server_name: serverName },
+    });
+    expect(res.status).toBe(200);
+    expect(typeof res.body.token).toBe("string");
+    const account = await call(`${is.url}${V2}/account`, {
+      headers: { authorization: `Bearer ${res.body.token as string}` },
+    });
+    expect(account.body).toEqual({ user_id: `@frank:${serverName}` });
+
+    const withType = await openIdToken("grace");
+    const typed = await call(`${is.url}${V2}/account/register`, {
+      body: { access_token: withType.access_token, token_type: "Bearer", matrix_server_name: serverName },
+    });
+    expect(typed.status).toBe(200);
+  });
+
   it("validates the register body", async () => {
     const missing = await call(`${is.url}${V2}/account/register`, { body: { access_token: "x" } });
     expect(missing.status).toBe(400);
     expect(missing.body.errcode).toBe("M_MISSING_PARAMS");
+    const noToken = await call(`${is.url}${V2}/account/register`, {
+      body: { matrix_server_name: serverName },
+    });
+    expect(noToken.body.errcode).toBe("M_MISSING_PARAMS");
+    const badExpiry = await call(`${is.url}${V2}/account/register`, {
+      body: { access_token: "x", matrix_server_name: serverName, expires_in: "soon" },
+    });
+    expect(badExpiry.status).toBe(400);
+    expect(badExpiry.body.errcode).toBe("M_INVALID_PARAM");
     const badType = await call(`${is.url}${V2}/account/register`, {
       body: { access_token: "x", token_type: "Mac", matrix_server_name: serverName, expires_in: 1 },
     });
@@ -193,8 +221,12 @@ describe("terms of service", () => {
     });
 
     const { token } = await client.registerWithIdentityServer(await openIdToken("bob"));
-    // /account works without terms; store-invite does not.
-    expect(await client.getIdentityAccount(token)).toEqual({ user_id: `@bob:${serverName}` });
+    // GET /account answers 403 M_TERMS_NOT_SIGNED until the terms are accepted (sydent; Element starts its
+    // terms dialog from this answer). GET /terms stays open; logout and POST /terms are tested below.
+    await expect(client.getIdentityAccount(token)).rejects.toMatchObject({
+      errcode: "M_TERMS_NOT_SIGNED",
+      httpStatus: 403,
+    });
     const invite = () =>
       call(`${is.url}${V2}/store-invite`, {
         headers: { authorization: `Bearer ${token}` },
@@ -211,8 +243,22 @@ describe("terms of service", () => {
 
     await client.agreeToTerms(SERVICE_TYPES.IS, is.url, token, ["https://is.test/privacy/fr/1.0.html"]);
     expect((await invite()).body.errcode).toBe("M_TERMS_NOT_SIGNED");
+    await expect(client.getIdentityAccount(token)).rejects.toMatchObject({ errcode: "M_TERMS_NOT_SIGNED" });
     await client.agreeToTerms(SERVICE_TYPES.IS, is.url, token, ["https://is.test/tos/en/1.0.html"]);
     expect((await invite()).status).toBe(200);
+    expect(await client.getIdentityAccount(token)).toEqual({ user_id: `@bob:${serverName}` });
+  });
+
+  it("lets a user who has not accepted the terms log out", async () => {
+    const client = clientFor(is);
+    const { token } = await client.registerWithIdentityServer(await openIdToken("erin"));
+    const logout = await call(`${is.url}${V2}/account/logout`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(logout.status).toBe(200);
+    const after = await call(`${is.url}${V2}/account`, { headers: { authorization: `Bearer ${token}` } });
+    expect(after.status).toBe(401);
   });
 
   it("accepts everything in one call too", async () => {

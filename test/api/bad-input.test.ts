@@ -1,0 +1,134 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { HomeserverClient } from "../../src/federation/index.js";
+import { createStubDns } from "../support/fake-homeserver.js";
+import { call, startSeraph, type TestSeraph } from "../support/seraph.js";
+import { type SmtpSink, startSmtpSink } from "../support/smtp-sink.js";
+
+// Bad input that used to reach a 500 or slip through: deeply nested JSON, unreachable homeservers that
+// leaked resolver details, invisible characters and non-normalised domains in email addresses, RFC 2047
+// encoded-words smuggled into the Subject through a display name.
+
+const V1 = "/_matrix/identity/api/v1";
+const V2 = "/_matrix/identity/v2";
+
+let sink: SmtpSink;
+let is: TestSeraph;
+const dns = createStubDns({ hosts: { "private.test": "10.1.2.3", "closed.test": "127.0.0.1" } });
+
+beforeAll(async () => {
+  sink = await startSmtpSink();
+  is = await startSeraph(
+    { email: { smtp: { host: sink.host, port: sink.port, tls: "none" } } },
+    {
+      homeservers: new HomeserverClient({
+        dns,
+        ipAllowlist: ["127.0.0.1/32"],
+        verifyCertificates: false,
+        connectTimeoutMs: 500,
+        requestTimeoutMs: 1000,
+      }),
+    },
+  );
+});
+afterAll(async () => {
+  await is?.close();
+  await sink?.close();
+});
+beforeEach(() => sink.clear());
+
+const invite = (extra: Record<string, unknown>) =>
+  call(`${is.url}${V1}/store-invite`, {
+    body: {
+      medium: "email",
+      address: "invitee@example.org",
+      room_id: "!r:hs.test",
+      sender: "@s:hs.test",
+      ...extra,
+    },
+  });
+
+describe("deeply nested JSON", () => {
+  it("is refused at parse time with 400 M_BAD_JSON, and the server keeps serving", async () => {
+    const deep = `${"[".repeat(10_000)}${"]".repeat(10_000)}`;
+    const raw = `{"medium":"email","address":"a@example.org","room_id":"!r:h","sender":"@s:h","x":${deep}}`;
+    for (const path of [`${V1}/store-invite`, `${V2}/lookup`, `${V1}/bulk_lookup`]) {
+      const res = await call(`${is.url}${path}`, {
+        rawBody: raw,
+        headers: { "content-type": "application/json" },
+      });
+      expect(res.status, path).toBe(400);
+      expect(res.body.errcode, path).toBe("M_BAD_JSON");
+    }
+    // Ordinary nesting is fine.
+    expect((await invite({ room_name: "r", extra: { a: [{ b: [1] }] } })).status).toBe(200);
+  });
+});
+
+describe("register with a homeserver that cannot be reached", () => {
+  it("gives one answer without internal details, whether the name is unknown, private or refused", async () => {
+    const answers: string[] = [];
+    for (const name of ["nowhere.test", "private.test", "closed.test:1"]) {
+      const res = await call(`${is.url}${V2}/account/register`, {
+        body: { access_token: "t", matrix_server_name: name },
+      });
+      expect(res.status, name).toBe(401);
+      expect(res.body.errcode, name).toBe("M_UNAUTHORIZED");
+      expect(res.text).not.toMatch(
+        /ENOTFOUND|ECONNREFUSED|EAI_AGAIN|10\.1\.2\.3|127\.0\.0\.1|forbidden|resolve/i,
+      );
+      answers.push(res.text);
+    }
+    expect(new Set(answers).size).toBe(1);
+  });
+});
+
+describe("email addresses", () => {
+  it.each([
+    ["a lone surrogate", "ali\ud800ce@example.org"],
+    ["a zero-width space", "ali\u200bce@example.org"],
+    ["a zero-width joiner in the domain", "alice@exa\u200dmple.org"],
+    ["a bidi override", "\u202eecila@example.org"],
+    ["a soft hyphen", "ali\u00adce@example.org"],
+  ])("with %s are refused with M_INVALID_EMAIL", async (_what, address) => {
+    const req = await call(`${is.url}${V1}/validate/email/requestToken`, {
+      body: { client_secret: "s1", email: address, send_attempt: 1 },
+    });
+    expect(req.status).toBe(400);
+    expect(req.body.errcode).toBe("M_INVALID_EMAIL");
+    const inv = await invite({ address });
+    expect(inv.status).toBe(400);
+    expect(inv.body.errcode).toBe("M_INVALID_EMAIL");
+  });
+
+  it("with a fullwidth domain are normalised before they are stored, so the stored address is mailed", async () => {
+    const req = await call(`${is.url}${V1}/validate/email/requestToken`, {
+      body: { client_secret: "s2", email: "alice@ｅｘａｍｐｌｅ．org", send_attempt: 1 },
+    });
+    expect(req.status).toBe(200);
+    await expect.poll(() => sink.messages.length).toBe(1);
+    expect(sink.messages[0]!.envelope.to).toEqual(["alice@example.org"]);
+    const row = await is.seraph.store.db
+      .selectFrom("validation_sessions")
+      .select("address")
+      .where("sid", "=", req.body.sid as string)
+      .executeTakeFirst();
+    expect(row?.address).toBe("alice@example.org");
+
+    sink.clear();
+    const inv = await invite({ address: "Bob@ＥＸＡＭＰＬＥ.net" });
+    expect(inv.status).toBe(200);
+    await expect.poll(() => sink.messages.length).toBe(1);
+    expect(sink.messages[0]!.envelope.to).toEqual(["bob@example.net"]);
+  });
+});
+
+describe("the Subject of an invite", () => {
+  it("shows an encoded-word in a display name literally, never decoded by the reader's client", async () => {
+    const name = "=?UTF-8?B?QmFuaw==?="; // "Bank"; display names are cut at 20 characters
+    expect((await invite({ sender_display_name: name })).status).toBe(200);
+    await expect.poll(() => sink.messages.length).toBe(1);
+    const subject = sink.messages[0]!.parsed.subject ?? "";
+    expect(subject).toContain(name);
+    expect(subject).not.toMatch(/^Bank/);
+  });
+});
