@@ -2,6 +2,8 @@ import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import { sql } from "kysely";
 import pino, { type Logger } from "pino";
+import type { AdminParts } from "./admin/index.js";
+import { wireAdmin } from "./admin/wire.js";
 import { registerAccountRoutes } from "./api/account.js";
 import { registerAssociationRoutes } from "./api/associations.js";
 import { registerHealthRoutes } from "./api/health.js";
@@ -54,6 +56,7 @@ export interface Seraph {
   readonly keys: KeyService;
   readonly lookup: LookupService;
   readonly onbind: OnbindDelivery;
+  readonly admin: AdminParts;
   readonly log: Logger;
   /** Starts listening and the background tasks; resolves with the base URL actually bound. */
   listen(): Promise<string>;
@@ -103,6 +106,14 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
 
     // Counters are cheap and always kept; the per-request hook and process metrics only when served.
     const metrics = new Metrics(config.metrics.enabled);
+    const admin = await wireAdmin(config, store, {
+      log,
+      keys,
+      registry: metrics.registry,
+      kickOnbind: () => tasks.kick("onbind"),
+      invites: () => invites,
+      now,
+    });
 
     // Outbound: mail, SMS, homeservers (counted for /metrics)
     const rawMailer = opts.mailer ?? createMailer(config.email, log);
@@ -184,6 +195,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       mailer,
       keyedLimiter,
       now,
+      admin.parts.policy,
     );
     const terms = Terms.load(config.terms.path);
     const accounts = new AccountService(
@@ -286,6 +298,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       },
     });
     registerStatusRoutes(routes, { v1: config.v1.enabled });
+    admin.registerPublic(routes);
     const allowQuery = config.auth.allow_query_token;
     const authNoTerms = requireAuth(accounts, allowQuery, true);
     const auth = requireAuth(accounts, allowQuery);
@@ -331,6 +344,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       tasks.add("invite-purge", 60 * 60_000, () => onbind.purgeExpiredInvites());
       // Revocations made with `seraph keys revoke` (possibly by another instance) reach this one.
       tasks.add("keys-refresh", 60_000, () => keys.refresh());
+      admin.addTasks(tasks);
     };
 
     let closed = false;
@@ -341,6 +355,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       keys,
       lookup,
       onbind,
+      admin: admin.parts,
       log,
       async listen() {
         const address = await app.listen({ host: config.listen.host, port: config.listen.port });
@@ -348,6 +363,8 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
           const server = await metrics.serve(config.metrics.host, config.metrics.port);
           closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
         }
+        const closeAdmin = await admin.listen();
+        if (closeAdmin) closers.push(closeAdmin);
         startTasks();
         return address;
       },

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { adminMain } from "./admin/cli.js";
 import { createLogger, createSeraph } from "./app.js";
 import { ConfigError, loadConfig, type ResolvedConfig } from "./config/load.js";
 import { randomToken } from "./crypto/hash.js";
@@ -25,6 +26,8 @@ Usage:
   seraph pepper rotate [--config FILE]    start a lookup pepper rotation (running servers rehash)
   seraph keys show [--config FILE]        print key ids and public keys
   seraph keys revoke KEY [--config FILE]  revoke an old key (by key id or public key)
+  seraph admin token|bindings|subjects|invites|onbind|blocklist|suppress|audit ...
+                                          operator commands on the database (seraph admin --help)
   seraph --help
 
 Without --config, SERAPH_CONFIG names the file; without either, development defaults apply
@@ -182,6 +185,10 @@ async function keys(
 }
 
 async function main(argv: string[]): Promise<void> {
+  if (argv[0] === "admin") {
+    process.exitCode = await adminMain(argv.slice(1), config);
+    return;
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

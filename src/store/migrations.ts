@@ -1,4 +1,5 @@
 import { type Kysely, type Migration, type MigrationProvider, sql } from "kysely";
+import { adminMigration } from "./migrations-admin.js";
 
 export type Dialect = "sqlite" | "postgres";
 
@@ -155,6 +156,7 @@ const STEPS: Record<string, Step> = {
     await db.schema.createIndex("ephemeral_keys_created").on("ephemeral_keys").column("created_ts").execute();
     await db.schema.createIndex("invites_received").on("invites").column("received_ts").execute();
   },
+  "0120_admin": adminMigration,
 };
 
 /** A kysely MigrationProvider that hands each step the dialect it runs on. */

@@ -1,0 +1,86 @@
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import type { ResolvedConfig } from "../config/load.js";
+import type { RouteTable } from "../http/routes.js";
+import type { BackgroundTasks } from "../identity/background.js";
+import type { InviteService } from "../identity/invites.js";
+import type { KeyService } from "../identity/keys.js";
+import { KyselyAdminViewRepository } from "../store/admin-views.js";
+import type { Store } from "../store/database.js";
+import { isDatabaseUnavailable } from "../store/errors.js";
+import { registerAdminMetrics } from "./gauges.js";
+import { type AdminParts, createAdmin } from "./index.js";
+import { createAdminListener } from "./listener.js";
+import { registerUnsubscribeRoutes } from "./unsubscribe.js";
+
+/** The admin features as the server composes them (see src/app.ts). */
+export interface AdminWiring {
+  parts: AdminParts;
+  /** Mounts the public unsubscribe page. */
+  registerPublic(routes: RouteTable): void;
+  /** Starts the admin listener when `admin.enabled`; resolves with its closer. */
+  listen(): Promise<(() => Promise<void>) | undefined>;
+  /** Adds the purge of stale accounts and expired tokens. */
+  addTasks(tasks: BackgroundTasks): void;
+}
+
+export async function wireAdmin(
+  config: ResolvedConfig,
+  store: Store,
+  deps: {
+    log: Logger;
+    keys: KeyService;
+    registry: import("prom-client").Registry;
+    kickOnbind: () => void;
+    invites: () => InviteService;
+    now: () => number;
+  },
+): Promise<AdminWiring> {
+  const views = new KyselyAdminViewRepository(store.db);
+  const onRefused = registerAdminMetrics(deps.registry, views, deps.now);
+  const parts = await createAdmin(store, {
+    serverName: config.server_name,
+    publicBaseUrl: config.public_base_url,
+    unsubscribeLinkDays: config.admin.unsubscribe_link_days,
+    log: deps.log,
+    keys: deps.keys,
+    kickOnbind: deps.kickOnbind,
+    onRefused,
+    now: deps.now,
+    resendInvite: async (id) => {
+      const invite = await views.invite(id);
+      if (!invite) return false;
+      await deps
+        .invites()
+        .resendInvite({ ...invite, params: JSON.parse(invite.params) as Record<string, unknown> }, (key) =>
+          views.replaceEphemeralKey(id, invite.ephemeralPublicKey, key, deps.now()),
+        );
+      return true;
+    },
+  });
+  return {
+    parts,
+    registerPublic: (routes) => registerUnsubscribeRoutes(routes, parts.policy),
+    async listen() {
+      if (!config.admin.enabled) return undefined;
+      const app: FastifyInstance = await createAdminListener(
+        config.admin,
+        parts,
+        deps.log,
+        isDatabaseUnavailable,
+      );
+      const address = await app.listen({ host: config.admin.listen.host, port: config.admin.listen.port });
+      deps.log.info({ address }, "admin API listening");
+      return () => app.close();
+    },
+    addTasks(tasks) {
+      const days = config.admin.purge_stale_accounts_days;
+      tasks.add("account-purge", config.admin.purge_interval_minutes * 60_000, async () => {
+        const tokens = await parts.subjects.purgeExpiredTokens(deps.now());
+        const accounts =
+          days > 0 ? await parts.subjects.purgeStaleAccounts(deps.now() - days * 86_400_000) : 0;
+        return tokens + accounts;
+      });
+    },
+  };
+}
