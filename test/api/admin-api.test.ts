@@ -308,3 +308,30 @@ describe("audit log", () => {
     expect((await get("/admin/v1/audit?limit=0")).body.errcode).toBe("M_INVALID_PARAM");
   });
 });
+
+describe("sydent's internal API from an allowed source", () => {
+  it("binds without a token from allowed CIDRs only (sydent-bind scripts keep working)", async () => {
+    const port = await freePort();
+    const other = await startSeraph({
+      admin: {
+        enabled: true,
+        listen: { port },
+        sydent_internal_api: true,
+        sydent_internal_api_allow_unauthenticated_from: ["127.0.0.1/32", "::1/128"],
+      },
+    });
+    try {
+      const res = await call(`http://127.0.0.1:${port}/_matrix/identity/internal/bind`, {
+        body: { medium: "email", address: "script@example.org", mxid: "@script:hs.test" },
+      });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ address: "script@example.org", mxid: "@script:hs.test" });
+      // The rest of the admin API still needs a token.
+      expect((await call(`http://127.0.0.1:${port}/admin/v1/bindings`)).status).toBe(401);
+      const rows = await other.seraph.admin.audit.page({ limit: 10, action: "binding.create" });
+      expect(rows[0]).toMatchObject({ actor: "sydent-internal", result: "ok" });
+    } finally {
+      await other.close();
+    }
+  });
+});
