@@ -27,7 +27,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const cli = (...args: string[]) => seraphCli(["admin", ...args, "--config", configPath], { cwd: dir });
 
 describe("seraph admin (on the database, server stopped)", () => {
-  it("creates a token, binds, blocks, erases and shows the audit trail", async () => {
+  it("creates a token, binds, erases and shows the audit trail", async () => {
     const token = cli("token", "create", "alice-ops");
     expect(token.status, token.stderr).toBe(0);
     const secret = token.stdout.trim();
@@ -36,23 +36,17 @@ describe("seraph admin (on the database, server stopped)", () => {
     const bind = cli("bindings", "add", "Cli.User@Example.org", "@cli:hs.test");
     expect(bind.status, bind.stderr).toBe(0);
     expect(bind.stdout).toContain("bound email cli.user@example.org to @cli:hs.test");
-    expect(cli("blocklist", "add", "server", "evil.test", "--reason", "spam").status).toBe(0);
-
-    const list = cli("bindings", "list", "--mxid", "@cli:hs.test", "--json");
-    expect(list.status, list.stderr).toBe(0);
-    expect(JSON.parse(list.stdout).items).toEqual([
-      expect.objectContaining({ address: "cli.user@example.org", mxid: "@cli:hs.test" }),
-    ]);
-
     // The token made offline works on the server, which sees the same database.
     const adminPort = await freePort();
     const is = await startSeraph({ admin: { enabled: true, listen: { port: adminPort } } }, { dir });
     try {
-      const res = await call(`http://127.0.0.1:${adminPort}/admin/v1/blocklist`, {
+      const res = await call(`http://127.0.0.1:${adminPort}/admin/v1/bindings?mxid=@cli:hs.test`, {
         headers: { authorization: `Bearer ${secret}` },
       });
       expect(res.status).toBe(200);
-      expect(res.body.entries).toEqual([expect.objectContaining({ kind: "server", value: "evil.test" })]);
+      expect(res.body.items).toEqual([
+        expect.objectContaining({ address: "cli.user@example.org", mxid: "@cli:hs.test" }),
+      ]);
     } finally {
       await is.close();
     }
@@ -77,7 +71,7 @@ describe("seraph admin (on the database, server stopped)", () => {
     expect(audit.stdout).toMatch(/^id\s+ts\s+actor/m);
   }, 300_000);
 
-  it("explains each command and refuses unknown ones", () => {
+  it("explains each command and refuses a missing argument", () => {
     const help = cli("invites", "--help");
     expect(help.status).toBe(0);
     expect(help.stdout).toContain("seraph admin invites revoke ID");
