@@ -1,6 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import pinoPretty from "pino-pretty";
+import type { AdminParts } from "./admin/index.js";
+import { wireAdmin } from "./admin/wire.js";
 import type { ResolvedConfig } from "./config/load.js";
 import { configWarnings } from "./config/warnings.js";
 import { loadOrCreateKeyFile } from "./crypto/key-file.js";
@@ -17,7 +19,7 @@ import type { OnbindDelivery } from "./services/onbind.js";
 import { migrateToLatest, openStore, type Store } from "./store/database.js";
 import { createApi } from "./wiring/api.js";
 import { createOutbound } from "./wiring/outbound.js";
-import { createServices } from "./wiring/services.js";
+import { createServices, type Services } from "./wiring/services.js";
 import { startTasks } from "./wiring/tasks.js";
 
 /** A wired Seraph instance: HTTP app, services and the resources they hold. */
@@ -29,6 +31,8 @@ export interface Seraph {
   readonly lookup: LookupService;
   readonly onbind: OnbindDelivery;
   readonly log: Logger;
+  /** Operator tools: admin API, personal data, invites, abuse controls (docs/admin.md). */
+  readonly admin: AdminParts;
   /** Starts listening and the background tasks; resolves with the base URL actually bound. */
   listen(): Promise<string>;
   /** After listen(): the metrics endpoint's absolute URL, when metrics are served. */
@@ -91,11 +95,21 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     if (redis) closers.push(async () => void redis.disconnect());
     const tasks = new BackgroundTasks(log);
     const limiter = keyedLimiter(redis, log, now);
-    const services = await createServices(config, { store, out, keys, limiter, tasks, metrics, log, now });
+    let services: Services | undefined;
+    const admin = await wireAdmin(config, store, {
+      log,
+      keys,
+      registry: metrics.registry,
+      kickOnbind: () => tasks.kick("onbind"),
+      invites: () => services!.invites,
+      now,
+    });
+    const guard = admin.parts.policy;
+    services = await createServices(config, { store, out, keys, limiter, tasks, metrics, guard, log, now });
     let stopping = false;
     const app = await createApi(
       config,
-      { ...services, keys },
+      { ...services, keys, invitePolicy: guard },
       { ping: store.ping, stopping: () => stopping, redis, log },
     );
     if (config.metrics.enabled) metrics.instrument(app);
@@ -109,6 +123,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       lookup: services.lookup,
       onbind: services.onbind,
       log,
+      admin: admin.parts,
       get metricsUrl() {
         return metricsUrl;
       },
@@ -119,7 +134,10 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
           metricsUrl = served.url;
           closers.push(served.close);
         }
+        const closeAdmin = await admin.listen();
+        if (closeAdmin) closers.push(closeAdmin);
         startTasks(tasks, config, { ...services, keys });
+        admin.addTasks(tasks);
         return address;
       },
       async close() {

@@ -1,14 +1,24 @@
 #!/usr/bin/env node
 /** The `seraph` command line: every command lives in src/cli/ and is listed in src/cli/commands.ts. */
+import { adminMain } from "./admin/cli.js";
 import { createLogger } from "./app.js";
 import { COMMANDS } from "./cli/commands.js";
 import { dispatch } from "./cli/dispatch.js";
+import { loadConfig } from "./config/load.js";
 
-dispatch(process.argv.slice(2), COMMANDS, {
-  out: (text) => process.stdout.write(text),
-  err: (text) => process.stderr.write(text),
-  fatal: (err) => createLogger("error").error({ err }, "fatal"),
-}).then(
+const argv = process.argv.slice(2);
+// `seraph admin ...` has its own sub-commands and help (src/admin/cli.ts).
+const run =
+  argv[0] === "admin"
+    ? adminMain(argv.slice(1), (path) => loadConfig(path ?? process.env.SERAPH_CONFIG)).then((exit) => ({
+        exit,
+      }))
+    : dispatch(argv, COMMANDS, {
+        out: (text) => process.stdout.write(text),
+        err: (text) => process.stderr.write(text),
+        fatal: (err) => createLogger("error").error({ err }, "fatal"),
+      });
+run.then(
   (outcome) => {
     if ("exit" in outcome) {
       process.exitCode = outcome.exit;

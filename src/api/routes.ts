@@ -1,3 +1,4 @@
+import type { unsubscribeEndpoints } from "../admin/unsubscribe.js";
 import type { Access, Endpoint, RateClass, Route } from "../http/endpoint.js";
 import type { accountEndpoints } from "./account.js";
 import type { associationEndpoints } from "./associations.js";
@@ -20,6 +21,7 @@ export interface Endpoints {
   invites: ReturnType<typeof inviteEndpoints>;
   validation: ReturnType<typeof validationEndpoints>;
   associations: ReturnType<typeof associationEndpoints>;
+  unsubscribe: ReturnType<typeof unsubscribeEndpoints>;
 }
 
 /** Which optional parts of the API are served (`v1.enabled`, `v1.enable_bind`). */
@@ -132,6 +134,10 @@ export function routeTable(e: Endpoints, on: RouteSwitches): Route[] {
       "authenticated",
       e.associations.unbind,
     ),
+
+    // The link in every invite email (signed, expiring; see docs/admin.md).
+    row("GET", "/_seraph/unsubscribe", "none", "none", e.unsubscribe.page),
+    row("POST", "/_seraph/unsubscribe", "none", "store-invite", e.unsubscribe.confirm),
 
     row("GET", "/_seraph/health", "none", "none", e.health.health),
     row("GET", "/_seraph/ready", "none", "none", e.health.ready),

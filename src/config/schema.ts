@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
+import { adminConfigSchema } from "../admin/config.js";
 import { mailboxAddress } from "../delivery/mime.js";
 import { smsConfigSchema } from "../delivery/sms/index.js";
 import { parseCidr } from "../federation/ip-guard.js";
@@ -234,6 +235,7 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    admin: adminConfigSchema,
     rate_limit: z
       .object({
         enabled: z.boolean().default(true),

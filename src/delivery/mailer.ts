@@ -8,7 +8,14 @@ import path from "node:path";
 import nodemailer, { type SendMailOptions, type Transporter } from "nodemailer";
 
 import type { Logger } from "../core/logger.js";
-import { isSingleBareAddress, mailboxAddress, makeMessageId, messageIdHost, subjectHeader } from "./mime.js";
+import {
+  isSingleBareAddress,
+  mailboxAddress,
+  makeMessageId,
+  messageIdHost,
+  sanitizeHeaderText,
+  subjectHeader,
+} from "./mime.js";
 import {
   brandDirExists,
   isTemplateName,
@@ -48,6 +55,8 @@ export interface OutgoingEmail {
   /** One bare address (`user@example.org`). */
   to: string;
   vars: Record<string, string>;
+  /** Extra headers for structured templates (e.g. List-Unsubscribe); values must not contain line breaks. */
+  headers?: Record<string, string>;
 }
 
 export interface Mailer {
@@ -143,6 +152,15 @@ function causeSummary(err: unknown): Record<string, unknown> {
   };
 }
 
+/** Extra headers with every line break and control character removed (no header injection). */
+function sanitizedHeaders(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) {
+    if (/^[A-Za-z0-9-]{1,64}$/.test(k)) out[k] = sanitizeHeaderText(v);
+  }
+  return out;
+}
+
 export function createMailer(cfg: EmailConfig, log: Logger): Mailer {
   const envelopeFrom = mailboxAddress(cfg.from);
   if (!envelopeFrom) throw new Error("email.from is not a valid address");
@@ -210,6 +228,7 @@ export function createMailer(cfg: EmailConfig, log: Logger): Mailer {
           ...(r.html !== undefined ? { html: r.html } : {}),
           messageId,
           date: new Date(),
+          ...(mail.headers ? { headers: sanitizedHeaders(mail.headers) } : {}),
           disableFileAccess: true,
           disableUrlAccess: true,
         };

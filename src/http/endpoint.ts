@@ -49,7 +49,7 @@ export type RateClass = "none" | "register" | "authenticated" | "request-token" 
 
 /** One row of the route table. */
 export interface Route {
-  readonly method: "GET" | "POST";
+  readonly method: "GET" | "POST" | "DELETE";
   /** The full path as the spec writes it, with `:param` for path parameters. */
   readonly path: string;
   readonly access: Access;

@@ -2,8 +2,9 @@ import { MatrixError } from "../core/errors.js";
 import { serverPartOfUserId } from "../federation/index.js";
 import type { AssociationRecord } from "../store/associations.js";
 import type { Repositories, Transact } from "../store/repositories.js";
-import { lookupHash, normaliseAddress } from "../threepid/normalise.js";
+import { normaliseAddress } from "../threepid/normalise.js";
 import type { KeyService } from "./keys.js";
+import { publishAssociation, removeAssociation } from "./publish-association.js";
 import { type SignedAssociation, signAssociation } from "./signed-association.js";
 import type { ValidationService } from "./validation.js";
 
@@ -56,23 +57,7 @@ export class AssociationService {
       notBefore: now,
       notAfter: now + ASSOCIATION_LIFETIME_MS,
     };
-    // The association, its lookup hash under every live pepper and, when invites wait for this 3PID, the
-    // onbind job: all or nothing.
-    const queued = await this.transact(async (r) => {
-      const id = await r.associations.upsert(record);
-      const peppers = await r.peppers.live();
-      await r.hashes.insert(
-        peppers.map((p) => ({
-          pepperId: p.id,
-          associationId: id,
-          hash: lookupHash(record.address, record.medium, p.pepper),
-        })),
-      );
-      await r.onbindJobs.clearFor(record.medium, record.address);
-      if (!(await r.invites.existsFor(record.medium, record.address))) return false;
-      await r.onbindJobs.queue(record, now);
-      return true;
-    });
+    const queued = await publishAssociation(this.transact, record, now);
     if (queued) this.onQueued();
     return this.sign(record);
   }
@@ -95,10 +80,7 @@ export class AssociationService {
         throw new MatrixError("M_FORBIDDEN", "This session is not for this 3PID");
       }
     }
-    await this.transact(async (r) => {
-      if (await r.associations.delete(medium, normalised, mxid))
-        await r.onbindJobs.clearFor(medium, normalised, mxid);
-    });
+    await removeAssociation(this.transact, medium, normalised, mxid);
   }
 
   /** v1 `GET /lookup`: the signed association for a 3PID, or undefined. */

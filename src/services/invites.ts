@@ -54,6 +54,20 @@ export interface StoreInviteRequest {
   senderVerified: boolean;
 }
 
+/** Abuse controls and unsubscribe links (the admin module's InvitePolicy). */
+export interface InviteGuard {
+  /** Throws 403 M_FORBIDDEN when the invite must be refused (blocklists, suppressed address). */
+  check(c: {
+    medium: string;
+    address: string;
+    sender: string;
+    roomId: string;
+    params: Record<string, unknown>;
+  }): Promise<void>;
+  /** A signed link that stops invitations to `address`. */
+  unsubscribeUrl(medium: string, address: string): string;
+}
+
 /** Stores third-party invites, emails the invitee, and signs invite proofs with ephemeral keys. */
 export class InviteService {
   constructor(
@@ -64,6 +78,7 @@ export class InviteService {
     private readonly mailer: Mailer,
     private readonly limiter: KeyedRateLimiter,
     private readonly now: () => number = Date.now,
+    private readonly guard?: InviteGuard,
   ) {}
 
   /**
@@ -89,6 +104,14 @@ export class InviteService {
       throw new MatrixError("M_THREEPID_IN_USE", "Binding already known", { extra: { mxid: existing.mxid } });
     }
 
+    await this.guard?.check({
+      medium: "email",
+      address,
+      sender: req.sender,
+      roomId: req.roomId,
+      params: req.params,
+    });
+
     // Per invitee and per inviter, so that nobody can flood an address (or send mass mail) from this server.
     await enforceLimits(this.limiter, [
       [`invite-to:${address}`, this.settings.limits.perAddress],
@@ -110,12 +133,7 @@ export class InviteService {
     });
 
     try {
-      await this.mailer.send({
-        template: "invite",
-        brand: req.brand,
-        to: address,
-        vars: this.templateVars(req, address, token, encodeBase64(ephemeral.seed)),
-      });
+      await this.sendInviteMail(req, address, token, encodeBase64(ephemeral.seed));
     } catch (err) {
       await this.invites.delete(token);
       throw new MatrixError("M_EMAIL_SEND_ERROR", "Failed to send the invitation email", { cause: err });
@@ -127,6 +145,54 @@ export class InviteService {
       ephemeralPublicKey: ephemeral.publicKeyBase64,
       displayName: redactEmail(address, this.settings.usernameRevealChars, this.settings.domainRevealChars),
     };
+  }
+
+  private async sendInviteMail(req: StoreInviteRequest, address: string, token: string, privateKey: string) {
+    const vars = this.templateVars(req, address, token, privateKey);
+    const unsubscribe = this.guard?.unsubscribeUrl("email", address);
+    if (unsubscribe) vars.unsubscribe_url = unsubscribe;
+    await this.mailer.send({
+      template: "invite",
+      brand: req.brand,
+      to: address,
+      vars,
+      // RFC 2369 and RFC 8058 (one-click): mail clients offer an unsubscribe button.
+      ...(unsubscribe
+        ? {
+            headers: {
+              "List-Unsubscribe": `<${unsubscribe}>`,
+              "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+          }
+        : {}),
+    });
+  }
+
+  /**
+   * Emails a stored invite again with a new ephemeral key pair (the old private key is not kept, so it
+   * cannot be sent twice); `replaceKey` stores the new public key in place of the old one.
+   */
+  async resendInvite(
+    invite: {
+      token: string;
+      address: string;
+      roomId: string;
+      sender: string;
+      params: Record<string, JsonValue>;
+    },
+    replaceKey: (newPublicKey: string) => Promise<void>,
+  ): Promise<void> {
+    const ephemeral = signingKeyFromSeed(generateSeed());
+    await replaceKey(ephemeral.publicKeyBase64);
+    const req: StoreInviteRequest = {
+      medium: "email",
+      address: invite.address,
+      roomId: invite.roomId,
+      sender: invite.sender,
+      params: invite.params,
+      senderVerified: false,
+    };
+    await this.sendInviteMail(req, invite.address, invite.token, encodeBase64(ephemeral.seed));
   }
 
   /** The variables an invite template sees, under sydent's names. */
@@ -214,6 +280,7 @@ export function createInviteService(
     keys: KeyService;
     mailer: Mailer;
     limiter: KeyedRateLimiter;
+    guard?: InviteGuard | undefined;
     now: () => number;
   },
 ): InviteService {
@@ -237,5 +304,6 @@ export function createInviteService(
     deps.mailer,
     deps.limiter,
     deps.now,
+    deps.guard,
   );
 }

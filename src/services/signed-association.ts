@@ -34,3 +34,15 @@ export function signAssociation(
     key,
   );
 }
+
+/** The association as the spec shows it, without signatures (when no signing key is at hand). */
+export function unsignedAssociation(a: AssociationRecord): Omit<SignedAssociation, "signatures"> {
+  return {
+    address: a.address,
+    medium: a.medium,
+    mxid: a.mxid,
+    not_before: a.notBefore,
+    not_after: a.notAfter,
+    ts: a.ts,
+  };
+}

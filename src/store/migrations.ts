@@ -1,6 +1,6 @@
 import { type Kysely, type Migration, type MigrationProvider, sql } from "kysely";
-
 import { type Dialect, idType } from "./dialect.js";
+import { adminMigration } from "./migrations-admin.js";
 
 type Step = (db: Kysely<unknown>, dialect: Dialect) => Promise<void>;
 
@@ -150,6 +150,7 @@ const STEPS: Record<string, Step> = {
     await db.schema.createIndex("ephemeral_keys_created").on("ephemeral_keys").column("created_ts").execute();
     await db.schema.createIndex("invites_received").on("invites").column("received_ts").execute();
   },
+  "0120_admin": adminMigration,
 };
 
 /** A kysely MigrationProvider that hands each step the dialect it runs on. */

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import type { InvitePolicy } from "../admin/abuse.js";
+import { unsubscribeEndpoints } from "../admin/unsubscribe.js";
 import { accountEndpoints } from "../api/account.js";
 import { associationEndpoints } from "../api/associations.js";
 import { healthEndpoints } from "../api/health.js";
@@ -23,7 +25,7 @@ import type { Services } from "./services.js";
 /** Builds the public HTTP API: every endpoint group over its service, mounted by the route table. */
 export async function createApi(
   config: ResolvedConfig,
-  s: Services & { keys: KeyService },
+  s: Services & { keys: KeyService; invitePolicy: InvitePolicy },
   deps: { ping: () => Promise<boolean>; stopping: () => boolean; redis: Redis | undefined; log: Logger },
 ): Promise<FastifyInstance> {
   const endpoints = {
@@ -39,6 +41,7 @@ export async function createApi(
       nextLinks: new NextLinkPolicy(config.validation.next_link_allowlist),
     }),
     associations: associationEndpoints(s.validation, s.associations, (req) => s.homeserverAuth.verify(req)),
+    unsubscribe: unsubscribeEndpoints(s.invitePolicy),
   };
   const routes = routeTable(endpoints, { v1: config.v1.enabled, v1Bind: config.v1.enable_bind });
   const limits = config.rate_limit;

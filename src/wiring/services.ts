@@ -7,7 +7,7 @@ import type { KeyedRateLimiter } from "../infra/rate-limiter.js";
 import { type AccountService, createAccountService } from "../services/accounts.js";
 import { AssociationService } from "../services/associations.js";
 import { HomeserverRequestAuth } from "../services/homeserver-auth.js";
-import { createInviteService, type InviteService } from "../services/invites.js";
+import { createInviteService, type InviteGuard, type InviteService } from "../services/invites.js";
 import type { KeyService } from "../services/keys.js";
 import { createLookupService, type LookupService } from "../services/lookup.js";
 import { type BudgetedLookup, budgetEvents, createBudgetedLookup } from "../services/lookup-budget.js";
@@ -39,6 +39,8 @@ interface ServiceDeps {
   limiter: KeyedRateLimiter;
   tasks: BackgroundTasks;
   metrics: Metrics;
+  /** Abuse controls and unsubscribe links for store-invite (the admin module's policy). */
+  guard: InviteGuard;
   log: Logger;
   now: () => number;
 }
@@ -82,6 +84,7 @@ export async function createServices(config: ResolvedConfig, d: ServiceDeps): Pr
     keys,
     mailer: out.mailer,
     limiter,
+    guard: d.guard,
     now,
   });
   const postOnbind = Metrics.counted(
