@@ -6,6 +6,7 @@ import { ConfigError, loadConfig, type ResolvedConfig } from "./config/load.js";
 import { randomToken } from "./crypto/hash.js";
 import { KeyFileError, readKeyFile, rotateKeys, writeKeyFile } from "./crypto/key-file.js";
 import { KeyService } from "./identity/keys.js";
+import { IMPORT_HELP, sydentCommand } from "./import/cli.js";
 import { copyDatabase } from "./store/copy.js";
 import { type DatabaseOptions, migrateToLatest, openStore } from "./store/database.js";
 import { KyselyKeyRepository } from "./store/keys.js";
@@ -25,7 +26,7 @@ Usage:
   seraph pepper rotate [--config FILE]    start a lookup pepper rotation (running servers rehash)
   seraph keys show [--config FILE]        print key ids and public keys
   seraph keys revoke KEY [--config FILE]  revoke an old key (by key id or public key)
-  seraph --help
+${IMPORT_HELP}  seraph --help
 
 Without --config, SERAPH_CONFIG names the file; without either, development defaults apply
 (127.0.0.1:8090, SQLite under ./data). Any key can be set with SERAPH_<KEY> variables,
@@ -182,6 +183,11 @@ async function keys(
 }
 
 async function main(argv: string[]): Promise<void> {
+  const sydent = sydentCommand(argv);
+  if (sydent) {
+    process.exitCode = await sydent;
+    return;
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

@@ -30,11 +30,13 @@ export function registerV1LookupRoutes(
   lookup: LookupService,
   associations: AssociationService,
 ) {
-  routes.add("GET", `${V1.prefix}/lookup`, async (req) => {
+  routes.add("GET", `${V1.prefix}/lookup`, async (req, reply) => {
     const medium = queryString(req.query, "medium");
     const address = queryString(req.query, "address");
     if (!medium || !address) throw missingParams("Missing parameters: medium, address");
-    return (await associations.lookupSigned(medium, address)) ?? {};
+    // JSON text, so that an association imported from sydent is answered byte for byte.
+    reply.type("application/json; charset=utf-8");
+    return (await associations.lookupSignedJson(medium, address)) ?? "{}";
   });
   routes.add("POST", `${V1.prefix}/bulk_lookup`, async (req) => {
     const body = bodyObject(req.body);

@@ -109,4 +109,14 @@ export class AssociationService {
     const a = await this.associations.findByThreepid(medium, normaliseAddress(medium, address));
     return a && this.sign(a);
   }
+
+  /**
+   * v1 `GET /lookup` as JSON text: the signed association imported from sydent byte for byte when there is
+   * one (`seraph import-sydent`), else this server's signature; undefined when not bound.
+   */
+  async lookupSignedJson(medium: string, address: string): Promise<string | undefined> {
+    const a = await this.associations.findByThreepid(medium, normaliseAddress(medium, address));
+    if (!a) return undefined;
+    return a.signedJson ?? JSON.stringify(this.sign(a));
+  }
 }

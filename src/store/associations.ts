@@ -10,6 +10,8 @@ export interface AssociationRecord {
   ts: number;
   notBefore: number;
   notAfter: number;
+  /** The signed association as imported from sydent, served as is (absent: Seraph signs). */
+  signedJson?: string | null;
 }
 
 export interface AssociationRepository {
@@ -42,6 +44,7 @@ function toRecord(r: {
   ts: number;
   not_before: number;
   not_after: number;
+  signed_json: string | null;
 }): AssociationRecord {
   return {
     medium: r.medium,
@@ -50,6 +53,7 @@ function toRecord(r: {
     ts: r.ts,
     notBefore: r.not_before,
     notAfter: r.not_after,
+    signedJson: r.signed_json,
   };
 }
 
@@ -62,7 +66,7 @@ export class KyselyAssociationRepository implements AssociationRepository {
   async findByThreepid(medium: string, address: string): Promise<AssociationRecord | undefined> {
     const r = await this.db
       .selectFrom("associations")
-      .select(["medium", "address", "mxid", "ts", "not_before", "not_after"])
+      .select(["medium", "address", "mxid", "ts", "not_before", "not_after", "signed_json"])
       .where("medium", "=", medium)
       .where("address", "=", address)
       .executeTakeFirst();
@@ -87,6 +91,7 @@ export class KyselyAssociationRepository implements AssociationRepository {
             ts: a.ts,
             not_before: a.notBefore,
             not_after: a.notAfter,
+            signed_json: null,
           }),
         )
         .returning("id")
