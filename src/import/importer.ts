@@ -174,6 +174,7 @@ export async function importSydent(opts: ImportOptions): Promise<ImportReport> {
     try {
       await migrateToLatest(store);
       const writer = new ImportWriter(store.db);
+      if (store.dialect === "sqlite") await writer.tuneSqlite();
       const phases = await writer.phases();
       const run = phases.get("_run");
       let now: number;
