@@ -6,7 +6,8 @@ import { configFromSydent } from "./config-from-sydent.js";
 import { ImportInterrupted, importSydent } from "./importer.js";
 import { createProgress } from "./progress.js";
 import { formatReport } from "./report.js";
-import { SydentInputError } from "./sydent-config.js";
+import { SydentConfig, SydentInputError } from "./sydent-config.js";
+import { templatesFromSydent } from "./templates-from-sydent.js";
 import { formatVerify, verifyRecorded } from "./verify.js";
 
 export const IMPORT_HELP = `  seraph import-sydent --sydent-db PATH --sydent-config PATH [--config FILE]
@@ -15,6 +16,8 @@ export const IMPORT_HELP = `  seraph import-sydent --sydent-db PATH --sydent-con
                                           take over from a stopped sydent: signing key, bindings,
                                           pepper, invites, accounts, terms (docs/migrating-from-sydent.md)
   seraph config from-sydent sydent.conf   print a Seraph configuration translated from sydent's
+  seraph templates from-sydent SRC DEST [--sydent-config sydent.conf]
+                                          convert sydent's email templates (brand folders) to Seraph's
 `;
 
 /** Exit codes: 65 (EX_DATAERR) for input that cannot be imported, 1 when --verify finds a difference. */
@@ -27,6 +30,8 @@ const EXIT_DATA = 65;
 export function sydentCommand(argv: readonly string[]): Promise<number> | undefined {
   if (argv[0] === "import-sydent") return guarded(() => importCommand(argv.slice(1)));
   if (argv[0] === "config" && argv[1] === "from-sydent") return guarded(() => configCommand(argv.slice(2)));
+  if (argv[0] === "templates" && argv[1] === "from-sydent")
+    return guarded(() => templatesCommand(argv.slice(2)));
   return undefined;
 }
 
@@ -46,6 +51,31 @@ async function configCommand(args: readonly string[]): Promise<number> {
   const [path] = args;
   if (!path) throw new SydentInputError("config from-sydent needs the path of sydent.conf");
   process.stdout.write(configFromSydent(path));
+  return 0;
+}
+
+async function templatesCommand(args: readonly string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    allowPositionals: true,
+    options: { "sydent-config": { type: "string" } },
+  });
+  const [src, dest] = positionals;
+  if (!src || !dest)
+    throw new SydentInputError("templates from-sydent needs SRC (sydent's templates.path) and DEST");
+  const conf = values["sydent-config"] ? SydentConfig.read(values["sydent-config"]) : undefined;
+  const subjects = {
+    ...(conf?.get("email", "email.subject") ? { verification: conf.get("email", "email.subject")! } : {}),
+    ...(conf?.get("email", "email.invite.subject")
+      ? { invite: conf.get("email", "email.invite.subject")! }
+      : {}),
+    ...(conf?.get("email", "email.invite.subject_space")
+      ? { inviteSpace: conf.get("email", "email.invite.subject_space")! }
+      : {}),
+  };
+  const report = templatesFromSydent(src, dest, subjects);
+  for (const f of report.written) process.stdout.write(`wrote ${join(dest, f)}\n`);
+  for (const w of report.warnings) process.stdout.write(`warning: ${w}\n`);
   return 0;
 }
 
