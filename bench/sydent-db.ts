@@ -142,6 +142,11 @@ async function measureImport(dir: string, backend: string, pgUrl: string | undef
     signing_key_path: join(target, "signing.key"),
     log: { level: "silent" },
   });
+  let peakHeap = 0;
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    peakHeap = Math.max(peakHeap, m.heapUsed + m.external + m.arrayBuffers);
+  }, 100);
   const started = process.hrtime.bigint();
   const report = await importSydent({
     sydentDb: join(dir, "sydent.db"),
@@ -149,10 +154,12 @@ async function measureImport(dir: string, backend: string, pgUrl: string | undef
     config,
   });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  clearInterval(sampler);
+  const cpu = process.cpuUsage();
   const b = report.phases.find((p) => p.phase === "bindings")!;
   const rss = process.resourceUsage().maxRSS / 1024;
   process.stdout.write(
-    `${JSON.stringify({ backend, rowsRead: b.rows, imported: b.counters.imported, seconds: Number(seconds.toFixed(2)), bindingsPerSecond: Math.round(b.rows / seconds), importedPerSecond: Math.round((b.counters.imported ?? 0) / seconds), peakRssMiB: Math.round(rss) })}\n`,
+    `${JSON.stringify({ backend, rowsRead: b.rows, imported: b.counters.imported, seconds: Number(seconds.toFixed(2)), bindingsPerSecond: Math.round(b.rows / seconds), importedPerSecond: Math.round((b.counters.imported ?? 0) / seconds), peakRssMiB: Math.round(rss), peakJsHeapMiB: Math.round(peakHeap / 1048576), cpuSeconds: Number(((cpu.user + cpu.system) / 1e6).toFixed(1)), bindingsPerCpuSecond: Math.round(b.rows / ((cpu.user + cpu.system) / 1e6)) })}\n`,
   );
   rmSync(target, { recursive: true, force: true });
 }

@@ -5,13 +5,15 @@ import { loadConfig } from "../config/load.js";
 import { configFromSydent } from "./config-from-sydent.js";
 import { ImportInterrupted, importSydent } from "./importer.js";
 import { createProgress } from "./progress.js";
+import { recordFromLive } from "./record-live.js";
 import { formatReport } from "./report.js";
 import { SydentConfig, SydentInputError } from "./sydent-config.js";
+import { SydentDb } from "./sydent-db.js";
 import { templatesFromSydent } from "./templates-from-sydent.js";
-import { formatVerify, verifyRecorded } from "./verify.js";
+import { formatVerify, readRecorded, verifyRecorded } from "./verify.js";
 
 export const IMPORT_HELP = `  seraph import-sydent --sydent-db PATH --sydent-config PATH [--config FILE]
-                       [--dry-run] [--verify [--expected FILE]] [--merge] [--replace-key]
+                       [--dry-run] [--verify [--expected FILE | --against URL]] [--merge] [--replace-key]
                        [--peers import|skip] [--sessions] [--resume] [--rotate-pepper]
                                           take over from a stopped sydent: signing key, bindings,
                                           pepper, invites, accounts, terms (docs/migrating-from-sydent.md)
@@ -89,6 +91,7 @@ async function importCommand(args: readonly string[]): Promise<number> {
       "dry-run": { type: "boolean" },
       verify: { type: "boolean" },
       expected: { type: "string" },
+      against: { type: "string" },
       merge: { type: "boolean" },
       "replace-key": { type: "boolean" },
       peers: { type: "string" },
@@ -124,13 +127,29 @@ async function importCommand(args: readonly string[]): Promise<number> {
     process.stdout.write("--verify skipped: a dry run imports nothing to verify\n");
     return 0;
   }
-  const expected = values.expected ?? join(dirname(sydentDb), "expected.json");
-  if (!existsSync(expected)) {
-    throw new SydentInputError(
-      `--verify needs sydent's recorded answers: no ${expected} (pass --expected FILE)`,
-    );
+  let recorded: Record<string, unknown>;
+  if (values.against) {
+    // Ask a live sydent (e.g. one started on a copy of the database) the same questions.
+    const db = SydentDb.open(sydentDb, { quickCheck: false });
+    try {
+      recorded = await recordFromLive(db, SydentConfig.read(sydentConfig), values.against, {
+        limit: 10_000,
+        now: Date.now(),
+        importPeers: peers === "import",
+      });
+    } finally {
+      db.close();
+    }
+  } else {
+    const expected = values.expected ?? join(dirname(sydentDb), "expected.json");
+    if (!existsSync(expected)) {
+      throw new SydentInputError(
+        `--verify needs sydent's answers: no ${expected} (pass --expected FILE, or --against URL of a running sydent)`,
+      );
+    }
+    recorded = readRecorded(expected);
   }
-  const result = await verifyRecorded(config, expected);
+  const result = await verifyRecorded(config, recorded);
   process.stdout.write(formatVerify(result));
   return result.differences.length === 0 ? 0 : 1;
 }

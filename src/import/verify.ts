@@ -108,10 +108,12 @@ export class RecordedVerifier {
    */
   private check(
     what: string,
-    rec: Recorded,
+    rec: Recorded | undefined,
     got: Answer,
     opts: { raw?: boolean; classify?: (exp: unknown, act: unknown) => FixedKind | undefined } = {},
   ): void {
+    // A question that was not recorded is not asked about.
+    if (!rec) return;
     this.result.questions++;
     const exp = expectedParsed(rec);
     const act = parse(got.raw);
@@ -178,7 +180,7 @@ export class RecordedVerifier {
       a.v2_pubkey_ed25519_0 as Recorded,
       await this.ask("GET", `${v2}/pubkey/ed25519:0`),
     );
-    const isvalid = a.v1_pubkey_isvalid as Record<string, Recorded & { public_key: string }>;
+    const isvalid = (a.v1_pubkey_isvalid ?? {}) as Record<string, Recorded & { public_key: string }>;
     for (const [name, rec] of Object.entries(isvalid)) {
       this.check(
         `GET v1 pubkey/isvalid (${name})`,
@@ -192,7 +194,9 @@ export class RecordedVerifier {
       a.v2_pubkey_isvalid_long_term_key as Recorded,
       await this.ask("GET", `${v2}/pubkey/isvalid?${q({ public_key: longTerm })}`),
     );
-    for (const rec of a.v1_ephemeral_isvalid as Array<Recorded & { public_key: string; address: string }>) {
+    for (const rec of (a.v1_ephemeral_isvalid ?? []) as Array<
+      Recorded & { public_key: string; address: string }
+    >) {
       this.check(
         `GET v1 pubkey/ephemeral/isvalid (invite to ${rec.address})`,
         rec,
@@ -211,7 +215,7 @@ export class RecordedVerifier {
 
     // v1 lookups
     type LookupRec = Recorded & { medium: string; address: string };
-    for (const rec of a.v1_lookup as LookupRec[]) {
+    for (const rec of (a.v1_lookup ?? []) as LookupRec[]) {
       this.check(
         `GET v1 lookup ${rec.medium} ${rec.address}`,
         rec,
@@ -227,7 +231,7 @@ export class RecordedVerifier {
         },
       );
     }
-    for (const rec of a.v1_lookup_misses as LookupRec[]) {
+    for (const rec of (a.v1_lookup_misses ?? []) as LookupRec[]) {
       this.check(
         `GET v1 lookup ${rec.medium} ${rec.address} (miss)`,
         rec,
@@ -235,7 +239,7 @@ export class RecordedVerifier {
       );
     }
     type ProbeRec = Recorded & { query_address: string; stored_address: string; case: string; mxid: string };
-    for (const rec of a.v1_lookup_case_probes as ProbeRec[]) {
+    for (const rec of (a.v1_lookup_case_probes ?? []) as ProbeRec[]) {
       this.check(
         `GET v1 lookup email ${rec.query_address} (case probe)`,
         rec,
@@ -250,7 +254,8 @@ export class RecordedVerifier {
 
     // bulk lookup (compared as sets: sydent answers in SQL order)
     for (const name of ["v1_bulk_lookup", "v1_bulk_lookup_case_probes"]) {
-      const rec = a[name] as Recorded & { request: { threepids: Array<[string, string]> } };
+      const rec = a[name] as (Recorded & { request: { threepids: Array<[string, string]> } }) | undefined;
+      if (!rec) continue;
       const got = await this.ask("POST", `${v1}/bulk_lookup`, { body: rec.request });
       this.checkBulk(name, rec, got);
     }
@@ -272,25 +277,26 @@ export class RecordedVerifier {
         },
       );
       for (const name of ["v2_lookup_sha256", "v2_lookup_none"]) {
-        const rec = a[name] as Recorded & { request: Json };
+        const rec = a[name] as (Recorded & { request: Json }) | undefined;
+        if (!rec) continue;
         this.check(
           `POST v2 lookup (${name})`,
           rec,
           await this.ask("POST", `${v2}/lookup`, { body: rec.request, token }),
         );
       }
-      const probes = a.v2_lookup_case_probes as {
-        queries: ProbeRec[];
-        sha256: Recorded & { request: Json };
-        none: Recorded & { request: Json };
-      };
-      this.check(
-        "POST v2 lookup sha256 (case probes)",
-        probes.sha256,
-        await this.ask("POST", `${v2}/lookup`, { body: probes.sha256.request, token }),
-      );
-      const got = await this.ask("POST", `${v2}/lookup`, { body: probes.none.request, token });
-      this.checkV2NoneProbes(probes.queries, probes.none, got);
+      const probes = a.v2_lookup_case_probes as
+        | { queries: ProbeRec[]; sha256: Recorded & { request: Json }; none: Recorded & { request: Json } }
+        | undefined;
+      if (probes) {
+        this.check(
+          "POST v2 lookup sha256 (case probes)",
+          probes.sha256,
+          await this.ask("POST", `${v2}/lookup`, { body: probes.sha256.request, token }),
+        );
+        const got = await this.ask("POST", `${v2}/lookup`, { body: probes.none.request, token });
+        this.checkV2NoneProbes(probes.queries, probes.none, got);
+      }
       const wrong = a.v2_lookup_wrong_pepper as Recorded;
       this.check(
         "POST v2 lookup with a wrong pepper",
@@ -338,7 +344,7 @@ export class RecordedVerifier {
         );
       }
     }
-    const noToken = a.no_token as { get_account: Recorded; v2_lookup: Recorded };
+    const noToken = (a.no_token ?? {}) as { get_account?: Recorded; v2_lookup?: Recorded };
     this.check("GET v2 account without a token", noToken.get_account, await this.ask("GET", `${v2}/account`));
     this.check(
       "POST v2 lookup without a token",
@@ -477,9 +483,16 @@ export class RecordedVerifier {
   }
 }
 
-/** Verifies in process: builds Seraph from `config` (nothing listens) and answers through fastify inject. */
-export async function verifyRecorded(config: ResolvedConfig, expectedPath: string): Promise<VerifyResult> {
-  const expected = JSON.parse(readFileSync(expectedPath, "utf8")) as Json;
+/** Reads a fixture's recorded answers (`expected.json`). */
+export function readRecorded(path: string): Json {
+  return JSON.parse(readFileSync(path, "utf8")) as Json;
+}
+
+/**
+ * Verifies in process: builds Seraph from `config` (nothing listens, no background work) and answers the
+ * recorded questions through fastify inject.
+ */
+export async function verifyRecorded(config: ResolvedConfig, expected: Json): Promise<VerifyResult> {
   const seraph = await createSeraph(config, { logger: pino({ level: "silent" }) });
   try {
     const ask: Asker = async (method, path, opts = {}) => {

@@ -6,7 +6,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { generateSeed, signingKeyFromSeed } from "../../src/crypto/ed25519.js";
 import { readKeyFile, writeKeyFile } from "../../src/crypto/key-file.js";
 import { ImportInterrupted, importSydent } from "../../src/import/importer.js";
-import { SydentInputError } from "../../src/import/sydent-config.js";
+import { recordFromLive } from "../../src/import/record-live.js";
+import { SydentConfig, SydentInputError } from "../../src/import/sydent-config.js";
+import { SydentDb } from "../../src/import/sydent-db.js";
 import { type Asker, RecordedVerifier } from "../../src/import/verify.js";
 import { migrateToLatest, openStore } from "../../src/store/database.js";
 import { BACKEND, call, startSeraph } from "../support/seraph.js";
@@ -114,10 +116,28 @@ describe(`import-sydent (${BACKEND})`, () => {
       );
       expect(res.text).toBe(first.raw);
       expect(res.headers.get("content-type")).toContain("application/json");
+
+      // --against URL: the questions built from sydent's database, asked of a live server (here the served
+      // Seraph itself), then of an in-process Seraph: nothing differs.
+      const sydentDb = SydentDb.open(db, { quickCheck: false });
+      let recorded: Record<string, unknown>;
+      try {
+        recorded = await recordFromLive(sydentDb, SydentConfig.read(conf), served.url, {
+          limit: 1000,
+          now: Date.now(),
+          importPeers: true,
+        });
+      } finally {
+        sydentDb.close();
+      }
+      expect((recorded.answers as { v1_lookup: unknown[] }).v1_lookup).toHaveLength(240);
+      const self = await new RecordedVerifier(ask).run(recorded);
+      expect(self.differences).toEqual([]);
+      expect(self.identical).toBe(self.questions);
     } finally {
       await served.close();
     }
-  });
+  }, 180_000);
 
   it("--dry-run writes nothing: no key file, and the database stays empty", async () => {
     const dir = tempDir();
