@@ -46,6 +46,8 @@ export class ImportWriter {
    */
   async tuneSqlite(): Promise<void> {
     await sql`pragma cache_size = -131072`.execute(this.db);
+    // Pages read through mmap would count as this process's memory up to the whole file.
+    await sql`pragma mmap_size = 0`.execute(this.db);
     await sql`pragma wal_autocheckpoint = 20000`.execute(this.db);
   }
 
