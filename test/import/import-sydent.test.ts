@@ -199,6 +199,53 @@ describe(`import-sydent (${BACKEND})`, () => {
     expect(after.access_tokens).toEqual(before.access_tokens);
   });
 
+  it("--rotate-pepper keeps sydent's pepper current and starts a rotation", async () => {
+    const dir = tempDir();
+    const config = await importConfig(dir, sydent);
+    const report = await importSydent({ sydentDb: db, sydentConfig: conf, config, rotatePepper: true });
+    expect(report.rotationStarted).toBe(true);
+    const peppers = (await dump(dir)).lookup_peppers as Array<{ pepper: string; state: string }>;
+    expect(peppers.find((p) => p.state === "current")?.pepper).toBe("D79Ls");
+    expect(peppers.filter((p) => p.state === "pending")).toHaveLength(1);
+  });
+
+  it("imports or skips rows of replication peers (--peers), reporting either way", async () => {
+    const copy = copyFixture();
+    cleanup.push(join(copy, ".."));
+    const raw = new BetterSqlite3(join(copy, "sydent.db"));
+    const signed =
+      '{"medium": "email", "address": "from.peer@example.org", "mxid": "@p:hs.example", "ts": 1700000000000, "not_before": 1700000000000, "not_after": 4853600000000, "signatures": {"peer.example": {"ed25519:0": "c2lnbmF0dXJl"}}}';
+    raw
+      .prepare(
+        `insert into global_threepid_associations (medium, address, mxid, ts, notBefore, notAfter, originServer, originId, sgAssoc)
+         values ('email', 'from.peer@example.org', '@p:hs.example', 1700000000000, 1700000000000, 4853600000000, 'peer.example', 7, ?)`,
+      )
+      .run(signed);
+    raw.close();
+    const peerDb = join(copy, "sydent.db");
+    const skipDir = tempDir();
+    const skipped = await importSydent({
+      sydentDb: peerDb,
+      sydentConfig: conf,
+      config: await importConfig(skipDir, sydent),
+      peers: "skip",
+    });
+    expect(skipped.phases[0]!.counters).toMatchObject({ imported: 240, peer_skipped: 1 });
+    const importDir = tempDir();
+    const imported = await importSydent({
+      sydentDb: peerDb,
+      sydentConfig: conf,
+      config: await importConfig(importDir, sydent),
+    });
+    expect(imported.phases[0]!.counters).toMatchObject({ imported: 241, peer_imported: 1 });
+    // The peer's own signature is served as it was.
+    const rows = (await dump(importDir)).associations as Array<{
+      address: string;
+      signed_json: string | null;
+    }>;
+    expect(rows.find((r) => r.address === "from.peer@example.org")?.signed_json).toBe(signed);
+  });
+
   it("refuses a key file holding another key unless --replace-key", async () => {
     const dir = tempDir();
     const config = await importConfig(dir, sydent);
