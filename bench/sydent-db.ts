@@ -143,15 +143,29 @@ async function measureImport(dir: string, backend: string, pgUrl: string | undef
     log: { level: "silent" },
   });
   let peakHeap = 0;
+  let peakLive = 0;
   const sampler = setInterval(() => {
     const m = process.memoryUsage();
     peakHeap = Math.max(peakHeap, m.heapUsed + m.external + m.arrayBuffers);
   }, 100);
+  // Live memory after each batch (with --expose-gc): what the import keeps, not garbage not yet collected.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const progress = {
+    start() {},
+    stop() {},
+    tick() {
+      if (!gc) return;
+      gc();
+      const m = process.memoryUsage();
+      peakLive = Math.max(peakLive, m.heapUsed + m.external + m.arrayBuffers);
+    },
+  };
   const started = process.hrtime.bigint();
   const report = await importSydent({
     sydentDb: join(dir, "sydent.db"),
     sydentConfig: join(dir, "sydent.conf"),
     config,
+    progress,
   });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   clearInterval(sampler);
@@ -159,7 +173,7 @@ async function measureImport(dir: string, backend: string, pgUrl: string | undef
   const b = report.phases.find((p) => p.phase === "bindings")!;
   const rss = process.resourceUsage().maxRSS / 1024;
   process.stdout.write(
-    `${JSON.stringify({ backend, rowsRead: b.rows, imported: b.counters.imported, seconds: Number(seconds.toFixed(2)), bindingsPerSecond: Math.round(b.rows / seconds), importedPerSecond: Math.round((b.counters.imported ?? 0) / seconds), peakRssMiB: Math.round(rss), peakJsHeapMiB: Math.round(peakHeap / 1048576), cpuSeconds: Number(((cpu.user + cpu.system) / 1e6).toFixed(1)), bindingsPerCpuSecond: Math.round(b.rows / ((cpu.user + cpu.system) / 1e6)) })}\n`,
+    `${JSON.stringify({ backend, rowsRead: b.rows, imported: b.counters.imported, seconds: Number(seconds.toFixed(2)), bindingsPerSecond: Math.round(b.rows / seconds), importedPerSecond: Math.round((b.counters.imported ?? 0) / seconds), peakRssMiB: Math.round(rss), peakJsHeapMiB: Math.round(peakHeap / 1048576), peakLiveAfterBatchMiB: Math.round(peakLive / 1048576), cpuSeconds: Number(((cpu.user + cpu.system) / 1e6).toFixed(1)), bindingsPerCpuSecond: Math.round(b.rows / ((cpu.user + cpu.system) / 1e6)) })}\n`,
   );
   rmSync(target, { recursive: true, force: true });
 }
