@@ -113,10 +113,7 @@ export function writeSydentDb(dir: string, bindings: number): { db: string; conf
       // 1 %: unbound (tombstone in the local table; sydent deletes the global rows).
       if (i % 100 === 11) {
         tomb.run(medium, address, ts + 7);
-        db.prepare("delete from global_threepid_associations where medium = ? and address = ?").run(
-          medium,
-          address,
-        );
+        unbound.run(medium, address);
       }
     }
   });
