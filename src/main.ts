@@ -6,7 +6,7 @@ import { ConfigError, loadConfig, type ResolvedConfig } from "./config/load.js";
 import { randomToken } from "./crypto/hash.js";
 import { KeyFileError, readKeyFile, rotateKeys, writeKeyFile } from "./crypto/key-file.js";
 import { KeyService } from "./identity/keys.js";
-import { IMPORT_HELP, sydentCommand } from "./import/cli.js";
+import { IMPORT_HELP } from "./import/help.js";
 import { copyDatabase } from "./store/copy.js";
 import { type DatabaseOptions, migrateToLatest, openStore } from "./store/database.js";
 import { KyselyKeyRepository } from "./store/keys.js";
@@ -183,10 +183,13 @@ async function keys(
 }
 
 async function main(argv: string[]): Promise<void> {
-  const sydent = sydentCommand(argv);
-  if (sydent) {
-    process.exitCode = await sydent;
-    return;
+  if (/^(import-sydent|config|templates)$/.test(argv[0] ?? "")) {
+    // Loaded only for these commands: the importer's modules stay out of every other command's start-up.
+    const sydent = (await import("./import/cli.js")).sydentCommand(argv);
+    if (sydent) {
+      process.exitCode = await sydent;
+      return;
+    }
   }
   const { values, positionals } = parseArgs({
     args: argv,

@@ -9,18 +9,11 @@ import { recordFromLive } from "./record-live.js";
 import { formatReport } from "./report.js";
 import { SydentConfig, SydentInputError } from "./sydent-config.js";
 import { SydentDb } from "./sydent-db.js";
+
+export { IMPORT_HELP } from "./help.js";
+
 import { templatesFromSydent } from "./templates-from-sydent.js";
 import { formatVerify, readRecorded, verifyRecorded } from "./verify.js";
-
-export const IMPORT_HELP = `  seraph import-sydent --sydent-db PATH --sydent-config PATH [--config FILE]
-                       [--dry-run] [--verify [--expected FILE | --against URL]] [--merge] [--replace-key]
-                       [--peers import|skip] [--sessions] [--resume] [--rotate-pepper]
-                                          take over from a stopped sydent: signing key, bindings,
-                                          pepper, invites, accounts, terms (docs/migrating-from-sydent.md)
-  seraph config from-sydent sydent.conf   print a Seraph configuration translated from sydent's
-  seraph templates from-sydent SRC DEST [--sydent-config sydent.conf]
-                                          convert sydent's email templates (brand folders) to Seraph's
-`;
 
 /** Exit codes: 65 (EX_DATAERR) for input that cannot be imported, 1 when --verify finds a difference. */
 const EXIT_DATA = 65;
