@@ -25,7 +25,12 @@ export default defineConfig({
           ...shared,
           name: "postgres",
           // test/postgres: what only PostgreSQL can do (several instances, outages, migrate-db).
-          include: ["test/api/**/*.test.ts", "test/e2e/**/*.test.ts", "test/postgres/**/*.test.ts"],
+          include: [
+            "test/api/**/*.test.ts",
+            "test/e2e/**/*.test.ts",
+            "test/postgres/**/*.test.ts",
+            "test/import/import-sydent.test.ts",
+          ],
           exclude: ["test/e2e/cli.test.ts"],
           env: { SERAPH_TEST_BACKEND: "postgres" },
         },

@@ -7,9 +7,14 @@ import { dispatch } from "./cli/dispatch.js";
 import { loadConfig } from "./config/load.js";
 
 const argv = process.argv.slice(2);
+// `import-sydent`, `config from-sydent`, `templates from-sydent`: loaded only for these (src/import/cli.ts).
+const sydent = /^(import-sydent|config|templates)$/.test(argv[0] ?? "")
+  ? (await import("./import/cli.js")).sydentCommand(argv)
+  : undefined;
 // `seraph admin ...` has its own sub-commands and help (src/admin/cli.ts).
-const run =
-  argv[0] === "admin"
+const run = sydent
+  ? sydent.then((exit) => ({ exit }))
+  : argv[0] === "admin"
     ? adminMain(argv.slice(1), (path) => loadConfig(path ?? process.env.SERAPH_CONFIG)).then((exit) => ({
         exit,
       }))

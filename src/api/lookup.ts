@@ -37,8 +37,10 @@ export function lookupEndpoints(lookup: BudgetedLookup) {
     /** # `GET /_matrix/identity/api/v1/lookup` */
     lookupOne: endpoint<{ Querystring: { medium: string; address: string } }>({
       schema: { querystring: object({ medium: string(64), address: string(1024) }) },
-      async handle(req) {
-        return (await lookup.lookupSigned(req.ip, req.query.medium, req.query.address)) ?? {};
+      async handle(req, reply) {
+        // JSON text, so that an association imported from sydent is answered byte for byte.
+        reply.type("application/json; charset=utf-8");
+        return (await lookup.lookupSignedJson(req.ip, req.query.medium, req.query.address)) ?? "{}";
       },
     }),
 

@@ -83,6 +83,16 @@ export class AssociationService {
     await removeAssociation(this.transact, medium, normalised, mxid);
   }
 
+  /**
+   * v1 `GET /lookup` as JSON text: the signed association imported from sydent byte for byte when there is
+   * one (`seraph import-sydent`), else this server's signature; undefined when not bound.
+   */
+  async lookupSignedJson(medium: string, address: string): Promise<string | undefined> {
+    const a = await this.repos.associations.findByThreepid(medium, normaliseAddress(medium, address));
+    if (!a) return undefined;
+    return a.signedJson ?? JSON.stringify(this.sign(a));
+  }
+
   /** v1 `GET /lookup`: the signed association for a 3PID, or undefined. */
   async lookupSigned(medium: string, address: string): Promise<SignedAssociation | undefined> {
     const a = await this.repos.associations.findByThreepid(medium, normaliseAddress(medium, address));

@@ -3,7 +3,6 @@ import { MatrixError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { type BucketRule, bucketRule, type KeyedRateLimiter } from "../infra/rate-limiter.js";
 import type { LookupAlgorithm, LookupService } from "./lookup.js";
-import type { SignedAssociation } from "./signed-association.js";
 
 /**
  * The lookup budget: how many hashes (v2) or threepids (v1) a caller may look up per hour. The spec names
@@ -35,7 +34,7 @@ export interface LookupCaller {
 
 /** What v1 lookup needs of the association service. */
 export interface SignedLookup {
-  lookupSigned(medium: string, address: string): Promise<SignedAssociation | undefined>;
+  lookupSignedJson(medium: string, address: string): Promise<string | undefined>;
 }
 
 /** Lookups with their budget charged first: v2 `hash_details`/`lookup`, v1 `lookup`/`bulk_lookup`. */
@@ -75,9 +74,9 @@ export class BudgetedLookup {
   }
 
   /** v1 `GET /lookup`: one threepid, charged to the client IP. */
-  async lookupSigned(ip: string, medium: string, address: string): Promise<SignedAssociation | undefined> {
+  async lookupSignedJson(ip: string, medium: string, address: string): Promise<string | undefined> {
     await this.charge("v1_ip", ip, this.settings.v1PerIp, 1);
-    return this.signed.lookupSigned(medium, address);
+    return this.signed.lookupSignedJson(medium, address);
   }
 
   /** v1 `POST /bulk_lookup`: charged to the client IP by the number of threepids. */

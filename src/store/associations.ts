@@ -10,6 +10,8 @@ export interface AssociationRecord {
   ts: number;
   notBefore: number;
   notAfter: number;
+  /** The signed association as imported from sydent, served as is (absent: Seraph signs). */
+  signedJson?: string | null;
 }
 
 export interface AssociationRepository {
@@ -32,6 +34,7 @@ function toRecord(r: {
   ts: number;
   not_before: number;
   not_after: number;
+  signed_json: string | null;
 }): AssociationRecord {
   return {
     medium: r.medium,
@@ -40,6 +43,7 @@ function toRecord(r: {
     ts: r.ts,
     notBefore: r.not_before,
     notAfter: r.not_after,
+    signedJson: r.signed_json,
   };
 }
 
@@ -52,7 +56,7 @@ export class KyselyAssociationRepository implements AssociationRepository {
   async findByThreepid(medium: string, address: string): Promise<AssociationRecord | undefined> {
     const r = await this.db
       .selectFrom("associations")
-      .select(["medium", "address", "mxid", "ts", "not_before", "not_after"])
+      .select(["medium", "address", "mxid", "ts", "not_before", "not_after", "signed_json"])
       .where("medium", "=", medium)
       .where("address", "=", address)
       .executeTakeFirst();
@@ -72,6 +76,7 @@ export class KyselyAssociationRepository implements AssociationRepository {
       })
       .onConflict((oc) =>
         oc.columns(["medium", "address"]).doUpdateSet({
+          signed_json: null,
           mxid: a.mxid,
           ts: a.ts,
           not_before: a.notBefore,

@@ -150,6 +150,19 @@ const STEPS: Record<string, Step> = {
     await db.schema.createIndex("ephemeral_keys_created").on("ephemeral_keys").column("created_ts").execute();
     await db.schema.createIndex("invites_received").on("invites").column("received_ts").execute();
   },
+  "0110_sydent_import": async (db) => {
+    // The signed association sydent stored (sgAssoc), served byte for byte by v1 lookup; null = Seraph signs.
+    await db.schema.alterTable("associations").addColumn("signed_json", "text").execute();
+    await db.schema
+      .createTable("sydent_import")
+      .addColumn("phase", "text", (c) => c.primaryKey())
+      .addColumn("cursor", "text", (c) => c.notNull())
+      .addColumn("rows", "bigint", (c) => c.notNull())
+      .addColumn("done", "integer", (c) => c.notNull())
+      .addColumn("state_json", "text", (c) => c.notNull())
+      .addColumn("updated_ts", "bigint", (c) => c.notNull())
+      .execute();
+  },
   "0120_admin": adminMigration,
 };
 

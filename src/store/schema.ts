@@ -36,6 +36,18 @@ export interface AssociationsTable {
   ts: number;
   not_before: number;
   not_after: number;
+  /** The signed association exactly as imported from sydent (served as is by v1 lookup); null when Seraph signs. */
+  signed_json: Generated<string | null>;
+}
+
+/** Progress of `seraph import-sydent`: one row per phase, written in the same transaction as its batch. */
+export interface SydentImportTable {
+  phase: string;
+  cursor: string;
+  rows: number;
+  done: number;
+  state_json: string;
+  updated_ts: number;
 }
 
 /** Users who registered with an OpenID token. */
@@ -118,4 +130,5 @@ export interface Database {
   ephemeral_keys: EphemeralKeysTable;
   invites: InvitesTable;
   associations: AssociationsTable;
+  sydent_import: SydentImportTable;
 }
