@@ -13,6 +13,7 @@ import { registerTermsRoutes } from "./api/terms.js";
 import { registerValidationRoutes } from "./api/validation.js";
 import type { ResolvedConfig } from "./config/load.js";
 import { loadOrCreateKeyFile } from "./crypto/key-file.js";
+import { Presentation } from "./delivery/brands.js";
 import { createMailer, type Mailer } from "./delivery/index.js";
 import { createSmsProvider, type SmsProvider } from "./delivery/sms/index.js";
 import { SmsCodeSender } from "./delivery/sms/phone-codes.js";
@@ -105,7 +106,12 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     const metrics = new Metrics(config.metrics.enabled);
 
     // Outbound: mail, SMS, homeservers (counted for /metrics)
-    const rawMailer = opts.mailer ?? createMailer(config.email, log);
+    const presentation = new Presentation({
+      templatesDir: config.email.templates_dir,
+      defaultBrand: config.email.default_brand,
+      brands: config.email.brands,
+    });
+    const rawMailer = opts.mailer ?? createMailer(config.email, log, presentation);
     closers.push(() => rawMailer.close());
     const mailer: Mailer = {
       send: Metrics.counted(
@@ -115,14 +121,19 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       close: () => rawMailer.close(),
     };
     const rawSms = opts.sms ?? createSmsProvider(config.sms, log);
-    const sms = new SmsCodeSender(config.sms, {
-      name: rawSms.name,
-      send: Metrics.counted(
-        (msg) => rawSms.send(msg),
-        (ok) => metrics.sms.inc({ result: ok ? "sent" : "failed" }),
-      ),
-      close: () => rawSms.close(),
-    });
+    const sms = new SmsCodeSender(
+      config.sms,
+      {
+        name: rawSms.name,
+        send: Metrics.counted(
+          (msg) => rawSms.send(msg),
+          (ok) => metrics.sms.inc({ result: ok ? "sent" : "failed" }),
+        ),
+        close: () => rawSms.close(),
+      },
+      (lang, code) =>
+        presentation.t(lang ?? presentation.brand(undefined).default_language, "sms.body", { token: code }),
+    );
     closers.push(() => sms.close());
     const homeservers =
       opts.homeservers ??
@@ -173,6 +184,8 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
         usernameRevealChars: config.invites.username_obfuscate_characters,
         domainRevealChars: config.invites.domain_obfuscate_characters,
         webClientAllowlist: config.email.web_client_allowlist,
+        avatarMediaBaseUrl: config.email.avatar_media_base_url,
+        avatarMediaServers: config.email.avatar_media_servers,
         limits: {
           perAddress: limitRule(config.rate_limit.invites_per_address),
           perSender: limitRule(config.rate_limit.invites_per_sender),
@@ -202,6 +215,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
         publicBaseUrl: config.public_base_url,
         sessionLifetimeMs: config.validation.session_lifetime_seconds * 1000,
         maxTokenAttempts: config.validation.max_token_attempts,
+        showRequesterIp: config.email.show_requester_ip,
         limits: {
           emailPerAddress: limitRule(limits.email_per_address),
           smsPerNumber: limitRule(limits.sms_per_number),
@@ -298,7 +312,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     registerTermsRoutes(routes, terms, accounts, { authNoTerms, authPerMinute });
     registerV2LookupRoutes(routes, lookup, { auth, authPerMinute });
     if (config.v1.enabled) registerV1LookupRoutes(routes, lookup, associations);
-    const pages = new PageRenderer(config.email.templates_dir, config.email.default_brand);
+    const pages = new PageRenderer(presentation);
     const nextLinks = new NextLinkPolicy(config.validation.next_link_allowlist);
     for (const mount of config.v1.enabled ? [V1, V2] : [V2]) {
       const mountAuth = mount.version === "v2" ? auth : undefined;
@@ -306,6 +320,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       registerInviteRoutes(routes, mount, invites, config.public_base_url, {
         auth: mountAuth,
         perMinute: limits.store_invite_per_minute,
+        presentation,
       });
       registerValidationRoutes(routes, mount, validation, {
         auth: mountAuth,
@@ -313,6 +328,8 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
         authPerMinute,
         pages,
         nextLinks,
+        confirmWithButton: config.validation.confirm_link_with_button,
+        isUnavailable: isDatabaseUnavailable,
       });
       registerAssociationRoutes(routes, mount, validation, associations, {
         auth: mountAuth,

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from "fastify";
-import { bodyObject, queryString, requireKeys, requireString } from "../http/params.js";
+import type { Presentation } from "../delivery/brands.js";
+import { bodyObject, optionalString, queryString, requireKeys, requireString } from "../http/params.js";
 import type { ApiMount, RouteTable } from "../http/routes.js";
 import { MatrixError } from "../identity/errors.js";
 import type { InviteService } from "../identity/invites.js";
@@ -12,7 +13,12 @@ export function registerInviteRoutes(
   mount: ApiMount,
   invites: InviteService,
   publicBaseUrl: string,
-  opts: { auth?: PreHandler | undefined; perMinute?: number | undefined } = {},
+  opts: {
+    auth?: PreHandler | undefined;
+    perMinute?: number | undefined;
+    /** Chooses brand and language (`?brand=`, the optional `lang` field, Accept-Language). */
+    presentation?: Presentation | undefined;
+  } = {},
 ): void {
   const routeOpts = { preHandler: opts.auth, perMinute: opts.perMinute };
   const keyValidityUrl = `${publicBaseUrl}${mount.prefix}/pubkey/isvalid`;
@@ -31,13 +37,22 @@ export function registerInviteRoutes(
       if (req.caller && req.caller.userId !== sender) {
         throw new MatrixError(403, "M_UNAUTHORIZED", "'sender' doesn't match the authenticated user");
       }
+      const requested = queryString(req.query, "brand");
+      const look = opts.presentation;
+      const brand = look ? (look.isBrand(requested) ? requested : undefined) : requested;
+      const lang = look?.chooseLanguage(
+        optionalString(body, "lang", 64),
+        req.headers["accept-language"],
+        brand,
+      );
       const stored = await invites.storeInvite({
         medium,
         address,
         roomId,
         sender,
         params: body,
-        brand: queryString(req.query, "brand"),
+        brand,
+        lang,
         senderVerified: req.caller !== undefined,
       });
       return {

@@ -1,10 +1,10 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { PageRenderer } from "../http/pages.js";
+import { type PageKind, type PageRenderer, pageReply } from "../http/pages.js";
 import { bodyObject, optionalString, queryString, requireKeys } from "../http/params.js";
 import type { ApiMount, RouteOptions, RouteTable } from "../http/routes.js";
 import { MatrixError } from "../identity/errors.js";
 import type { NextLinkPolicy } from "../identity/next-link.js";
-import type { ValidationService } from "../identity/validation.js";
+import { SessionClosedError, type SessionLook, type ValidationService } from "../identity/validation.js";
 
 export interface ValidationRouteOptions {
   /** v2: authentication and terms; v1: none. */
@@ -13,6 +13,19 @@ export interface ValidationRouteOptions {
   authPerMinute?: number | undefined;
   pages: PageRenderer;
   nextLinks: NextLinkPolicy;
+  /** `validation.confirm_link_with_button`: the emailed link shows a button; only its POST validates. */
+  confirmWithButton?: boolean | undefined;
+  /** Recognises errors that mean the database is down (the page then says "temporarily unavailable"). */
+  isUnavailable?: ((err: unknown) => boolean) | undefined;
+}
+
+/** The language of a new session: the optional `lang` field, then Accept-Language, then the brand's. */
+function requestLook(req: FastifyRequest, body: Record<string, unknown>, opts: ValidationRouteOptions) {
+  const look = opts.pages.presentation;
+  const requested = queryString(req.query, "brand");
+  const brand = look.isBrand(requested) ? requested : undefined;
+  const lang = look.chooseLanguage(optionalString(body, "lang", 64), req.headers["accept-language"], brand);
+  return { brand, lang };
 }
 
 /** `validate/{email,msisdn}/{requestToken,submitToken}` (POST, and GET submitToken for browsers). */
@@ -35,7 +48,7 @@ export function registerValidationRoutes(
         clientSecret: body.client_secret,
         sendAttempt: body.send_attempt,
         nextLink: optionalString(body, "next_link", 4096),
-        brand: queryString(req.query, "brand"),
+        ...requestLook(req, body, opts),
         ip: req.ip,
       });
     },
@@ -52,77 +65,125 @@ export function registerValidationRoutes(
         clientSecret: body.client_secret,
         sendAttempt: body.send_attempt,
         nextLink: optionalString(body, "next_link", 4096),
+        ...requestLook(req, body, opts),
       });
     },
     request,
   );
 
+  // The confirmation page's form is posted by a browser, without an access token: it proves no more
+  // than the GET of the link does (sid, client_secret and token), so it is let through like the GET.
+  const submitAuth = authed.preHandler;
+  const submitPreHandler =
+    opts.confirmWithButton && submitAuth
+      ? async (req: FastifyRequest, reply: FastifyReply) =>
+          isConfirmForm(req) ? undefined : submitAuth(req, reply)
+      : submitAuth;
   for (const medium of ["email", "msisdn"] as const) {
     routes.add(
       "POST",
       `${mount.prefix}/validate/${medium}/submitToken`,
-      async (req) => {
+      async (req, reply) => {
+        if (opts.confirmWithButton && isConfirmForm(req)) {
+          return submitFromBrowser(req, reply, medium, validation, opts, req.body, true);
+        }
         const body = bodyObject(req.body);
         requireKeys(body, ["sid", "client_secret", "token"]);
         await validation.submitToken(body.sid, body.client_secret, body.token);
         return { success: true };
       },
-      authed,
+      { ...authed, preHandler: submitPreHandler },
     );
 
     // What a person's browser opens from the email: no auth, HTML, or a redirect to an allowed next_link.
     routes.add("GET", `${mount.prefix}/validate/${medium}/submitToken`, async (req, reply) =>
-      submitFromBrowser(req, reply, medium, validation, opts),
+      submitFromBrowser(req, reply, medium, validation, opts, req.query, !opts.confirmWithButton),
     );
   }
 }
 
+/** The browser's form of `validation.confirm_link_with_button` (posted by the confirmation page). */
+function isConfirmForm(req: FastifyRequest): boolean {
+  const type = req.headers["content-type"] ?? "";
+  const body = req.body;
+  return (
+    type.startsWith("application/x-www-form-urlencoded") &&
+    typeof body === "object" &&
+    body !== null &&
+    (body as Record<string, unknown>).confirm === "1"
+  );
+}
+
+function field(source: unknown, name: string): string | undefined {
+  return queryString(source, name);
+}
+
+/**
+ * What a person's browser gets for the emailed link: a page in the browser's language (else the
+ * session's) with the session's brand, or a redirect to an allowed next_link. `source` holds the
+ * parameters: the query of a GET, the form of the confirmation page's POST.
+ */
 async function submitFromBrowser(
   req: FastifyRequest,
   reply: FastifyReply,
   medium: string,
   validation: ValidationService,
   opts: ValidationRouteOptions,
-): Promise<string> {
-  const q = (name: string) => queryString(req.query, name);
-  const brand = q("brand");
-  reply.type("text/html; charset=utf-8");
+  source: unknown,
+  validate: boolean,
+): Promise<unknown> {
+  const look = opts.pages.presentation;
+  const acceptLanguage = req.headers["accept-language"];
+  const sid = field(source, "sid");
+  const clientSecret = field(source, "client_secret");
+  const token = field(source, "token");
+  const requested = field(source, "brand");
+  let stored: SessionLook | undefined;
+  const show = (kind: PageKind, status: number, count?: number) => {
+    const brand = look.isBrand(requested) ? requested : (stored?.brand ?? undefined);
+    const lang = look.pageLanguage(acceptLanguage, stored?.lang, brand);
+    pageReply(reply, status, lang);
+    return opts.pages.page(kind, { brand, lang, medium, count });
+  };
   try {
-    const sid = q("sid");
-    const clientSecret = q("client_secret");
-    const token = q("token");
-    if (!sid || !clientSecret || !token) {
-      throw new MatrixError(
-        400,
-        "M_MISSING_PARAMS",
-        "This link is incomplete: sid, client_secret and token are needed",
-      );
+    if (!sid || !clientSecret || !token) return show("incomplete", 400);
+    if (!validate) {
+      // Link scanners fetch the link; only a person presses the button (which POSTs it).
+      stored = await validation.sessionLook(sid, clientSecret);
+      if (!stored) return show("unknown_session", 400);
+      const brand = look.isBrand(requested) ? requested : (stored.brand ?? undefined);
+      const lang = look.pageLanguage(acceptLanguage, stored.lang, brand);
+      pageReply(reply, 200, lang);
+      return opts.pages.confirm({
+        brand,
+        lang,
+        medium,
+        action: req.url.split("?", 1)[0] ?? "",
+        sid,
+        clientSecret,
+        token,
+      });
     }
-    const { nextLink } = await validation.submitToken(sid, clientSecret, token);
-    if (nextLink !== null && opts.nextLinks.allows(nextLink)) {
-      reply.redirect(nextLink, 302);
-      return "";
+    const result = await validation.submitToken(sid, clientSecret, token);
+    stored = result;
+    if (result.nextLink !== null && opts.nextLinks.allows(result.nextLink)) {
+      reply.headers({ "referrer-policy": "no-referrer", "cache-control": "no-store" });
+      return reply.redirect(result.nextLink, validate && req.method === "POST" ? 303 : 302);
     }
-    return opts.pages.verifyResponse(brand, {
-      success: true,
-      medium,
-      message:
-        "Thank you: your address is verified. You can close this page and return to your Matrix client.",
-    });
+    return show("success", 200);
   } catch (e) {
-    if (!(e instanceof MatrixError) || e.status >= 500) throw e;
-    reply.code(e.status);
-    return opts.pages.verifyResponse(brand, { success: false, medium, message: pageMessage(e) });
-  }
-}
-
-function pageMessage(e: MatrixError): string {
-  switch (e.errcode) {
-    case "M_TOKEN_INCORRECT":
-      return "This verification link is not valid. Please check that you opened the latest one we sent you.";
-    case "M_SESSION_EXPIRED":
-      return "This verification link has expired. Please request a new one from your Matrix client.";
-    default:
-      return `This verification link could not be used: ${e.message}`;
+    if (e instanceof MatrixError && e.status < 500) {
+      if (e.errcode === "M_INVALID_PARAM") return show("unknown_session", 400);
+      stored = await validation.sessionLook(sid, clientSecret).catch(() => undefined);
+      if (e instanceof SessionClosedError) return show("locked", 400, e.attempts);
+      if (e.errcode === "M_SESSION_EXPIRED") return show("expired", 400);
+      if (e.errcode === "M_TOKEN_INCORRECT") return show("wrong_token", 400);
+      return show("error", e.status);
+    }
+    // A person gets a page, not JSON, also when the database is down.
+    const unavailable = opts.isUnavailable?.(e) ?? false;
+    if (unavailable) req.log.warn({ err: e, reqId: req.id }, "dependency unavailable");
+    else req.log.error({ err: e, reqId: req.id }, "unexpected error");
+    return show(unavailable ? "unavailable" : "error", unavailable ? 503 : 500);
   }
 }
