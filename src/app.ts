@@ -111,6 +111,9 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       defaultBrand: config.email.default_brand,
       brands: config.email.brands,
     });
+    for (const w of presentation.contrastWarnings()) {
+      log.warn(w, "brand colours below a contrast of 4.5:1: some text of emails and pages is hard to read");
+    }
     const rawMailer = opts.mailer ?? createMailer(config.email, log, presentation);
     closers.push(() => rawMailer.close());
     const mailer: Mailer = {

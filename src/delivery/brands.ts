@@ -143,6 +143,15 @@ export class Presentation {
     return this.catalogues.languages;
   }
 
+  /** The configured and built-in brands whose colours are hard to read (for a warning at start). */
+  contrastWarnings(): Array<{ brand: string; pairs: string[] }> {
+    const names = new Set([...Object.keys(BUILTIN_BRANDS), ...Object.keys(this.configured)]);
+    return [...names].flatMap((brand) => {
+      const pairs = lowContrast(this.brand(brand));
+      return pairs.length && this.isBrand(brand) ? [{ brand, pairs }] : [];
+    });
+  }
+
   /** Whether `name` is a brand: configured, built in, or a folder directly under `templates_dir`. */
   isBrand(name: string | undefined): name is string {
     if (!isPlausibleBrandName(name)) return false;
@@ -242,6 +251,36 @@ export class Presentation {
     for (const [k, v] of Object.entries(b.colours)) vars[`colour_${k}`] = v;
     return vars;
   }
+}
+
+/** WCAG 2 contrast ratio of two `#rrggbb` colours (1 to 21). */
+export function contrastRatio(a: string, b: string): number {
+  const lum = (hex: string) => {
+    const [r, g, bl] = [1, 3, 5].map((i) => {
+      const v = Number.parseInt(hex.slice(i, i + 2), 16) / 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    }) as [number, number, number];
+    return 0.2126 * r + 0.7152 * g + 0.0722 * bl;
+  };
+  const [x, y] = [lum(a), lum(b)];
+  return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05);
+}
+
+/** The colour pairs of the default templates that must read (text on background). */
+export const COLOUR_PAIRS: ReadonlyArray<[keyof BrandColours, keyof BrandColours]> = [
+  ["on_primary", "primary"],
+  ["primary", "surface"],
+  ["text", "surface"],
+  ["muted", "surface"],
+  ["error", "surface"],
+];
+
+/** Pairs of a brand's colours below WCAG AA's 4.5:1, e.g. `["on_primary on primary: 2.4:1"]`. */
+export function lowContrast(brand: Brand): string[] {
+  return COLOUR_PAIRS.flatMap(([fg, bg]) => {
+    const r = contrastRatio(brand.colours[fg], brand.colours[bg]);
+    return r < 4.5 ? [`${fg} on ${bg}: ${r.toFixed(2)}:1`] : [];
+  });
 }
 
 /** `rtl` for the scripts written right to left, else `ltr`. */

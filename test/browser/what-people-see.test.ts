@@ -248,6 +248,23 @@ describe("what people see, in every shipped language", () => {
         other.close();
       }
     }
+
+    // The other shipped brand, with its own name and colour.
+    await page.setExtraHTTPHeaders({ "accept-language": "en" });
+    sink.clear();
+    const res = await call(`${is.url}${V1}/validate/email/requestToken?brand=vector-im`, {
+      body: { client_secret: "element-secret", email: "element@example.org", send_attempt: 1 },
+    });
+    expect(res.status).toBe(200);
+    await expect
+      .poll(() => sink.messages.some((m) => m.envelope.to.includes("element@example.org")))
+      .toBe(true);
+    const mail = sink.messages.find((m) => m.envelope.to.includes("element@example.org"))!;
+    await page.setContent(mail.parsed.html || "");
+    await checkAsAPerson("en", "mail-verification-vector-im", msg("en", "verification.title"), "Element");
+    const link = /https?:\/\/\S+submitToken\?\S+/.exec(mail.parsed.text ?? "")?.[0]!;
+    await page.goto(link);
+    await checkAsAPerson("en", "page-success-vector-im", msg("en", "page.success.title_email"), "Element");
   }, 300_000);
 });
 
