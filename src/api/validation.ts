@@ -158,7 +158,8 @@ async function submitFromBrowser(
         brand,
         lang,
         medium,
-        action: req.url.split("?", 1)[0] ?? "",
+        // Relative, so that it also works behind a proxy that serves Seraph under a path prefix.
+        action: "submitToken",
         sid,
         clientSecret,
         token,
