@@ -109,7 +109,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     let stopping = false;
     const app = await createApi(
       config,
-      { ...services, keys, invitePolicy: guard },
+      { ...services, keys, invitePolicy: guard, presentation: out.presentation },
       { ping: store.ping, stopping: () => stopping, redis, log },
     );
     if (config.metrics.enabled) metrics.instrument(app);

@@ -40,6 +40,7 @@ export async function createAdminListener(
         token: undefined,
         "token-without-terms": undefined,
         "token-or-query-token": undefined,
+        "token-or-confirm-form": undefined,
         "session-or-signature": undefined,
       },
       logger: log.child({ listener: "admin" }),

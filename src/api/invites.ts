@@ -1,7 +1,8 @@
 import { apiPrefix } from "../core/api-paths.js";
 import { type JsonValue, MatrixError } from "../core/errors.js";
+import type { Presentation } from "../delivery/brands.js";
 import { endpoint } from "../http/endpoint.js";
-import { object, string } from "../http/schema.js";
+import { anyString, nullable, object, string } from "../http/schema.js";
 import type { InviteService } from "../services/invites.js";
 
 interface StoreInviteBody {
@@ -13,17 +14,16 @@ interface StoreInviteBody {
 }
 
 /** Third-party invites: store one (and email the invitee), sign an invite proof with its ephemeral key. */
-export function inviteEndpoints(invites: InviteService, publicBaseUrl: string) {
+export function inviteEndpoints(invites: InviteService, publicBaseUrl: string, presentation: Presentation) {
   return {
     /** # `POST /_matrix/identity/v2/store-invite` (v1: no auth, sender unverified) */
     storeInvite: endpoint<{ Body: StoreInviteBody; Querystring: { brand?: string } }>({
       schema: {
-        body: object({
-          medium: string(32),
-          address: string(1024),
-          room_id: string(1024),
-          sender: string(1024),
-        }),
+        body: object(
+          { medium: string(32), address: string(1024), room_id: string(1024), sender: string(1024) },
+          // An optional extension: the invitee's language, when the inviter's client knows it.
+          { lang: nullable(anyString(64)) },
+        ),
       },
       async handle(req) {
         const body = req.body;
@@ -32,13 +32,21 @@ export function inviteEndpoints(invites: InviteService, publicBaseUrl: string) {
             status: 403,
           });
         }
+        const requested = req.query.brand;
+        const brand = presentation.isBrand(requested) ? requested : undefined;
+        const lang = presentation.chooseLanguage(
+          typeof body.lang === "string" ? body.lang : undefined,
+          req.headers["accept-language"],
+          brand,
+        );
         const stored = await invites.storeInvite({
           medium: body.medium,
           address: body.address,
           roomId: body.room_id,
           sender: body.sender,
           params: body,
-          brand: req.query.brand,
+          brand,
+          lang,
           senderVerified: req.caller !== undefined,
         });
         const prefix = `${publicBaseUrl}${apiPrefix(req.routeOptions.url)}`;

@@ -71,6 +71,9 @@ describe("loadConfig without a file", () => {
       outbox_dir: "./data/outbox",
       web_client_location: "https://app.element.io",
       web_client_allowlist: [],
+      brands: {},
+      show_requester_ip: false,
+      avatar_media_servers: [],
       smtp: undefined,
     });
     expect(cfg.email.smtp).toBeUndefined();
@@ -106,6 +109,7 @@ describe("loadConfig without a file", () => {
       session_lifetime_seconds: 86400,
       max_token_attempts: 5,
       next_link_allowlist: [],
+      confirm_link_with_button: false,
     });
     expect(cfg.lookup).toEqual({
       max_addresses: 10000,

@@ -1,7 +1,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { adminConfigSchema } from "../admin/config.js";
-import { mailboxAddress } from "../delivery/mime.js";
+import { isSingleBareAddress, mailboxAddress } from "../delivery/mime.js";
 import { smsConfigSchema } from "../delivery/sms/index.js";
 import { parseCidr } from "../federation/ip-guard.js";
 
@@ -84,6 +84,44 @@ const postgresSchema = z
   })
   .strict();
 
+/** A colour as `#rrggbb` (it goes into style attributes: nothing else is accepted). */
+const colour = z.string().regex(/^#[0-9a-fA-F]{6}$/, "expected a colour such as #0b7a5c");
+/** A subject for every language, or one per language tag (`{en: …, fr: …}`). */
+const localisedText = z.union([
+  z.string().min(1).max(500),
+  z.record(z.string().regex(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$/), z.string().min(1).max(500)),
+]);
+/** `email.brands.<name>`: what people see of the operator (see docs/configuration.md). */
+const brandSchema = z
+  .object({
+    display_name: z.string().min(1).max(100).optional(),
+    logo_url: z.url({ protocol: /^https$/ }).optional(),
+    operator_url: z.url({ protocol: /^https?$/ }).optional(),
+    support_email: z
+      .string()
+      .refine((s) => isSingleBareAddress(s), { message: "expected a bare address such as help@example.org" })
+      .optional(),
+    default_language: z
+      .string()
+      .regex(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$/, "expected a language tag such as fr or pt-BR")
+      .optional(),
+    colours: z
+      .object({
+        primary: colour.optional(),
+        on_primary: colour.optional(),
+        text: colour.optional(),
+        muted: colour.optional(),
+        background: colour.optional(),
+        surface: colour.optional(),
+        error: colour.optional(),
+      })
+      .strict()
+      .optional(),
+    invite_subject: localisedText.optional(),
+    invite_subject_space: localisedText.optional(),
+  })
+  .strict();
+
 /** The whole configuration file. Every key is documented in docs/configuration.md. */
 export const configSchema = z
   .object({
@@ -155,6 +193,15 @@ export const configSchema = z
         hostname: z.string().optional(),
         web_client_location: z.url({ protocol: /^https?$/ }).default("https://app.element.io"),
         web_client_allowlist: z.array(z.string().min(1).toLowerCase()).default([]),
+        brands: z
+          .record(
+            z.string().regex(/^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$/, "a brand is a plain folder name"),
+            brandSchema,
+          )
+          .default({}),
+        show_requester_ip: z.boolean().default(false),
+        avatar_media_base_url: z.url({ protocol: /^https$/ }).optional(),
+        avatar_media_servers: z.array(z.string().min(1).toLowerCase()).default([]),
       })
       .strict()
       .prefault({}),
@@ -172,6 +219,7 @@ export const configSchema = z
         session_lifetime_seconds: z.number().int().min(60).default(86_400),
         max_token_attempts: z.number().int().min(1).max(1000).default(5),
         next_link_allowlist: z.array(nextLinkEntry).default([]),
+        confirm_link_with_button: z.boolean().default(false),
       })
       .strict()
       .prefault({}),

@@ -109,7 +109,7 @@ describe("structured templates over SMTP", () => {
     expect(msg.envelope).toEqual({ from: "noreply@id.example.org", to: ["bob@example.com"] });
     expect(p.to && !Array.isArray(p.to) ? p.to.value.map((a) => a.address) : []).toEqual(["bob@example.com"]);
     expect(p.from?.value[0]).toMatchObject({ address: "noreply@id.example.org", name: "Matrix Identity" });
-    expect(p.subject).toBe("Mallory Bcc: evil@x (@alice:example.org) has invited you to a room on Matrix");
+    expect(p.subject).toBe("Mallory Bcc: evil@x (@alice:example.org) has invited you to chat");
     expect(p.messageId).toMatch(/^<[0-9a-f-]{36}@id\.example\.org>$/);
     expect(p.date).toBeInstanceOf(Date);
 
@@ -130,8 +130,8 @@ describe("structured templates over SMTP", () => {
     const html = p.html || "";
     expect(html).not.toContain("<script>");
     expect(html).toContain("&lt;script&gt;alert(1)&lt;/script&gt;");
-    expect(html).toContain("(@alice:example.org)");
-    expect(p.text).toContain('"<script>alert(1)</script>"');
+    expect(html).toContain("@alice:example.org");
+    expect(p.text).toContain("“<script>alert(1)</script>”");
 
     expect(log.lines).toContainEqual(
       expect.objectContaining({
@@ -179,7 +179,7 @@ describe("structured templates over SMTP", () => {
     const subjectHeader = /^Subject:.*(?:\r?\n[ \t].*)*/m.exec(msg?.headerBlock ?? "")?.[0] ?? "";
     expect(subjectHeader).toMatch(/=\?UTF-8\?[QB]\?/i);
     expect(subjectHeader).not.toContain("Zoë");
-    expect(msg?.parsed.subject).toBe("Zoë (@alice:example.org) has invited you to a room on Matrix");
+    expect(msg?.parsed.subject).toBe("Zoë (@alice:example.org) has invited you to chat");
   });
 
   it("renders missing variables as empty strings", async () => {
@@ -188,7 +188,7 @@ describe("structured templates over SMTP", () => {
     await m.send({ template: "invite", to: "bob@example.com", vars: {} });
     await m.send({ template: "verification", to: "bob@example.com", vars: { token: "123456" } });
     const [invite, verification] = await s.waitForMessages(2);
-    expect(invite?.parsed.subject).toBe("Someone has invited you to a room on Matrix");
+    expect(invite?.parsed.subject).toBe("Someone has invited you to chat");
     expect(invite?.parsed.text).not.toContain("undefined");
     expect(invite?.parsed.html).not.toContain("undefined");
     expect(verification?.parsed.subject).toBe("Confirm your email address for Matrix");
@@ -201,8 +201,8 @@ describe("structured templates over SMTP", () => {
     const vars = inviteVars({ sender_display_name: "@alice:example.org", bracketed_verified_sender: "" });
     await m.send({ template: "invite", to: "bob@example.com", vars });
     const [msg] = await s.waitForMessages(1);
-    expect(msg?.parsed.subject).toBe("@alice:example.org has invited you to a room on Matrix");
-    expect(msg?.parsed.text).toContain("@alice:example.org has invited you into a room");
+    expect(msg?.parsed.subject).toBe("@alice:example.org has invited you to chat");
+    expect(msg?.parsed.text).toContain("@alice:example.org has invited you to join the room");
   });
 
   it("sends the verification email with link and token", async () => {
@@ -407,7 +407,7 @@ describe("outbox mode", () => {
     expect(first.toString("utf8")).not.toMatch(/[^\r]\n/);
     const p1 = await simpleParser(first);
     const p2 = await simpleParser(second);
-    expect(p1.subject).toBe("Alice (@alice:example.org) has invited you to a room on Matrix");
+    expect(p1.subject).toBe("Alice (@alice:example.org) has invited you to chat");
     expect(p1.text).toContain("tok_ABCDEFGHIJKLMNOP");
     expect(p2.subject).toBe("Confirm your email address for Matrix");
     expect(p2.text).toContain("424242");

@@ -8,6 +8,7 @@ import path from "node:path";
 import nodemailer, { type SendMailOptions, type Transporter } from "nodemailer";
 
 import type { Logger } from "../core/logger.js";
+import { type BrandInput, Presentation, printfNamed } from "./brands.js";
 import {
   isSingleBareAddress,
   mailboxAddress,
@@ -16,13 +17,7 @@ import {
   sanitizeHeaderText,
   subjectHeader,
 } from "./mime.js";
-import {
-  brandDirExists,
-  isTemplateName,
-  resolveBrand,
-  type TemplateName,
-  TemplateStore,
-} from "./templates.js";
+import { isTemplateName, type TemplateHelpers, type TemplateName, TemplateStore } from "./templates.js";
 
 export type { TemplateName } from "./templates.js";
 
@@ -47,11 +42,15 @@ export interface EmailConfig {
   outbox_dir: string;
   /** Host part of Message-IDs (and the SMTP EHLO name when set); default: the domain of `from`. */
   hostname?: string;
+  /** Brand settings (`email.brands`), over the built-in `matrix-org` and `vector-im`. */
+  brands?: Record<string, BrandInput>;
 }
 
 export interface OutgoingEmail {
   template: TemplateName;
   brand?: string;
+  /** Language of the message (a shipped catalogue); default: the brand's `default_language`. */
+  lang?: string | undefined;
   /** One bare address (`user@example.org`). */
   to: string;
   vars: Record<string, string>;
@@ -161,12 +160,18 @@ function sanitizedHeaders(headers: Record<string, string>): Record<string, strin
   return out;
 }
 
-export function createMailer(cfg: EmailConfig, log: Logger): Mailer {
+export function createMailer(cfg: EmailConfig, log: Logger, presentation?: Presentation): Mailer {
+  const look =
+    presentation ??
+    new Presentation({
+      templatesDir: cfg.templates_dir,
+      defaultBrand: cfg.default_brand,
+      brands: cfg.brands,
+    });
   const envelopeFrom = mailboxAddress(cfg.from);
   if (!envelopeFrom) throw new Error("email.from is not a valid address");
   const idHost = messageIdHost(cfg.hostname, cfg.from);
   const store = new TemplateStore(cfg.templates_dir);
-  const brandCache = new Map<string, string>();
 
   const smtp = cfg.smtp ? createSmtpTransport(cfg.smtp, cfg.hostname) : undefined;
   // Without SMTP, nodemailer still builds the MIME message (stream transport, CRLF), we store it.
@@ -179,24 +184,22 @@ export function createMailer(cfg: EmailConfig, log: Logger): Mailer {
   // the process without a listener.
   smtp?.on("error", (err: unknown) => log.warn(causeSummary(err), "SMTP transport error"));
 
-  if (!brandDirExists(cfg.templates_dir, cfg.default_brand)) {
+  if (
+    !store.hasTemplates(cfg.default_brand, "invite") ||
+    !store.hasTemplates(cfg.default_brand, "verification")
+  ) {
     log.warn(
       { templates_dir: cfg.templates_dir, default_brand: cfg.default_brand },
-      "default email brand directory not found; emails will fail until it exists",
+      "default email brand has no templates; emails of brands without their own will fail",
     );
   }
 
   const inFlight = new Set<Promise<void>>();
   let closed = false;
 
-  function brandFor(requested: string | undefined): string {
-    const key = requested ?? "";
-    const hit = brandCache.get(key);
-    if (hit) return hit;
-    const brand = resolveBrand(cfg.templates_dir, requested, cfg.default_brand);
-    // Only existing brands are cached, so arbitrary requested names cannot grow the map.
-    if (brand === requested) brandCache.set(key, brand);
-    return brand;
+  /** The folder whose templates a brand uses: its own set, else the default brand's. */
+  function templateBrand(brand: string, name: TemplateName): string {
+    return store.hasTemplates(brand, name) ? brand : cfg.default_brand;
   }
 
   async function deliver(mail: OutgoingEmail): Promise<void> {
@@ -204,13 +207,26 @@ export function createMailer(cfg: EmailConfig, log: Logger): Mailer {
     if (!isSingleBareAddress(mail.to)) {
       throw new EmailSendError("invalid recipient address", "invalid_recipient");
     }
-    const brand = brandFor(mail.brand);
-    const ctx = { template: mail.template, to: mail.to, from: cfg.from, messageIdHost: idHost };
+    const brand = look.brandName(mail.brand);
+    const settings = look.brand(brand);
+    const lang = look.catalogues.match(mail.lang) ?? settings.default_language;
+    const helpers = (value: (name: string) => string): TemplateHelpers => ({
+      t: (key, params) => look.t(lang, key, params),
+      printf: (format) => printfNamed(format, value),
+    });
+    const ctx = {
+      template: mail.template,
+      to: mail.to,
+      from: cfg.from,
+      messageIdHost: idHost,
+      look: look.lookVars({ brand: settings, lang }),
+      helpers,
+    };
 
     let options: SendMailOptions;
     let messageId: string;
     try {
-      const loaded = await store.load(brand, mail.template);
+      const loaded = await store.load(templateBrand(brand, mail.template), mail.template);
       const envelope = { from: envelopeFrom, to: [mail.to] };
       if (loaded.kind === "raw") {
         const r = store.renderRaw(loaded, mail.vars, ctx);
@@ -228,7 +244,7 @@ export function createMailer(cfg: EmailConfig, log: Logger): Mailer {
           ...(r.html !== undefined ? { html: r.html } : {}),
           messageId,
           date: new Date(),
-          ...(mail.headers ? { headers: sanitizedHeaders(mail.headers) } : {}),
+          headers: { "Content-Language": lang, ...(mail.headers ? sanitizedHeaders(mail.headers) : {}) },
           disableFileAccess: true,
           disableUrlAccess: true,
         };
@@ -241,12 +257,12 @@ export function createMailer(cfg: EmailConfig, log: Logger): Mailer {
     try {
       if (smtp) {
         await smtp.sendMail(options);
-        log.info({ to: mail.to, template: mail.template, brand, messageId }, "email sent");
+        log.info({ to: mail.to, template: mail.template, brand, lang, messageId }, "email sent");
       } else {
         const raw =
           typeof options.raw === "string" ? options.raw : (await composer!.sendMail(options)).message;
         const file = await outbox!.write(raw as Buffer | string);
-        log.info({ to: mail.to, template: mail.template, brand, file }, "email written to outbox");
+        log.info({ to: mail.to, template: mail.template, brand, lang, file }, "email written to outbox");
       }
     } catch (err) {
       log.warn(

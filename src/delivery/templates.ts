@@ -13,7 +13,7 @@
  * load is not cached, so a fixed file is picked up on the next send.
  */
 
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Eta, type TemplateFunction } from "eta";
@@ -104,12 +104,24 @@ export interface RenderedRaw {
   messageId: string;
 }
 
+/** Functions templates may call (`it.t("key", {…})`, `it.printf("%(sender)s")`). */
+export interface TemplateHelpers {
+  /** A message of the catalogue, in the message's language. */
+  t(key: string, params?: Record<string, string | number>): string;
+  /** sydent's `%(name)s` placeholders filled with template variables. */
+  printf(format: string): string;
+}
+
 export interface RenderContext {
   template: TemplateName;
   to: string;
   from: string;
   /** Host part for the Message-ID given to raw templates. */
   messageIdHost: string;
+  /** Brand and language variables (`lang`, `brand_display_name`, `colour_primary`, …). */
+  look?: Record<string, string>;
+  /** Functions given to templates; they read the variables of the message they render. */
+  helpers?: (value: (name: string) => string) => TemplateHelpers;
 }
 
 /** Undefined/null render as "" (also covers values that bypass the proxy, e.g. inside a layout). */
@@ -132,15 +144,27 @@ function normaliseVars(vars: Record<string, unknown>): Map<string, string> {
  * string key reads as "" so that templates (ours and operators') can use any variable, including
  * `it.x.trim()` or `encodeURIComponent(it.x)`, without crashing when the caller did not supply it.
  */
-function templateData(values: Map<string, string>): Record<string, string> {
+function templateData(
+  values: Map<string, string>,
+  helpers?: RenderContext["helpers"],
+): Record<string, string> {
   const target: Record<string, string> = Object.create(null);
   for (const [k, v] of values) target[k] = v;
+  const value = (name: string) => values.get(name) ?? "";
+  const fns: Partial<TemplateHelpers> = helpers ? helpers(value) : {};
   return new Proxy(target, {
     get(t, prop) {
       if (typeof prop !== "string") return undefined;
-      return Object.hasOwn(t, prop) ? t[prop] : "";
+      if (Object.hasOwn(t, prop)) return t[prop];
+      if (Object.hasOwn(fns, prop)) return fns[prop as keyof TemplateHelpers];
+      return "";
     },
   });
+}
+
+/** Brand and language variables override the caller's, so that a request cannot pose as the brand. */
+function withLook(values: Map<string, string>, look: Record<string, string> | undefined): void {
+  for (const [k, v] of Object.entries(look ?? {})) values.set(k, v);
 }
 
 export class TemplateStore {
@@ -166,6 +190,18 @@ export class TemplateStore {
     // which would glue the header lines of a raw message together (`Date: <%= it.date %>`).
     // Templates trim explicitly with `-%>` where wanted.
     this.etaText = new Eta({ ...common, autoEscape: false, autoTrim: false });
+  }
+
+  /** Whether `brand` has its own `name` template set (`<name>.eml` or `<name>.subject.eta`). */
+  hasTemplates(brand: string, name: TemplateName): boolean {
+    try {
+      return (
+        existsSync(this.filePath(brand, `${name}.eml`)) ||
+        existsSync(this.filePath(brand, `${name}.subject.eta`))
+      );
+    } catch {
+      return false;
+    }
   }
 
   /** Loads (once) the templates of `brand`/`name`. Rejects if the brand has no usable template set. */
@@ -239,9 +275,10 @@ export class TemplateStore {
     ctx: RenderContext,
   ): RenderedStructured {
     const values = normaliseVars(vars);
+    withLook(values, ctx.look);
     values.set("to", ctx.to);
     values.set("from", ctx.from);
-    const data = templateData(values);
+    const data = templateData(values, ctx.helpers);
     const subject = sanitizeHeaderText(this.run(this.etaText, t.subject, data));
     const text = this.run(this.etaText, t.text, data);
     if (!t.html) return { kind: "structured", subject, text };
@@ -261,6 +298,7 @@ export class TemplateStore {
   ): RenderedRaw {
     const messageId = makeMessageId(ctx.messageIdHost);
     const base = normaliseVars(vars);
+    withLook(base, ctx.look);
     base.set("to", ctx.to);
     base.set("from", ctx.from);
     base.set("date", rfc2822Date());
@@ -280,11 +318,11 @@ export class TemplateStore {
     };
 
     const subjectText = t.subject
-      ? this.run(this.etaText, t.subject, templateData(withDerived(base)))
+      ? this.run(this.etaText, t.subject, templateData(withDerived(base), ctx.helpers))
       : DEFAULT_SUBJECTS[ctx.template];
     base.set("subject_header_value", encodeHeaderText(subjectText) || DEFAULT_SUBJECTS[ctx.template]);
 
-    const rendered = this.run(this.etaText, t.raw, templateData(withDerived(base)));
+    const rendered = this.run(this.etaText, t.raw, templateData(withDerived(base), ctx.helpers));
     // Leading blank lines (e.g. left by a code block at the top of the template) would end the header
     // block before it starts.
     let message = rendered.replace(/^(?:\r\n|\r|\n)+/, "").replace(/\r\n|\r|\n/g, "\r\n");

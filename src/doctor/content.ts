@@ -2,6 +2,8 @@
 import { readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { ResolvedConfig } from "../config/load.js";
+import { Presentation, printfNamed } from "../delivery/brands.js";
+import type { TemplateHelpers } from "../delivery/templates.js";
 import { TEMPLATE_NAMES, TemplateStore } from "../delivery/templates.js";
 import { PageRenderer } from "../http/pages.js";
 import { Terms } from "../services/terms.js";
@@ -67,10 +69,26 @@ export async function checkTemplates(cfg: ResolvedConfig, report: Report): Promi
     );
   }
   const store = new TemplateStore(dir);
-  const pages = new PageRenderer(dir, cfg.email.default_brand);
-  const ctx = { to: "alice@example.org", from: cfg.email.from, messageIdHost: "example.org" };
+  const look = new Presentation({
+    templatesDir: dir,
+    defaultBrand: cfg.email.default_brand,
+    brands: cfg.email.brands,
+  });
+  const pages = new PageRenderer(look);
   for (const brand of brands) {
     const problems: string[] = [];
+    const settings = look.brand(brand);
+    const lang = settings.default_language;
+    const ctx = {
+      to: "alice@example.org",
+      from: cfg.email.from,
+      messageIdHost: "example.org",
+      look: look.lookVars({ brand: settings, lang }),
+      helpers: (value: (name: string) => string): TemplateHelpers => ({
+        t: (key, params) => look.t(lang, key, params),
+        printf: (format) => printfNamed(format, value),
+      }),
+    };
     for (const name of TEMPLATE_NAMES) {
       try {
         const loaded = await store.load(brand, name);
@@ -81,7 +99,7 @@ export async function checkTemplates(cfg: ResolvedConfig, report: Report): Promi
       }
     }
     try {
-      pages.verifyResponse(brand, { success: true, message: "Verified", medium: "email" });
+      pages.page("success", { brand, lang, medium: "email" });
     } catch (e) {
       problems.push(`verify_response_template.html: ${errorText(e).slice(0, 200)}`);
     }

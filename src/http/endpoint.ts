@@ -34,6 +34,8 @@ export function endpoint<P extends RequestParts>(e: Endpoint<P>): Endpoint<P> {
  * - `token-without-terms`: a valid access token, terms not required (logout and terms endpoints);
  * - `token-or-query-token`: like `token`, and `?access_token=` is accepted unless `auth.allow_query_token` is
  *   false (Synapse sends its token for `hash_details` only that way);
+ * - `token-or-confirm-form`: like `token`, or the confirmation page's form when
+ *   `validation.confirm_link_with_button` is on (a browser posting what the emailed link carries);
  * - `session-or-signature`: proves itself in the request (a validated session, or the homeserver's X-Matrix
  *   signature; checked by the handler).
  */
@@ -42,6 +44,7 @@ export type Access =
   | "token"
   | "token-without-terms"
   | "token-or-query-token"
+  | "token-or-confirm-form"
   | "session-or-signature";
 
 /** Per-IP request budget classes (`rate_limit.*_per_minute`); `none` has no per-route limit. */

@@ -24,6 +24,13 @@ export interface InviteSettings {
   /** Hosts an inviter may name as `org.matrix.web_client_location`; others get the default location. */
   webClientAllowlist: readonly string[];
   limits: { perAddress: BucketRule; perSender: BucketRule };
+  /**
+   * Base URL of a homeserver media repository that serves room avatars to mail clients
+   * (`email.avatar_media_base_url`); without it an `mxc://` avatar is not shown.
+   */
+  avatarMediaBaseUrl?: string | undefined;
+  /** Server names of `mxc://` URIs that base serves (`email.avatar_media_servers`); empty: any. */
+  avatarMediaServers?: readonly string[] | undefined;
 }
 
 /** What the caller of store-invite gets back. */
@@ -50,6 +57,8 @@ export interface StoreInviteRequest {
   /** Every parameter of the request, as received. */
   params: Record<string, JsonValue>;
   brand?: string | undefined;
+  /** Language of the invite email (a shipped language; undefined: the brand's default). */
+  lang?: string | undefined;
   /** Whether `sender` was authenticated (v2); in v1 anyone may claim any sender. */
   senderVerified: boolean;
 }
@@ -130,6 +139,8 @@ export class InviteService {
       ephemeralPublicKey: ephemeral.publicKeyBase64,
       params: req.params,
       receivedTs: now,
+      lang: req.lang ?? null,
+      brand: req.brand ?? null,
     });
 
     try {
@@ -154,6 +165,7 @@ export class InviteService {
     await this.mailer.send({
       template: "invite",
       brand: req.brand,
+      lang: req.lang,
       to: address,
       vars,
       // RFC 2369 and RFC 8058 (one-click): mail clients offer an unsubscribe button.
@@ -201,6 +213,8 @@ export class InviteService {
     for (const [k, v] of Object.entries(req.params)) {
       // The mailer derives `x_forhtml`/`x_forurl` itself; a caller must not supply unescaped ones.
       if (k.endsWith("_forhtml") || k.endsWith("_forurl")) continue;
+      // Only Seraph sets these: an inviter must not put a link of their own under "unsubscribe".
+      if (k === "unsubscribe_url" || k === "room_avatar_http_url" || k === "inviter") continue;
       if (typeof v === "string") vars[k] = v;
       else if (typeof v === "number" || typeof v === "boolean") vars[k] = String(v);
     }
@@ -224,18 +238,36 @@ export class InviteService {
     vars.token = token;
     vars.ephemeral_private_key = privateKey;
 
+    // sydent's semantics: the display name is empty when none was sent, and the bracketed values end
+    // with a space ("(%s) ") so that a template can write `{{ sender_display_name }} {{ bracketed… }}`.
     const displayName = vars.sender_display_name ?? "";
-    vars.sender_display_name = displayName ? truncate(displayName, 20, 19) : req.sender;
-    vars.bracketed_verified_sender = displayName ? `(${req.sender})` : "";
+    vars.sender_display_name = displayName ? truncate(displayName, 20, 19) : "";
+    vars.inviter = vars.sender_display_name || req.sender;
+    vars.bracketed_verified_sender = req.senderVerified ? `(${req.sender}) ` : "";
     vars.sender_verified = req.senderVerified ? "true" : "";
     const roomName = vars.room_name ?? "";
     vars.room_name = truncate(roomName, 30, 25);
-    vars.bracketed_room_name = roomName ? `(${vars.room_name})` : "";
+    vars.bracketed_room_name = roomName ? `(${vars.room_name}) ` : "";
+    vars.room_avatar_http_url = this.avatarUrl(vars.room_avatar_url ?? "");
 
     vars.web_client_location = this.webClientLocation(vars["org.matrix.web_client_location"]);
     const query = `token=${encodeURIComponent(token)}&private_key=${encodeURIComponent(privateKey)}`;
     vars.sign_url = `${this.settings.publicBaseUrl}${this.settings.signUrlPrefix}/sign-ed25519?${query}`;
     return vars;
+  }
+
+  /**
+   * An `https://` URL a mail client can load for an `mxc://server/media` avatar: a thumbnail from the
+   * configured media base, when it serves that server's media; else "".
+   */
+  private avatarUrl(mxc: string): string {
+    const base = this.settings.avatarMediaBaseUrl?.replace(/\/+$/, "");
+    const m = /^mxc:\/\/([A-Za-z0-9.:[\]-]{1,255})\/([A-Za-z0-9_-]{1,255})$/.exec(mxc);
+    if (!base || !m) return "";
+    const [, server, media] = m as unknown as [string, string, string];
+    const servers = this.settings.avatarMediaServers ?? [];
+    if (servers.length > 0 && !servers.includes(server.toLowerCase())) return "";
+    return `${base}/_matrix/media/v3/thumbnail/${encodeURIComponent(server)}/${media}?width=96&height=96&method=crop`;
   }
 
   /** The inviter's web client if the operator allows its host, else the configured default. */

@@ -12,14 +12,16 @@ import { NextLinkPolicy } from "./next-link.js";
 export interface PhoneDelivery {
   /** Whether the operator allows sending to this number's country. */
   allowed(e164: string): boolean;
-  /** Sends the code; throws on failure. */
-  sendCode(e164: string, code: string): Promise<void>;
+  /** Sends the code (in `lang` when given); throws on failure. */
+  sendCode(e164: string, code: string, lang?: string): Promise<void>;
 }
 
 export interface ValidationSettings {
   publicBaseUrl: string;
   sessionLifetimeMs: number;
   maxTokenAttempts: number;
+  /** Put the requester's IP address into the verification email (`email.show_requester_ip`). */
+  showRequesterIp?: boolean;
   limits: { emailPerAddress: BucketRule; smsPerNumber: BucketRule; smsPerCountry: BucketRule };
 }
 
@@ -29,9 +31,28 @@ export interface RequestTokenInput {
   /** A non-negative integer. */
   sendAttempt: number;
   nextLink?: string | undefined;
+  /** The brand of the session's messages and pages (a known brand; undefined: the default). */
   brand?: string | undefined;
-  /** The requester's IP (for the email template). */
+  /** The language of the session's messages and pages (a shipped language; undefined: the brand's). */
+  lang?: string | undefined;
+  /** The requester's IP (for the email template, when `showRequesterIp`). */
   ip?: string | undefined;
+}
+
+/** The look of a session's pages: what was stored with it. */
+export interface SessionLook {
+  lang: string | null;
+  brand: string | null;
+}
+
+/**
+ * M_SESSION_EXPIRED because too many wrong tokens were submitted: the session is closed, not expired
+ * (pages say so). Same answer as any M_SESSION_EXPIRED for API clients.
+ */
+export class SessionClosedError extends MatrixError {
+  constructor(readonly attempts: number) {
+    super("M_SESSION_EXPIRED", "Too many wrong tokens: this session is closed; request a new one");
+  }
 }
 
 export interface ValidatedThreepid {
@@ -64,22 +85,24 @@ export class ValidationService {
       input,
       async (session) => {
         await enforceLimits(this.limiter, [[`email:${address}`, this.settings.limits.emailPerAddress]]);
+        const brand = session.brand ?? undefined;
         const link =
           `${this.settings.publicBaseUrl}/_matrix/identity/v2/validate/email/submitToken` +
           `?sid=${encodeURIComponent(session.sid)}&client_secret=${encodeURIComponent(clientSecret)}` +
           `&token=${encodeURIComponent(session.token)}` +
-          (input.brand ? `&brand=${encodeURIComponent(input.brand)}` : "");
+          (brand ? `&brand=${encodeURIComponent(brand)}` : "");
         try {
           await this.mailer.send({
             template: "verification",
-            brand: input.brand,
+            brand,
+            lang: session.lang ?? undefined,
             to: address,
             vars: {
               token: session.token,
               link,
               address,
-              ipaddress: input.ip ?? "",
-              brand: input.brand ?? "",
+              ipaddress: this.settings.showRequesterIp ? (input.ip ?? "") : "",
+              lifetime_hours: String(Math.max(1, Math.round(this.settings.sessionLifetimeMs / 3_600_000))),
             },
           });
         } catch (err) {
@@ -126,7 +149,7 @@ export class ValidationService {
           [`sms:${msisdn}`, this.settings.limits.smsPerNumber],
         ]);
         try {
-          await this.phones.sendCode(e164, session.token);
+          await this.phones.sendCode(e164, session.token, session.lang ?? undefined);
         } catch (err) {
           throw new MatrixError("M_SEND_ERROR", "Failed to send the SMS", { cause: err });
         }
@@ -177,6 +200,8 @@ export class ValidationService {
         validatedTs: null,
         createdTs: now,
         mtime: now,
+        lang: input.lang ?? null,
+        brand: input.brand ?? null,
       };
       if (!(await this.sessions.insertIfAbsent(session))) continue; // another request won: reuse its session
       try {
@@ -207,7 +232,11 @@ export class ValidationService {
    * `submitToken`: validates the session. Errors (v1.18): M_INVALID_PARAM (unknown sid or wrong secret),
    * M_SESSION_EXPIRED (too old, or too many wrong tokens), M_TOKEN_INCORRECT. Returns the session's next_link.
    */
-  async submitToken(sid: string, clientSecret: string, token: string): Promise<{ nextLink: string | null }> {
+  async submitToken(
+    sid: string,
+    clientSecret: string,
+    token: string,
+  ): Promise<{ nextLink: string | null } & SessionLook> {
     const s = await this.session(sid, clientSecret);
     if (!s) throw new MatrixError("M_INVALID_PARAM", "Unknown session or wrong client_secret");
     const now = this.now();
@@ -216,7 +245,7 @@ export class ValidationService {
     // Every submission uses up an attempt first (atomically), so parallel guesses cannot exceed the limit;
     // the right token gives its attempt back.
     if (!(await this.sessions.takeAttempt(s.sid, this.settings.maxTokenAttempts))) {
-      throw new MatrixError("M_SESSION_EXPIRED", "Too many wrong tokens: request a new one");
+      throw new SessionClosedError(this.settings.maxTokenAttempts);
     }
     const given = s.medium === "msisdn" ? token.replace(/\s+/g, "") : token;
     if (!constantTimeEqual(given, s.token)) {
@@ -229,7 +258,13 @@ export class ValidationService {
       );
     }
     await this.sessions.markValidated(s.sid, now);
-    return { nextLink: s.nextLink };
+    return { nextLink: s.nextLink, lang: s.lang ?? null, brand: s.brand ?? null };
+  }
+
+  /** The language and brand stored with a session (for its pages); undefined for an unknown session. */
+  async sessionLook(sid: string, clientSecret: string): Promise<SessionLook | undefined> {
+    const s = await this.session(sid, clientSecret);
+    return s && { lang: s.lang ?? null, brand: s.brand ?? null };
   }
 
   /** `3pid/getValidated3pid`, and the check bind and unbind use: the session must exist, be live and validated. */

@@ -13,6 +13,9 @@ export interface InviteRecord {
   /** Every parameter of the store-invite request, as received. */
   params: Record<string, JsonValue>;
   receivedTs: number;
+  /** Language and brand of the invite email; null: the default brand in its default language. */
+  lang?: string | null;
+  brand?: string | null;
 }
 
 export interface InviteRepository {
@@ -43,6 +46,8 @@ function toRecord(r: Omit<InviteRow, "id">): InviteRecord {
     ephemeralPublicKey: r.ephemeral_public_key,
     params: JSON.parse(r.params_json) as Record<string, JsonValue>,
     receivedTs: r.received_ts,
+    lang: r.lang,
+    brand: r.brand,
   };
 }
 
@@ -55,6 +60,8 @@ const COLUMNS = [
   "ephemeral_public_key",
   "params_json",
   "received_ts",
+  "lang",
+  "brand",
 ] as const;
 
 export class KyselyInviteRepository implements InviteRepository {
@@ -77,6 +84,8 @@ export class KyselyInviteRepository implements InviteRepository {
           ephemeral_public_key: i.ephemeralPublicKey,
           params_json: JSON.stringify(i.params),
           received_ts: i.receivedTs,
+          lang: i.lang ?? null,
+          brand: i.brand ?? null,
         })
         .execute();
     });

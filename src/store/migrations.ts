@@ -164,6 +164,14 @@ const STEPS: Record<string, Step> = {
       .execute();
   },
   "0120_admin": adminMigration,
+  // The language and brand a session's or invite's messages are written in (issue 14); NULL for rows
+  // from before: the default brand, in its default language.
+  "0130_localisation": async (db) => {
+    for (const table of ["validation_sessions", "invites"]) {
+      await db.schema.alterTable(table).addColumn("lang", "text").execute();
+      await db.schema.alterTable(table).addColumn("brand", "text").execute();
+    }
+  },
 };
 
 /** A kysely MigrationProvider that hands each step the dialect it runs on. */

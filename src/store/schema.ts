@@ -25,6 +25,9 @@ export interface InvitesTable {
   ephemeral_public_key: string;
   params_json: string;
   received_ts: number;
+  /** Language and brand of the invite email (0130); NULL for older rows. */
+  lang: string | null;
+  brand: string | null;
 }
 
 /** Local 3PID associations (one mxid per medium+address). */
@@ -84,6 +87,9 @@ export interface ValidationSessionsTable {
   validated_ts: number | null;
   created_ts: number;
   mtime: number;
+  /** Language and brand of the session's messages and pages (0130); NULL for older rows. */
+  lang: string | null;
+  brand: string | null;
 }
 
 /** Lookup peppers: one `current`, at most one `pending` (being hashed) and `previous` ones in their grace period. */

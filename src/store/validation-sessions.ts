@@ -14,6 +14,10 @@ export interface SessionRecord {
   validatedTs: number | null;
   createdTs: number;
   mtime: number;
+  /** Language of the session's messages and pages; null: the brand's default. */
+  lang?: string | null;
+  /** Brand of the session's messages and pages; null: the default brand. */
+  brand?: string | null;
 }
 
 export interface SessionRepository {
@@ -50,7 +54,13 @@ export interface SessionRepository {
 
 type Row = Database["validation_sessions"];
 
-function toRecord(r: Omit<Row, "failed_attempts"> & { failed_attempts: number }): SessionRecord {
+function toRecord(
+  r: Omit<Row, "failed_attempts" | "lang" | "brand"> & {
+    failed_attempts: number;
+    lang?: string | null;
+    brand?: string | null;
+  },
+): SessionRecord {
   return {
     sid: r.sid,
     medium: r.medium,
@@ -63,6 +73,8 @@ function toRecord(r: Omit<Row, "failed_attempts"> & { failed_attempts: number })
     validatedTs: r.validated_ts,
     createdTs: r.created_ts,
     mtime: r.mtime,
+    lang: r.lang ?? null,
+    brand: r.brand ?? null,
   };
 }
 
@@ -104,6 +116,8 @@ export class KyselySessionRepository implements SessionRepository {
         validated_ts: s.validatedTs,
         created_ts: s.createdTs,
         mtime: s.mtime,
+        lang: s.lang ?? null,
+        brand: s.brand ?? null,
       })
       .onConflict((oc) => oc.doNothing())
       .executeTakeFirst();

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from "fastify";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { InvitePolicy } from "../admin/abuse.js";
@@ -12,8 +12,9 @@ import { pubkeyEndpoints } from "../api/pubkey.js";
 import { routeTable } from "../api/routes.js";
 import { statusEndpoints } from "../api/status.js";
 import { termsEndpoints } from "../api/terms.js";
-import { validationEndpoints } from "../api/validation.js";
+import { isConfirmForm, validationEndpoints } from "../api/validation.js";
 import type { ResolvedConfig } from "../config/load.js";
+import type { Presentation } from "../delivery/brands.js";
 import { requireAuth } from "../http/auth.js";
 import { PageRenderer } from "../http/pages.js";
 import { createHttpServer } from "../http/server.js";
@@ -25,7 +26,7 @@ import type { Services } from "./services.js";
 /** Builds the public HTTP API: every endpoint group over its service, mounted by the route table. */
 export async function createApi(
   config: ResolvedConfig,
-  s: Services & { keys: KeyService; invitePolicy: InvitePolicy },
+  s: Services & { keys: KeyService; invitePolicy: InvitePolicy; presentation: Presentation },
   deps: { ping: () => Promise<boolean>; stopping: () => boolean; redis: Redis | undefined; log: Logger },
 ): Promise<FastifyInstance> {
   const endpoints = {
@@ -35,10 +36,12 @@ export async function createApi(
     terms: termsEndpoints(s.terms, s.accounts),
     lookup: lookupEndpoints(s.budgetedLookup),
     pubkey: pubkeyEndpoints(s.keys),
-    invites: inviteEndpoints(s.invites, config.public_base_url),
+    invites: inviteEndpoints(s.invites, config.public_base_url, s.presentation),
     validation: validationEndpoints(s.validation, {
-      pages: new PageRenderer(config.email.templates_dir, config.email.default_brand),
+      pages: new PageRenderer(s.presentation),
       nextLinks: new NextLinkPolicy(config.validation.next_link_allowlist),
+      confirmWithButton: config.validation.confirm_link_with_button,
+      isUnavailable: isDatabaseUnavailable,
     }),
     associations: associationEndpoints(s.validation, s.associations, (req) => s.homeserverAuth.verify(req)),
     unsubscribe: unsubscribeEndpoints(s.invitePolicy),
@@ -63,6 +66,10 @@ export async function createApi(
       },
       guards: {
         token: requireAuth(s.accounts, allowQuery),
+        "token-or-confirm-form": confirmFormOr(
+          config.validation.confirm_link_with_button,
+          requireAuth(s.accounts, allowQuery),
+        ),
         "token-or-query-token": requireAuth(s.accounts, config.auth.allow_query_token !== false),
         "token-without-terms": requireAuth(s.accounts, allowQuery, true),
         "session-or-signature": undefined,
@@ -78,4 +85,18 @@ export async function createApi(
     },
     routes,
   );
+}
+
+/**
+ * The confirmation page's form (`validation.confirm_link_with_button`) is posted by a browser without an
+ * access token: it proves no more than the GET of the emailed link does, so it is let through like the GET.
+ */
+function confirmFormOr(
+  enabled: boolean,
+  guard: (req: FastifyRequest) => Promise<void>,
+): preHandlerAsyncHookHandler {
+  return async (req) => {
+    if (enabled && isConfirmForm(req)) return;
+    await guard(req);
+  };
 }

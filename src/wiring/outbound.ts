@@ -1,5 +1,6 @@
 import type { ResolvedConfig } from "../config/load.js";
 import type { Logger } from "../core/logger.js";
+import { Presentation } from "../delivery/brands.js";
 import { createMailer, type Mailer } from "../delivery/index.js";
 import { createSmsProvider, type SmsProvider } from "../delivery/sms/index.js";
 import { SmsCodeSender } from "../delivery/sms/phone-codes.js";
@@ -8,6 +9,8 @@ import { countedMailer, countedSms, type Metrics } from "../infra/metrics.js";
 
 /** Everything Seraph sends out of the machine: mail, SMS, requests to homeservers (counted for /metrics). */
 export interface Outbound {
+  /** Brands and languages of mails and pages (`email.brands`, templates/locales). */
+  presentation: Presentation;
   mailer: Mailer;
   sms: SmsCodeSender;
   homeservers: HomeserverClient;
@@ -25,10 +28,20 @@ export function createOutbound(
     homeservers?: HomeserverClient | undefined;
   },
 ): Outbound {
-  const mailer = countedMailer(given.mailer ?? createMailer(config.email, log), metrics);
+  const presentation = new Presentation({
+    templatesDir: config.email.templates_dir,
+    defaultBrand: config.email.default_brand,
+    brands: config.email.brands,
+  });
+  for (const w of presentation.contrastWarnings()) {
+    log.warn(w, "brand colours below a contrast of 4.5:1: some text of emails and pages is hard to read");
+  }
+  const mailer = countedMailer(given.mailer ?? createMailer(config.email, log, presentation), metrics);
   const sms = new SmsCodeSender(
     config.sms,
     countedSms(given.sms ?? createSmsProvider(config.sms, log), metrics),
+    (lang, code) =>
+      presentation.t(lang ?? presentation.brand(undefined).default_language, "sms.body", { token: code }),
   );
   const f = config.federation;
   const homeservers =
@@ -43,6 +56,7 @@ export function createOutbound(
       userAgent: "Seraph",
     });
   return {
+    presentation,
     mailer,
     sms,
     homeservers,

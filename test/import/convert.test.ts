@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
+import { Presentation } from "../../src/delivery/brands.js";
 import { TemplateStore } from "../../src/delivery/templates.js";
 import { PageRenderer } from "../../src/http/pages.js";
 import { configFromSydent } from "../../src/import/config-from-sydent.js";
@@ -104,11 +105,8 @@ describe("templates from-sydent", () => {
       sender_display_name: "Bob",
       sender_avatar_url: "",
     });
-    const page = new PageRenderer(dest, "is-test").verifyResponse("is-test", {
-      success: true,
-      message: "ok",
-      medium: "email",
-    });
+    const look = new Presentation({ templatesDir: dest, defaultBrand: "is-test", brands: {} });
+    const page = new PageRenderer(look).page("success", { brand: "is-test", lang: "en", medium: "email" });
     expect(page).toContain("matrix_is_tester:email_submit_get_response");
     expect(readFileSync(join(dest, "is-test", "invite.subject.eta"), "utf8")).toContain(
       'it.room_type === "m.space"',
