@@ -61,7 +61,11 @@ export interface SeraphProcess {
 }
 
 /** Starts `seraph serve` with `config` (merged with a free port and quiet logs); resolves once it listens. */
-export async function spawnSeraph(config: Record<string, unknown>, dir?: string): Promise<SeraphProcess> {
+export async function spawnSeraph(
+  config: Record<string, unknown>,
+  dir?: string,
+  startTimeoutMs = 30_000,
+): Promise<SeraphProcess> {
   const cwd = dir ?? mkdtempSync(join(tmpdir(), "seraph-proc-"));
   const port = await freePort();
   const full = {
@@ -82,7 +86,7 @@ export async function spawnSeraph(config: Record<string, unknown>, dir?: string)
   });
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
   await new Promise<void>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`Seraph did not start:\n${out}`)), 30_000);
+    const timer = setTimeout(() => rej(new Error(`Seraph did not start:\n${out}`)), startTimeoutMs);
     const check = () => {
       if (out.includes("Seraph listening on")) {
         clearTimeout(timer);
