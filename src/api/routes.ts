@@ -86,7 +86,7 @@ export function routeTable(e: Endpoints, on: RouteSwitches): Route[] {
     row(
       "POST",
       "/_matrix/identity/v2/validate/email/submitToken",
-      "token",
+      "token-or-confirm-form",
       "authenticated",
       e.validation.submitToken,
     ),
@@ -107,7 +107,7 @@ export function routeTable(e: Endpoints, on: RouteSwitches): Route[] {
     row(
       "POST",
       "/_matrix/identity/v2/validate/msisdn/submitToken",
-      "token",
+      "token-or-confirm-form",
       "authenticated",
       e.validation.submitToken,
     ),

@@ -56,7 +56,10 @@ export async function checkTemplates(cfg: ResolvedConfig, report: Report): Promi
   const dir = resolve(cfg.email.templates_dir);
   let brands: string[];
   try {
-    brands = readdirSync(dir).filter((d) => !d.startsWith(".") && statSync(join(dir, d)).isDirectory());
+    brands = readdirSync(dir).filter(
+      // locales/ holds the message catalogues, not a brand.
+      (d) => !d.startsWith(".") && d !== "locales" && statSync(join(dir, d)).isDirectory(),
+    );
   } catch (e) {
     g.fail("templates_dir", errorText(e), "set email.templates_dir to a folder with one folder per brand");
     return;

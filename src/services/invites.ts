@@ -325,6 +325,8 @@ export function createInviteService(
       usernameRevealChars: config.invites.username_obfuscate_characters,
       domainRevealChars: config.invites.domain_obfuscate_characters,
       webClientAllowlist: config.email.web_client_allowlist,
+      avatarMediaBaseUrl: config.email.avatar_media_base_url,
+      avatarMediaServers: config.email.avatar_media_servers,
       limits: {
         perAddress: bucketRule(config.rate_limit, config.rate_limit.invites_per_address),
         perSender: bucketRule(config.rate_limit, config.rate_limit.invites_per_sender),

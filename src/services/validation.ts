@@ -294,7 +294,7 @@ export class ValidationService {
 
 /** Builds the validation service from `validation.*` and its rate limits. */
 export function createValidationService(
-  config: Pick<ResolvedConfig, "public_base_url" | "validation" | "rate_limit">,
+  config: Pick<ResolvedConfig, "public_base_url" | "validation" | "rate_limit" | "email">,
   deps: {
     sessions: SessionRepository;
     mailer: Mailer;
@@ -309,6 +309,7 @@ export function createValidationService(
       publicBaseUrl: config.public_base_url,
       sessionLifetimeMs: config.validation.session_lifetime_seconds * 1000,
       maxTokenAttempts: config.validation.max_token_attempts,
+      showRequesterIp: config.email.show_requester_ip,
       limits: {
         emailPerAddress: bucketRule(limits, limits.email_per_address),
         smsPerNumber: bucketRule(limits, limits.sms_per_number),
