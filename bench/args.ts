@@ -9,8 +9,8 @@ export interface Args {
   warmup: number;
   connections: number;
   instances: number;
-  /** `server.workers` of each instance: a number, or "auto"; undefined leaves the config default out. */
-  workers: number | "auto" | undefined;
+  /** `server.workers` of each instance: a number, or "auto". */
+  workers: number | "auto";
   samples: number;
   poolSize: number;
   explain: boolean;
@@ -44,8 +44,8 @@ export const HELP = `npm run bench -- [options]
                               has had an answer and then --warmup S more (default 2)
   --connections C             autocannon connections (default 50), spread over the instances
   --instances K               Seraph processes on the same database (default 1)
-  --workers N|auto            server.workers of each instance (default: the config default); the
-                              bare server runs the same number of node:cluster workers
+  --workers N|auto            server.workers of each instance (default 1: one process, as before
+                              workers existed); the bare server runs as many node:cluster workers
   --samples M                 requests measured by latencyN (default 50)
   --pool-size P               PostgreSQL pool size per instance (default 10)
   --explain                   print the plan and the in-process cost of the lookup query
@@ -72,7 +72,7 @@ export function parse(argv: string[] = process.argv.slice(2)): Args {
       warmup: { type: "string", default: "2" },
       connections: { type: "string", default: "50" },
       instances: { type: "string", default: "1" },
-      workers: { type: "string" },
+      workers: { type: "string", default: "1" },
       samples: { type: "string", default: "50" },
       "pool-size": { type: "string", default: "10" },
       explain: { type: "boolean", default: false },
@@ -112,12 +112,7 @@ export function parse(argv: string[] = process.argv.slice(2)): Args {
   }
   // The ceiling runs first, so that every later row can be compared with it.
   if (!values["no-ceiling"] && !scenarios.includes("bare")) scenarios.unshift("bare");
-  const workers =
-    values.workers === undefined
-      ? undefined
-      : values.workers === "auto"
-        ? ("auto" as const)
-        : int("workers", values.workers, 1);
+  const workers = values.workers === "auto" ? ("auto" as const) : int("workers", values.workers, 1);
   return {
     backend: values.backend,
     associations: int("associations", values.associations, 1),

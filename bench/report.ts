@@ -102,7 +102,7 @@ export function tables(args: Args, loadRows: LoadRow[], latencyRows: LatencyRow[
         r.scenario,
         r.backend,
         r.instances,
-        r.workers ?? "default",
+        r.workers,
         r.scenario === "bare" ? "-" : r.associations,
         r.connections,
         fmt(r.rps),

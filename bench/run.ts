@@ -76,7 +76,7 @@ async function main(): Promise<void> {
       log: { level: "warn" },
       email: { outbox_dir: join(dir, "outbox"), from: "Seraph <noreply@is.bench>" },
       rate_limit: { enabled: false },
-      ...(args.workers !== undefined ? { server: { workers: args.workers } } : {}),
+      server: { workers: args.workers },
     };
     const cfg = resolveConfig(base);
 
@@ -103,7 +103,7 @@ async function main(): Promise<void> {
     const urls = instances.map((i) => i.url);
     log(`seraph: ${urls.join(", ")}`);
     if (args.ceiling) {
-      bare = await startBare(args.workers ?? 1, args.nodeOptions);
+      bare = await startBare(args.workers, args.nodeOptions);
       log(`bare node:http: ${bare.url}`);
     }
 

@@ -211,7 +211,7 @@ export interface LoadRow {
   scenario: string;
   backend: string;
   instances: number;
-  workers: number | "auto" | undefined;
+  workers: number | "auto";
   associations: number;
   connections: number;
   rps: number;

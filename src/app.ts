@@ -24,7 +24,7 @@ import { V1, V2 } from "./http/routes.js";
 import { createHttpServer } from "./http/server.js";
 import { AccountService } from "./identity/accounts.js";
 import { AssociationService } from "./identity/associations.js";
-import { BackgroundTasks } from "./identity/background.js";
+import { type BackgroundGate, BackgroundTasks } from "./identity/background.js";
 import { HomeserverRequestAuth } from "./identity/homeserver-auth.js";
 import { InviteService } from "./identity/invites.js";
 import { KeyService } from "./identity/keys.js";
@@ -69,6 +69,14 @@ export interface SeraphOptions {
   now?: () => number;
   /** Replaces the homeserver client built from `federation.*` (tests inject DNS stubs this way). */
   homeservers?: HomeserverClient;
+  /** Set in a worker of `seraph serve --workers N` (src/cluster/worker.ts). */
+  cluster?: ClusterMember;
+}
+
+/** What a cluster worker changes: shared background tasks only in the leader, metrics served by the primary. */
+export interface ClusterMember extends BackgroundGate {
+  /** Hands the registry to the primary's metrics listener instead of serving it here. */
+  shareMetrics(registry: Metrics["registry"]): void;
 }
 
 /** Creates the process logger; secrets in headers and query strings are never written. */
@@ -161,7 +169,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       config.rate_limit.enabled ? { burst: b.burst, perHour: b.per_hour } : { burst: 1e12, perHour: 1e12 };
 
     // Domain services
-    const tasks = new BackgroundTasks(log);
+    const tasks = new BackgroundTasks(log, opts.cluster);
     const invitesRepo = new KyselyInviteRepository(store.db);
     const associationsRepo = new KyselyAssociationRepository(store.db, store.dialect);
     const invites = new InviteService(
@@ -330,7 +338,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       tasks.add("session-reaper", 10 * 60_000, () => validation.reap());
       tasks.add("invite-purge", 60 * 60_000, () => onbind.purgeExpiredInvites());
       // Revocations made with `seraph keys revoke` (possibly by another instance) reach this one.
-      tasks.add("keys-refresh", 60_000, () => keys.refresh());
+      tasks.add("keys-refresh", 60_000, () => keys.refresh(), { everyProcess: true });
     };
 
     let closed = false;
@@ -344,7 +352,8 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       log,
       async listen() {
         const address = await app.listen({ host: config.listen.host, port: config.listen.port });
-        if (config.metrics.enabled) {
+        if (config.metrics.enabled && opts.cluster) opts.cluster.shareMetrics(metrics.registry);
+        else if (config.metrics.enabled) {
           const server = await metrics.serve(config.metrics.host, config.metrics.port);
           closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
         }

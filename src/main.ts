@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { createLogger, createSeraph } from "./app.js";
 import { ConfigError, loadConfig, type ResolvedConfig } from "./config/load.js";
+import { runServe } from "./cluster/serve.js";
 import { randomToken } from "./crypto/hash.js";
 import { KeyFileError, readKeyFile, rotateKeys, writeKeyFile } from "./crypto/key-file.js";
 import { KeyService } from "./identity/keys.js";
@@ -14,7 +15,9 @@ import { KyselyPepperRepository } from "./store/peppers.js";
 const HELP = `seraph: a Matrix identity server
 
 Usage:
-  seraph serve   [--config FILE]          run the server (default command)
+  seraph serve   [--config FILE] [--workers N|auto]
+                                          run the server (default command); --workers overrides
+                                          server.workers (processes on one listener)
   seraph migrate [--config FILE]          apply database migrations and exit
   seraph keys generate [--config FILE] [--rotate]
                                           create the signing key file; with --rotate, add a new
@@ -191,6 +194,7 @@ async function main(argv: string[]): Promise<void> {
       rotate: { type: "boolean" },
       from: { type: "string" },
       to: { type: "string" },
+      workers: { type: "string" },
     },
   });
   if (values.help) {
@@ -200,7 +204,7 @@ async function main(argv: string[]): Promise<void> {
   const [command = "serve", sub, arg] = positionals;
   switch (command) {
     case "serve":
-      return serve(config(values.config));
+      return runServe(config(values.config), values.workers, serve);
     case "migrate":
       return migrate(config(values.config));
     case "migrate-db":

@@ -95,6 +95,13 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    server: z
+      .object({
+        /** Processes serving the one listener (node:cluster); "auto" = os.availableParallelism(). */
+        workers: z.union([z.literal("auto"), z.number().int().min(1).max(1024)]).default("auto"),
+      })
+      .strict()
+      .prefault({}),
     database: z
       .object({
         sqlite: z
