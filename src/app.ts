@@ -231,7 +231,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
         rotationSettleMs: config.lookup.rotation_settle_seconds * 1000,
       },
       new KyselyPepperRepository(store.db),
-      associationsRepo,
+      new KyselyAssociationRepository(store.reader(), store.dialect), // lookups may read from a replica
       now,
     );
     await lookup.init();

@@ -2,8 +2,8 @@
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { createLogger, createSeraph } from "./app.js";
-import { ConfigError, loadConfig, type ResolvedConfig } from "./config/load.js";
 import { runServe } from "./cluster/serve.js";
+import { ConfigError, loadConfig, type ResolvedConfig } from "./config/load.js";
 import { randomToken } from "./crypto/hash.js";
 import { KeyFileError, readKeyFile, rotateKeys, writeKeyFile } from "./crypto/key-file.js";
 import { KeyService } from "./identity/keys.js";

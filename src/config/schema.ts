@@ -72,6 +72,9 @@ const postgresSchema = z
     url: z.string().min(1),
     pool_size: z.number().int().min(1).max(1000).default(10),
     statement_timeout_ms: z.number().int().min(0).default(10_000),
+    /** Streaming replicas for lookups and other reads that may lag (src/store/replicas.ts). */
+    read_replicas: z.array(z.string().min(1)).default([]),
+    max_replica_lag_ms: z.number().int().min(0).default(1000),
     ssl: z
       .object({
         enabled: z.boolean().default(false),

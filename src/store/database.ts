@@ -4,12 +4,19 @@ import BetterSqlite3 from "better-sqlite3";
 import { Kysely, Migrator, type SqliteDatabase, SqliteDialect } from "kysely";
 import { type Dialect, SeraphMigrations } from "./migrations.js";
 import { createPostgresDialect, type PostgresLogger, pingPostgres } from "./postgres.js";
+import { ReplicaReader } from "./replicas.js";
 import type { Database } from "./schema.js";
 
 /** An open database: the typed query builder plus the dialect it speaks. */
 export interface Store {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
+  /**
+   * Where reads that may be slightly stale go (lookups, key checks, token checks): a healthy
+   * PostgreSQL read replica when `database.postgres.read_replicas` has one, else `db`. Never for
+   * writes, nor for reads that must see a write just made (use `db`).
+   */
+  reader(): Kysely<Database>;
   close(): Promise<void>;
 }
 
@@ -21,6 +28,9 @@ export interface DatabaseOptions {
         url: string;
         pool_size: number;
         statement_timeout_ms: number;
+        /** Streaming replicas that serve `Store.reader()` (src/store/replicas.ts). */
+        read_replicas?: string[] | undefined;
+        max_replica_lag_ms?: number | undefined;
         ssl: { enabled: boolean; verify_certificates: boolean; ca_path?: string | undefined };
       }
     | undefined;
@@ -62,19 +72,21 @@ function cachingSqlite(path: string): SqliteDatabase {
 export async function openStore(opts: DatabaseOptions, log: PostgresLogger = NO_LOG): Promise<Store> {
   if (opts.postgres) {
     const pgOpts = opts.postgres;
-    const { dialect, pool } = createPostgresDialect(
-      {
-        url: pgOpts.url,
-        poolSize: pgOpts.pool_size,
-        statementTimeoutMs: pgOpts.statement_timeout_ms,
-        ssl: {
-          enabled: pgOpts.ssl.enabled,
-          verifyCertificates: pgOpts.ssl.verify_certificates,
-          ...(pgOpts.ssl.ca_path ? { caPath: pgOpts.ssl.ca_path } : {}),
+    const connect = (url: string) =>
+      createPostgresDialect(
+        {
+          url,
+          poolSize: pgOpts.pool_size,
+          statementTimeoutMs: pgOpts.statement_timeout_ms,
+          ssl: {
+            enabled: pgOpts.ssl.enabled,
+            verifyCertificates: pgOpts.ssl.verify_certificates,
+            ...(pgOpts.ssl.ca_path ? { caPath: pgOpts.ssl.ca_path } : {}),
+          },
         },
-      },
-      log,
-    );
+        log,
+      );
+    const { dialect, pool } = connect(pgOpts.url);
     const db = new Kysely<Database>({ dialect });
     try {
       await pingPostgres(pool);
@@ -82,12 +94,44 @@ export async function openStore(opts: DatabaseOptions, log: PostgresLogger = NO_
       await db.destroy();
       throw new Error(`cannot reach PostgreSQL (database.postgres.url): ${(e as Error).message}`);
     }
-    return { db, dialect: "postgres", close: () => db.destroy() };
+    const replicas = await openReplicas(pgOpts, pool, connect, log);
+    return {
+      db,
+      dialect: "postgres",
+      reader: replicas ? () => replicas.db : () => db,
+      close: async () => {
+        await replicas?.close();
+        await db.destroy();
+      },
+    };
   }
   const db = new Kysely<Database>({
     dialect: new SqliteDialect({ database: cachingSqlite(opts.sqlite.path) }),
   });
-  return { db, dialect: "sqlite", close: () => db.destroy() };
+  return { db, dialect: "sqlite", reader: () => db, close: () => db.destroy() };
+}
+
+/** The read replicas of `database.postgres.read_replicas`, or undefined when there are none. */
+async function openReplicas(
+  pgOpts: NonNullable<DatabaseOptions["postgres"]>,
+  primary: import("pg").Pool,
+  connect: (url: string) => { pool: import("pg").Pool },
+  log: PostgresLogger,
+): Promise<ReplicaReader | undefined> {
+  const urls = pgOpts.read_replicas ?? [];
+  if (urls.length === 0) return undefined;
+  const maxLagMs = pgOpts.max_replica_lag_ms ?? 1000;
+  const reader = new ReplicaReader({
+    pools: urls.map((url) => ({ url, pool: connect(url).pool })),
+    primary,
+    maxLagMs,
+    // Often enough that a lagging replica is skipped well within the lag it may have.
+    checkIntervalMs: Math.min(1000, Math.max(100, Math.floor(maxLagMs / 4))),
+    log,
+  });
+  // A replica that is down at start is skipped (and checked again); the start does not fail.
+  await reader.start();
+  return reader;
 }
 
 const NO_LOG: PostgresLogger = { warn() {} };

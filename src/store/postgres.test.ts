@@ -15,7 +15,7 @@ const quiet = { warn: () => {} };
 function openPg(url: string, statementTimeoutMs = 10_000, logger = quiet) {
   const { dialect, pool } = createPostgresDialect({ url, poolSize: 4, statementTimeoutMs }, logger);
   const db = new Kysely<Database>({ dialect });
-  const store: Store = { db, dialect: "postgres", close: () => db.destroy() };
+  const store: Store = { db, dialect: "postgres", reader: () => db, close: () => db.destroy() };
   return { store, db, pool };
 }
 
