@@ -1,5 +1,4 @@
 import type { FastifyInstance } from "fastify";
-import { Redis } from "ioredis";
 import { sql } from "kysely";
 import pino, { type Logger } from "pino";
 import { registerAccountRoutes } from "./api/account.js";
@@ -109,8 +108,8 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     const keyRepo = new KyselyKeyRepository(store.db);
     const keys = await KeyService.load(fileKeys, keyRepo, now());
 
-    // Counters are cheap and always kept; the per-request hook and process metrics only when served.
-    const metrics = new Metrics(config.metrics.enabled);
+    // prom-client, the counters, the per-request hook and process metrics only when metrics are served.
+    const metrics = await Metrics.create(config.metrics.enabled);
 
     // Outbound: mail, SMS, homeservers (counted for /metrics)
     const rawMailer = opts.mailer ?? createMailer(config.email, log);
@@ -146,8 +145,9 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     if (!opts.homeservers) closers.push(() => homeservers.close());
 
     // Rate limits: in this process, or shared by every instance through Redis.
+    // ioredis is loaded only when Redis is configured.
     const redis = config.rate_limit.redis_url
-      ? new Redis(config.rate_limit.redis_url, {
+      ? new (await import("ioredis")).Redis(config.rate_limit.redis_url, {
           maxRetriesPerRequest: 1,
           enableOfflineQueue: false,
           lazyConnect: true,
@@ -352,7 +352,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       log,
       async listen() {
         const address = await app.listen({ host: config.listen.host, port: config.listen.port });
-        if (config.metrics.enabled && opts.cluster) opts.cluster.shareMetrics(metrics.registry);
+        if (metrics.registry && opts.cluster) opts.cluster.shareMetrics(metrics.registry);
         else if (config.metrics.enabled) {
           const server = await metrics.serve(config.metrics.host, config.metrics.port);
           closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));

@@ -56,6 +56,7 @@ const smtpSchema = z
     username: z.string().optional(),
     password: z.string().optional(),
     verify_certificates: z.boolean().default(true),
+    pool_size: z.number().int().min(1).max(100).optional(),
   })
   .strict();
 

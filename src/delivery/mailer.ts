@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import nodemailer, { type SendMailOptions, type Transporter } from "nodemailer";
+import type { SendMailOptions, Transporter } from "nodemailer";
 import { isSingleBareAddress, mailboxAddress, makeMessageId, messageIdHost } from "./mime.js";
 import {
   brandDirExists,
@@ -26,6 +26,8 @@ export interface SmtpConfig {
   password?: string;
   /** Verify the server certificate (chain and host name). Keep true in production (CVE-2023-38686). */
   verify_certificates: boolean;
+  /** Pooled SMTP connections (default 5). */
+  pool_size?: number;
 }
 
 export interface EmailConfig {
@@ -80,10 +82,14 @@ const SMTP_CONNECTION_TIMEOUT = 5_000;
 const SMTP_GREETING_TIMEOUT = 5_000;
 const SMTP_SOCKET_TIMEOUT = 20_000;
 const SMTP_DNS_TIMEOUT = 5_000;
-const SMTP_MAX_CONNECTIONS = 5;
+const SMTP_DEFAULT_POOL_SIZE = 5;
 const SMTP_MAX_MESSAGES_PER_CONNECTION = 500;
 
-function createSmtpTransport(smtp: SmtpConfig, ehloName: string | undefined): Transporter {
+/** nodemailer, loaded on the first message (it is a large module; idle processes do not need it). */
+const loadNodemailer = () => import("nodemailer").then((m) => m.default);
+
+async function createSmtpTransport(smtp: SmtpConfig, ehloName: string | undefined): Promise<Transporter> {
+  const nodemailer = await loadNodemailer();
   return nodemailer.createTransport({
     pool: true,
     host: smtp.host,
@@ -98,7 +104,7 @@ function createSmtpTransport(smtp: SmtpConfig, ehloName: string | undefined): Tr
     greetingTimeout: SMTP_GREETING_TIMEOUT,
     socketTimeout: SMTP_SOCKET_TIMEOUT,
     dnsTimeout: SMTP_DNS_TIMEOUT,
-    maxConnections: SMTP_MAX_CONNECTIONS,
+    maxConnections: smtp.pool_size ?? SMTP_DEFAULT_POOL_SIZE,
     maxMessages: SMTP_MAX_MESSAGES_PER_CONNECTION,
     disableFileAccess: true,
     disableUrlAccess: true,
@@ -153,16 +159,23 @@ export function createMailer(cfg: EmailConfig, log: MailLogger): Mailer {
   const store = new TemplateStore(cfg.templates_dir);
   const brandCache = new Map<string, string>();
 
-  const smtp = cfg.smtp ? createSmtpTransport(cfg.smtp, cfg.hostname) : undefined;
+  // Both transports are made on the first message (loading nodemailer then).
+  const smtpConfig = cfg.smtp;
+  let smtp: Promise<Transporter> | undefined;
+  const smtpTransport = (c: SmtpConfig) =>
+    (smtp ??= createSmtpTransport(c, cfg.hostname).then((t) => {
+      // A pooled connection can fail while idle; nodemailer re-emits that as 'error', which would crash
+      // the process without a listener.
+      t.on("error", (err: unknown) => log.warn(causeSummary(err), "SMTP transport error"));
+      return t;
+    }));
   // Without SMTP, nodemailer still builds the MIME message (stream transport, CRLF), we store it.
-  const composer = smtp
-    ? undefined
-    : nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "windows" });
-  const outbox = smtp ? undefined : new Outbox(path.resolve(cfg.outbox_dir));
-
-  // A pooled connection can fail while idle; nodemailer re-emits that as 'error', which would crash
-  // the process without a listener.
-  smtp?.on("error", (err: unknown) => log.warn(causeSummary(err), "SMTP transport error"));
+  let composer: Promise<Transporter> | undefined;
+  const composerTransport = () =>
+    (composer ??= loadNodemailer().then((n) =>
+      n.createTransport({ streamTransport: true, buffer: true, newline: "windows" }),
+    ));
+  const outbox = smtpConfig ? undefined : new Outbox(path.resolve(cfg.outbox_dir));
 
   if (!brandDirExists(cfg.templates_dir, cfg.default_brand)) {
     log.warn(
@@ -223,12 +236,14 @@ export function createMailer(cfg: EmailConfig, log: MailLogger): Mailer {
     }
 
     try {
-      if (smtp) {
-        await smtp.sendMail(options);
+      if (smtpConfig) {
+        await (await smtpTransport(smtpConfig)).sendMail(options);
         log.info({ to: mail.to, template: mail.template, brand, messageId }, "email sent");
       } else {
         const raw =
-          typeof options.raw === "string" ? options.raw : (await composer!.sendMail(options)).message;
+          typeof options.raw === "string"
+            ? options.raw
+            : (await (await composerTransport()).sendMail(options)).message;
         const file = await outbox!.write(raw as Buffer | string);
         log.info({ to: mail.to, template: mail.template, brand, file }, "email written to outbox");
       }
@@ -253,8 +268,8 @@ export function createMailer(cfg: EmailConfig, log: MailLogger): Mailer {
     async close(): Promise<void> {
       closed = true;
       await Promise.allSettled([...inFlight]);
-      smtp?.close();
-      composer?.close();
+      (await smtp?.catch(() => undefined))?.close();
+      (await composer?.catch(() => undefined))?.close();
     },
   };
 }

@@ -3,7 +3,7 @@ import { dirname } from "node:path";
 import BetterSqlite3 from "better-sqlite3";
 import { Kysely, Migrator, type SqliteDatabase, SqliteDialect } from "kysely";
 import { type Dialect, SeraphMigrations } from "./migrations.js";
-import { createPostgresDialect, type PostgresLogger, pingPostgres } from "./postgres.js";
+import type { PostgresLogger } from "./postgres.js";
 import { ReplicaReader } from "./replicas.js";
 import type { Database } from "./schema.js";
 
@@ -72,6 +72,8 @@ function cachingSqlite(path: string): SqliteDatabase {
 export async function openStore(opts: DatabaseOptions, log: PostgresLogger = NO_LOG): Promise<Store> {
   if (opts.postgres) {
     const pgOpts = opts.postgres;
+    // pg is loaded only when PostgreSQL is configured (SQLite processes stay smaller).
+    const { createPostgresDialect, pingPostgres } = await import("./postgres.js");
     const connect = (url: string) =>
       createPostgresDialect(
         {
