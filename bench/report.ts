@@ -65,6 +65,7 @@ const LOAD_COLUMNS = [
   "server CPU",
   "PostgreSQL CPU",
   "CPU µs/req",
+  "bare's CPU/req of it",
   "autocannon CPU",
   "other CPU",
   "server RSS MB (sum / largest)",
@@ -93,11 +94,13 @@ export function tables(args: Args, loadRows: LoadRow[], latencyRows: LatencyRow[
   const mark = (c: CpuShare) => (c.other > args.maxOther ? " ⚠" : "");
   const slow = (probeMs: number) => (probeMs > fastestProbeMs() * (1 + args.maxSlowdown) ? " ⚠" : "");
   const bare = loadRows.find((r) => r.scenario === "bare");
+  const perRequest = (r: LoadRow) =>
+    ((r.cpu.server + (Number.isFinite(r.cpu.db) ? r.cpu.db : 0)) / r.rps) * 1e6;
   const out: string[] = [];
   if (loadRows.length) {
     out.push(`| ${LOAD_COLUMNS.join(" | ")} |`, `|${LOAD_COLUMNS.map(() => "---").join("|")}|`);
     for (const r of loadRows) {
-      const cpuPerRequest = ((r.cpu.server + (Number.isFinite(r.cpu.db) ? r.cpu.db : 0)) / r.rps) * 1e6;
+      const cpuPerRequest = perRequest(r);
       const cells = [
         r.scenario,
         r.backend,
@@ -118,6 +121,7 @@ export function tables(args: Args, loadRows: LoadRow[], latencyRows: LatencyRow[
         fmt(r.cpu.server, 2),
         fmt(r.cpu.db, 2),
         fmt(cpuPerRequest),
+        bare ? `${fmt((100 * perRequest(bare)) / cpuPerRequest)} %` : "-",
         fmt(r.cpu.client, 2),
         fmt(r.cpu.other, 2) + mark(r.cpu),
         `${fmt(r.rss)} / ${fmt(r.rssMax)}`,
