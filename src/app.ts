@@ -9,7 +9,7 @@ import { loadOrCreateKeyFile } from "./crypto/key-file.js";
 import type { Mailer } from "./delivery/index.js";
 import type { SmsProvider } from "./delivery/sms/index.js";
 import type { HomeserverClient } from "./federation/index.js";
-import { BackgroundTasks } from "./infra/background.js";
+import { type BackgroundGate, BackgroundTasks } from "./infra/background.js";
 import { withAddressRedaction } from "./infra/log-redaction.js";
 import { Metrics } from "./infra/metrics.js";
 import { connectRedis, keyedLimiter } from "./infra/redis.js";
@@ -49,6 +49,14 @@ export interface SeraphOptions {
   now?: () => number;
   /** Replaces the homeserver client built from `federation.*` (tests inject DNS stubs this way). */
   homeservers?: HomeserverClient;
+  /** Set in a worker of `seraph serve --workers N` (src/cluster/worker.ts). */
+  cluster?: ClusterMember;
+}
+
+/** What a cluster worker changes: shared background tasks only in the leader, metrics served by the primary. */
+export interface ClusterMember extends BackgroundGate {
+  /** Hands the registry to the primary's metrics listener instead of serving it here. */
+  shareMetrics(registry: Metrics["registry"]): void;
 }
 
 /**
@@ -88,12 +96,13 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     const { keys: fileKeys, created } = loadOrCreateKeyFile(config.signing_key_path);
     if (created) log.info({ path: config.signing_key_path }, "generated a new signing key");
     const keys = await KeyService.load(fileKeys, store.repos.keys, now());
-    const metrics = new Metrics(config.metrics.enabled);
+    // prom-client, the counters, the per-request hook and process metrics only when metrics are served.
+    const metrics = await Metrics.create(config.metrics.enabled);
     const out = createOutbound(config, log, metrics, opts);
     closers.push(() => out.close());
     const redis = await connectRedis(config.rate_limit, log);
     if (redis) closers.push(async () => void redis.disconnect());
-    const tasks = new BackgroundTasks(log);
+    const tasks = new BackgroundTasks(log, opts.cluster);
     const limiter = keyedLimiter(redis, log, now);
     let services: Services | undefined;
     const admin = await wireAdmin(config, store, {
@@ -129,7 +138,8 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
       },
       async listen() {
         const address = await app.listen({ host: config.listen.host, port: config.listen.port });
-        if (config.metrics.enabled) {
+        if (metrics.registry && opts.cluster) opts.cluster.shareMetrics(metrics.registry);
+        else if (config.metrics.enabled) {
           const served = await metrics.serve(config.metrics.host, config.metrics.port);
           metricsUrl = served.url;
           closers.push(served.close);

@@ -27,14 +27,15 @@ export async function wireAdmin(
   deps: {
     log: Logger;
     keys: KeyService;
-    registry: import("prom-client").Registry;
+    /** Undefined when metrics are not served: the admin gauges and counters are then not kept. */
+    registry: import("prom-client").Registry | undefined;
     kickOnbind: () => void;
     invites: () => InviteService;
     now: () => number;
   },
 ): Promise<AdminWiring> {
   const views = new KyselyAdminViewRepository(store.db);
-  const onRefused = registerAdminMetrics(deps.registry, views, deps.now);
+  const onRefused = deps.registry ? registerAdminMetrics(deps.registry, views, deps.now) : () => {};
   const parts = await createAdmin(store, {
     serverName: config.server_name,
     publicBaseUrl: config.public_base_url,

@@ -57,6 +57,7 @@ const smtpSchema = z
     username: z.string().optional(),
     password: z.string().optional(),
     verify_certificates: z.boolean().default(true),
+    pool_size: z.number().int().min(1).max(100).optional(),
   })
   .strict();
 
@@ -73,6 +74,9 @@ const postgresSchema = z
     url: z.string().min(1),
     pool_size: z.number().int().min(1).max(1000).default(10),
     statement_timeout_ms: z.number().int().min(0).default(10_000),
+    /** Streaming replicas for lookups and other reads that may lag (src/store/replicas.ts). */
+    read_replicas: z.array(z.string().min(1)).optional(),
+    max_replica_lag_ms: z.number().int().min(0).optional(),
     ssl: z
       .object({
         enabled: z.boolean().default(false),
@@ -131,6 +135,13 @@ export const configSchema = z
       .object({
         host: z.string().min(1).default("127.0.0.1"),
         port: port.default(8090),
+      })
+      .strict()
+      .prefault({}),
+    server: z
+      .object({
+        /** Processes serving the one listener (node:cluster); "auto" = os.availableParallelism(). */
+        workers: z.union([z.literal("auto"), z.number().int().min(1).max(1024)]).default("auto"),
       })
       .strict()
       .prefault({}),

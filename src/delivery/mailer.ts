@@ -30,6 +30,8 @@ export interface SmtpConfig {
   password?: string;
   /** Verify the server certificate (chain and host name). Keep true in production (CVE-2023-38686). */
   verify_certificates: boolean;
+  /** Pooled SMTP connections (`email.smtp.pool_size`, default 5). */
+  pool_size?: number | undefined;
 }
 
 export interface EmailConfig {
@@ -85,7 +87,8 @@ const SMTP_CONNECTION_TIMEOUT = 5_000;
 const SMTP_GREETING_TIMEOUT = 5_000;
 const SMTP_SOCKET_TIMEOUT = 20_000;
 const SMTP_DNS_TIMEOUT = 5_000;
-const SMTP_MAX_CONNECTIONS = 5;
+/** Pooled SMTP connections unless `email.smtp.pool_size` says otherwise. */
+const SMTP_DEFAULT_POOL_SIZE = 5;
 const SMTP_MAX_MESSAGES_PER_CONNECTION = 500;
 
 function createSmtpTransport(smtp: SmtpConfig, ehloName: string | undefined): Transporter {
@@ -103,7 +106,7 @@ function createSmtpTransport(smtp: SmtpConfig, ehloName: string | undefined): Tr
     greetingTimeout: SMTP_GREETING_TIMEOUT,
     socketTimeout: SMTP_SOCKET_TIMEOUT,
     dnsTimeout: SMTP_DNS_TIMEOUT,
-    maxConnections: SMTP_MAX_CONNECTIONS,
+    maxConnections: smtp.pool_size ?? SMTP_DEFAULT_POOL_SIZE,
     maxMessages: SMTP_MAX_MESSAGES_PER_CONNECTION,
     disableFileAccess: true,
     disableUrlAccess: true,

@@ -1,7 +1,21 @@
 import type { Logger } from "../core/logger.js";
 
+/**
+ * Which process runs the shared background tasks when several serve one listener (`server.workers`):
+ * exactly one of them leads at a time (src/cluster/). Tasks added with `everyProcess` run everywhere.
+ */
+export interface BackgroundGate {
+  /** Whether this process runs the shared tasks now. */
+  isLeader(): boolean;
+  /** Passes a kick of a shared task made here, where it does not run, on to the leader. */
+  forward(task: string): void;
+  /** Registers the receiver of kicks forwarded to this process (`undefined`: every task, on becoming leader). */
+  onKick(listener: (task: string | undefined) => void): void;
+}
+
 interface Task {
   name: string;
+  everyProcess: boolean;
   intervalMs: number;
   run: () => Promise<unknown>;
   timer?: NodeJS.Timeout;
@@ -17,10 +31,24 @@ export class BackgroundTasks {
   private readonly tasks = new Map<string, Task>();
   private stopped = false;
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly gate?: BackgroundGate,
+  ) {
+    gate?.onKick((name) => {
+      if (name !== undefined) this.kickHere(name);
+      else for (const t of this.tasks.values()) if (!t.everyProcess) this.schedule(t, 0);
+    });
+  }
 
-  add(name: string, intervalMs: number, run: () => Promise<unknown>): void {
-    const task: Task = { name, intervalMs, run, again: false };
+  /** `everyProcess`: runs in every process (e.g. refreshing what this process caches), not only in the leader. */
+  add(
+    name: string,
+    intervalMs: number,
+    run: () => Promise<unknown>,
+    opts: { everyProcess?: boolean } = {},
+  ): void {
+    const task: Task = { name, intervalMs, run, again: false, everyProcess: opts.everyProcess ?? false };
     this.tasks.set(name, task);
     this.schedule(task, Math.min(intervalMs, 50));
   }
@@ -34,6 +62,10 @@ export class BackgroundTasks {
 
   private fire(task: Task): void {
     if (this.stopped) return;
+    if (!task.everyProcess && this.gate && !this.gate.isLeader()) {
+      this.schedule(task, task.intervalMs);
+      return;
+    }
     if (task.running) {
       task.again = true;
       return;
@@ -55,10 +87,18 @@ export class BackgroundTasks {
     })();
   }
 
-  /** Runs a task soon, without waiting for its interval. */
+  /** Runs a task soon, without waiting for its interval (in the leader, for a shared task). */
   kick(name: string): void {
     const task = this.tasks.get(name);
-    if (task) this.schedule(task, 0);
+    if (task && !task.everyProcess && this.gate && !this.gate.isLeader()) this.gate.forward(name);
+    else this.kickHere(name);
+  }
+
+  private kickHere(name: string): void {
+    const task = this.tasks.get(name);
+    // While it runs, a timer set now would be replaced when the run ends: ask for another run instead.
+    if (task?.running) task.again = true;
+    else if (task) this.schedule(task, 0);
   }
 
   /** Stops scheduling and waits for the tasks that are running. */

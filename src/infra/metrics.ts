@@ -1,62 +1,96 @@
 import { createServer } from "node:http";
 import type { FastifyInstance } from "fastify";
-import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import type * as Prom from "prom-client";
 import type { Mailer } from "../delivery/index.js";
 import type { SmsProvider } from "../delivery/sms/index.js";
 
-/** Prometheus metrics of one Seraph process. */
+/** What the services count with; without metrics served, calls do nothing. */
+export interface CounterLike<L extends string> {
+  inc(labels: Partial<Record<L, string>>): void;
+}
+
+const NOT_COUNTED = { inc() {} };
+
+/**
+ * Prometheus metrics of one Seraph process. prom-client is loaded only when metrics are served
+ * (`Metrics.create(true)`); otherwise the counters do nothing (nobody could read them).
+ */
 export class Metrics {
-  readonly registry = new Registry();
-  readonly requests = new Counter({
-    name: "seraph_http_requests_total",
-    help: "HTTP requests by route pattern, method and status",
-    labelNames: ["method", "route", "status"] as const,
-    registers: [this.registry],
-  });
-  readonly duration = new Histogram({
-    name: "seraph_http_request_duration_seconds",
-    help: "HTTP request duration by route pattern",
-    labelNames: ["route"] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-    registers: [this.registry],
-  });
-  readonly emails = new Counter({
-    name: "seraph_emails_total",
-    help: "Emails by template and result (sent, failed)",
-    labelNames: ["template", "result"] as const,
-    registers: [this.registry],
-  });
-  readonly sms = new Counter({
-    name: "seraph_sms_total",
-    help: "SMS by result (sent, failed)",
-    labelNames: ["result"] as const,
-    registers: [this.registry],
-  });
-  readonly onbind = new Counter({
-    name: "seraph_onbind_deliveries_total",
-    help: "onbind delivery attempts by result (delivered, failed)",
-    labelNames: ["result"] as const,
-    registers: [this.registry],
-  });
+  /** The registry; undefined when metrics are not served. */
+  readonly registry: Prom.Registry | undefined;
+  readonly requests: Prom.Counter<"method" | "route" | "status"> | undefined;
+  readonly duration: Prom.Histogram<"route"> | undefined;
+  readonly emails: CounterLike<"template" | "result">;
+  readonly sms: CounterLike<"result">;
+  readonly onbind: CounterLike<"result">;
+  readonly lookupRefused: CounterLike<"scope">;
 
-  readonly lookupRefused = new Counter({
-    name: "seraph_lookup_refused_total",
-    help: "Lookups refused by the lookup budget, by scope (account, ip, v1_ip)",
-    labelNames: ["scope"] as const,
-    registers: [this.registry],
-  });
+  /** `enabled`: serve metrics (loads prom-client, collects Node's process metrics too). */
+  static async create(enabled: boolean): Promise<Metrics> {
+    return new Metrics(enabled ? await import("prom-client") : undefined);
+  }
 
-  /** `processMetrics`: also collect Node's process metrics (event-loop lag, GC, memory); off when unused. */
-  constructor(processMetrics: boolean) {
-    if (processMetrics) collectDefaultMetrics({ register: this.registry });
+  private constructor(prom: typeof Prom | undefined) {
+    if (!prom) {
+      this.registry = undefined;
+      this.requests = undefined;
+      this.duration = undefined;
+      this.emails = NOT_COUNTED;
+      this.sms = NOT_COUNTED;
+      this.onbind = NOT_COUNTED;
+      this.lookupRefused = NOT_COUNTED;
+      return;
+    }
+    const registry = new prom.Registry();
+    this.registry = registry;
+    this.requests = new prom.Counter({
+      name: "seraph_http_requests_total",
+      help: "HTTP requests by route pattern, method and status",
+      labelNames: ["method", "route", "status"] as const,
+      registers: [registry],
+    });
+    this.duration = new prom.Histogram({
+      name: "seraph_http_request_duration_seconds",
+      help: "HTTP request duration by route pattern",
+      labelNames: ["route"] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    });
+    this.emails = new prom.Counter({
+      name: "seraph_emails_total",
+      help: "Emails by template and result (sent, failed)",
+      labelNames: ["template", "result"] as const,
+      registers: [registry],
+    });
+    this.sms = new prom.Counter({
+      name: "seraph_sms_total",
+      help: "SMS by result (sent, failed)",
+      labelNames: ["result"] as const,
+      registers: [registry],
+    });
+    this.onbind = new prom.Counter({
+      name: "seraph_onbind_deliveries_total",
+      help: "onbind delivery attempts by result (delivered, failed)",
+      labelNames: ["result"] as const,
+      registers: [registry],
+    });
+    this.lookupRefused = new prom.Counter({
+      name: "seraph_lookup_refused_total",
+      help: "Lookups refused by the lookup budget, by scope (account, ip, v1_ip)",
+      labelNames: ["scope"] as const,
+      registers: [registry],
+    });
+    prom.collectDefaultMetrics({ register: registry });
   }
 
   /** Counts and times every request of `app` by its route pattern (never by raw URL: no tokens, bounded labels). */
   instrument(app: FastifyInstance): void {
+    const { requests, duration } = this;
+    if (!requests || !duration) return;
     app.addHook("onResponse", async (req, reply) => {
       const route = req.routeOptions.url ?? "unmatched";
-      this.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
-      this.duration.observe({ route }, reply.elapsedTime / 1000);
+      requests.inc({ method: req.method, route, status: String(reply.statusCode) });
+      duration.observe({ route }, reply.elapsedTime / 1000);
     });
   }
 
@@ -79,13 +113,15 @@ export class Metrics {
 
   /** Serves `GET /metrics` on its own listener (keep it off the public interface); resolves with its URL. */
   async serve(host: string, port: number): Promise<{ url: string; close: () => Promise<void> }> {
+    const registry = this.registry;
+    if (!registry) throw new Error("metrics are not enabled");
     const server = createServer((req, res) => {
       if (req.url !== "/metrics") {
         res.writeHead(404).end();
         return;
       }
-      this.registry.metrics().then(
-        (text) => res.writeHead(200, { "content-type": this.registry.contentType }).end(text),
+      registry.metrics().then(
+        (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
         () => res.writeHead(500).end(),
       );
     });

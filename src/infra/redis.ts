@@ -1,4 +1,4 @@
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../core/logger.js";
 import { type KeyedRateLimiter, MemoryRateLimiter } from "./rate-limiter.js";
@@ -10,6 +10,8 @@ import { RedisRateLimiter } from "./redis-rate-limiter.js";
  */
 export async function connectRedis(config: Config["rate_limit"], log: Logger): Promise<Redis | undefined> {
   if (!config.redis_url) return undefined;
+  // ioredis is loaded only when Redis is configured.
+  const { Redis } = await import("ioredis");
   const redis = new Redis(config.redis_url, {
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,

@@ -43,6 +43,8 @@ export class LookupService {
     private readonly repos: Pick<Repositories, "peppers" | "associations" | "hashes">,
     private readonly transact: Transact,
     private readonly now: () => number = Date.now,
+    /** Where lookups read (a read replica when configured; writes always go through `repos`). */
+    private readonly reads: Pick<Repositories, "associations" | "hashes"> = repos,
   ) {}
 
   /** Creates the first pepper when there is none (safe to call from several instances). */
@@ -126,7 +128,7 @@ export class LookupService {
     }
     const mappings: Record<string, string> = {};
     if (algorithm === "sha256") {
-      const rows = await this.repos.hashes.lookup(used.id, addresses);
+      const rows = await this.reads.hashes.lookup(used.id, addresses);
       for (const r of rows) mappings[r.hash] = r.mxid;
       return mappings;
     }
@@ -146,7 +148,7 @@ export class LookupService {
         pairs.push([medium, address]);
       }
     }
-    for (const r of await this.repos.associations.lookupThreepids(pairs)) {
+    for (const r of await this.reads.associations.lookupThreepids(pairs)) {
       for (const entry of byPair.get(`${r.medium}\u0000${r.address}`) ?? []) mappings[entry] = r.mxid;
     }
     return mappings;
@@ -173,7 +175,7 @@ export class LookupService {
       }
     }
     const out: Array<[string, string, string]> = [];
-    for (const r of await this.repos.associations.lookupThreepids(pairs)) {
+    for (const r of await this.reads.associations.lookupThreepids(pairs)) {
       for (const [medium, address] of wanted.get(`${r.medium}\u0000${r.address}`) ?? [])
         out.push([medium, address, r.mxid]);
     }
@@ -242,7 +244,7 @@ export class LookupService {
 /** Builds the lookup service from `lookup.*` and loads (or creates) the peppers. */
 export async function createLookupService(
   config: Config["lookup"],
-  deps: { repos: Repositories; transact: Transact; now: () => number },
+  deps: { repos: Repositories; transact: Transact; now: () => number; reads?: Repositories },
 ): Promise<LookupService> {
   const service = new LookupService(
     {
@@ -255,6 +257,7 @@ export async function createLookupService(
     deps.repos,
     deps.transact,
     deps.now,
+    deps.reads,
   );
   await service.init();
   return service;

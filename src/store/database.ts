@@ -6,7 +6,7 @@ import type { Config } from "../config/schema.js";
 import type { Logger } from "../core/logger.js";
 import type { Dialect } from "./dialect.js";
 import { SeraphMigrations } from "./migrations.js";
-import { createPostgresDialect, pingPostgres } from "./postgres.js";
+import { ReplicaReader } from "./replicas.js";
 import { type Repositories, repositories, type Transact } from "./repositories.js";
 import type { Database } from "./schema.js";
 
@@ -14,6 +14,12 @@ import type { Database } from "./schema.js";
 export interface Store {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
+  /**
+   * Where reads that may be slightly stale go (lookups): a healthy PostgreSQL read replica when
+   * `database.postgres.read_replicas` has one, else `db`. Never for writes, nor for reads that must see a
+   * write just made.
+   */
+  reader(): Kysely<Database>;
   /** The repositories over the pool (each call its own statement). */
   readonly repos: Repositories;
   /** Runs work in one transaction (a bind writes the association, its hashes and its onbind job together). */
@@ -24,10 +30,11 @@ export interface Store {
 }
 
 /** A store over an open Kysely instance. */
-export function storeOver(db: Kysely<Database>, dialect: Dialect): Store {
+export function storeOver(db: Kysely<Database>, dialect: Dialect, reader?: () => Kysely<Database>): Store {
   return {
     db,
     dialect,
+    reader: reader ?? (() => db),
     repos: repositories(db, dialect),
     transaction: (work) => db.transaction().execute((tx) => work(repositories(tx, dialect))),
     ping: () => answers(db),
@@ -83,19 +90,23 @@ function cachingSqlite(path: string): SqliteDatabase {
 export async function openStore(opts: DatabaseOptions, log: Logger = NO_LOG): Promise<Store> {
   if (opts.postgres) {
     const pgOpts = opts.postgres;
-    const { dialect, pool } = createPostgresDialect(
-      {
-        url: pgOpts.url,
-        poolSize: pgOpts.pool_size,
-        statementTimeoutMs: pgOpts.statement_timeout_ms,
-        ssl: {
-          enabled: pgOpts.ssl.enabled,
-          verifyCertificates: pgOpts.ssl.verify_certificates,
-          ...(pgOpts.ssl.ca_path ? { caPath: pgOpts.ssl.ca_path } : {}),
+    // pg is loaded only when PostgreSQL is configured (SQLite processes stay smaller).
+    const { createPostgresDialect, pingPostgres } = await import("./postgres.js");
+    const connect = (url: string) =>
+      createPostgresDialect(
+        {
+          url,
+          poolSize: pgOpts.pool_size,
+          statementTimeoutMs: pgOpts.statement_timeout_ms,
+          ssl: {
+            enabled: pgOpts.ssl.enabled,
+            verifyCertificates: pgOpts.ssl.verify_certificates,
+            ...(pgOpts.ssl.ca_path ? { caPath: pgOpts.ssl.ca_path } : {}),
+          },
         },
-      },
-      log,
-    );
+        log,
+      );
+    const { dialect, pool } = connect(pgOpts.url);
     const db = new Kysely<Database>({ dialect });
     try {
       await pingPostgres(pool);
@@ -103,12 +114,43 @@ export async function openStore(opts: DatabaseOptions, log: Logger = NO_LOG): Pr
       await db.destroy();
       throw new Error(`cannot reach PostgreSQL (database.postgres.url): ${(e as Error).message}`);
     }
-    return storeOver(db, "postgres");
+    const replicas = await openReplicas(pgOpts, pool, connect, log);
+    const store = storeOver(db, "postgres", replicas ? () => replicas.db : undefined);
+    return {
+      ...store,
+      close: async () => {
+        await replicas?.close();
+        await db.destroy();
+      },
+    };
   }
   const db = new Kysely<Database>({
     dialect: new SqliteDialect({ database: cachingSqlite(opts.sqlite.path) }),
   });
   return storeOver(db, "sqlite");
+}
+
+/** The read replicas of `database.postgres.read_replicas`, or undefined when there are none. */
+async function openReplicas(
+  pgOpts: NonNullable<DatabaseOptions["postgres"]>,
+  primary: import("pg").Pool,
+  connect: (url: string) => { pool: import("pg").Pool },
+  log: Logger,
+): Promise<ReplicaReader | undefined> {
+  const urls = pgOpts.read_replicas ?? [];
+  if (urls.length === 0) return undefined;
+  const maxLagMs = pgOpts.max_replica_lag_ms ?? 1000;
+  const reader = new ReplicaReader({
+    pools: urls.map((url) => ({ url, pool: connect(url).pool })),
+    primary,
+    maxLagMs,
+    // Often enough that a lagging replica is skipped well within the lag it may have.
+    checkIntervalMs: Math.min(1000, Math.max(100, Math.floor(maxLagMs / 4))),
+    log,
+  });
+  // A replica that is down at start is skipped (and checked again); the start does not fail.
+  await reader.start();
+  return reader;
 }
 
 const NO_LOG: Logger = { info() {}, warn() {}, error() {}, debug() {} };

@@ -16,6 +16,7 @@ import { HomeserverOpenIdVerifier } from "../services/openid.js";
 import { Terms } from "../services/terms.js";
 import { createValidationService, type ValidationService } from "../services/validation.js";
 import type { Store } from "../store/database.js";
+import { repositories } from "../store/repositories.js";
 import type { Outbound } from "./outbound.js";
 
 /** The domain services of one instance. */
@@ -68,6 +69,8 @@ export async function createServices(config: ResolvedConfig, d: ServiceDeps): Pr
     repos,
     transact,
     now,
+    // Lookups may read from a streaming replica (database.postgres.read_replicas).
+    reads: repositories(store.reader(), store.dialect),
   });
   const associations = new AssociationService(
     config.server_name,

@@ -14,5 +14,5 @@ export function startTasks(
   tasks.add("session-reaper", 10 * 60_000, () => s.validation.reap());
   tasks.add("invite-purge", 60 * 60_000, () => s.onbind.purgeExpiredInvites());
   // Revocations made with `seraph keys revoke` (possibly by another instance) reach this one.
-  tasks.add("keys-refresh", 60_000, () => s.keys.refresh());
+  tasks.add("keys-refresh", 60_000, () => s.keys.refresh(), { everyProcess: true });
 }

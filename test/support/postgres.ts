@@ -17,12 +17,15 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
+  appendFileSync,
+  chmodSync,
   chownSync,
   cpSync,
   existsSync,
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -30,7 +33,7 @@ import { mkdtemp } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import pg from "pg";
 
 declare module "vitest" {
@@ -45,7 +48,8 @@ const DIR_PREFIX = "seraph-pg-";
 const ADMIN_USER = "postgres";
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 15_000;
-const READY_LINE = "database system is ready to accept connections";
+/** A primary says "ready to accept connections", a hot standby "ready to accept read-only connections". */
+const READY_LINE = /database system is ready to accept (read-only )?connections/;
 
 /**
  * Settings for a disposable server. fsync and full_page_writes only protect against OS crashes and
@@ -398,7 +402,7 @@ class Cluster implements PostgresCluster {
         for (const line of lines) {
           this.tail.push(line);
           this.onLog?.(line);
-          if (!ready && line.includes(READY_LINE)) {
+          if (!ready && READY_LINE.test(line)) {
             ready = true;
             clearTimeout(timer);
             resolve();
@@ -569,4 +573,78 @@ export async function dropTestDatabase(url: string, adminUrl?: string): Promise<
   await withAdmin(admin, async (client) => {
     await client.query(`drop database if exists ${client.escapeIdentifier(name)} with (force)`);
   });
+}
+
+// --- streaming replicas ------------------------------------------------------------------------
+
+/** Folders of a data directory whose contents a base backup leaves out (PostgreSQL docs, "Making a Base Backup"). */
+const BACKUP_SKIPS =
+  /^(pg_wal|pg_replslot|pg_stat_tmp|pg_dynshmem|pg_notify|pg_serial|pg_snapshots|pg_subtrans)\/./;
+
+/**
+ * Starts a hot standby of `primary` (a cluster made by `startPostgres` in this process), streaming
+ * from it: a low-level base backup (`pg_backup_start`, a copy of the data directory,
+ * `pg_backup_stop`, its `backup_label`), then `standby.signal` and `primary_conninfo`. initdb's
+ * defaults already allow it: `wal_level = replica` and a `host replication` line for 127.0.0.1 in
+ * pg_hba.conf. The primary keeps 512 MB of WAL (`wal_keep_size`) so that a replica that was stopped
+ * for a while catches up. Resolves once the standby accepts read-only connections; its `adminUrl`
+ * has the primary's password (the users are copied).
+ */
+export async function startReplica(primary: PostgresCluster): Promise<PostgresCluster> {
+  const source = primary as Cluster;
+  if (!live.has(source)) throw new Error("startReplica needs a cluster started in this process");
+  const runAs = unprivilegedUser();
+  const baseDir = await mkdtemp(join(tmpdir(), DIR_PREFIX));
+  writeFileSync(join(baseDir, "owner.pid"), String(process.pid));
+  if (runAs) chownSync(baseDir, runAs.uid, runAs.gid);
+  const password = decodeURIComponent(new URL(source.adminUrl).password);
+  const replica = new Cluster(
+    baseDir,
+    binaries(baseDir, runAs),
+    runAs,
+    password,
+    undefined,
+    await freePort(),
+  );
+  live.add(replica);
+  try {
+    await withAdmin(source.adminUrl, async (client) => {
+      await client.query("alter system set wal_keep_size = '512MB'");
+      await client.query("select pg_reload_conf()");
+      await client.query("select pg_backup_start('seraph-test-replica', true)");
+      let label: { labelfile: string; spcmapfile: string | null } | undefined;
+      try {
+        cpSync(source.dataDir, replica.dataDir, {
+          recursive: true,
+          filter: (src) => {
+            const rel = relative(source.dataDir, src);
+            if (rel === "postmaster.pid" || rel === "postmaster.opts") return false;
+            if (!BACKUP_SKIPS.test(rel)) return true;
+            try {
+              return statSync(src).isDirectory();
+            } catch {
+              return false; // Gone meanwhile: a backup tolerates that.
+            }
+          },
+        });
+      } finally {
+        const r = await client.query<{ labelfile: string; spcmapfile: string | null }>(
+          "select labelfile, spcmapfile from pg_backup_stop(false)",
+        );
+        label = r.rows[0];
+      }
+      writeFileSync(join(replica.dataDir, "backup_label"), label!.labelfile);
+      if (label!.spcmapfile) writeFileSync(join(replica.dataDir, "tablespace_map"), label!.spcmapfile);
+    });
+    writeFileSync(join(replica.dataDir, "standby.signal"), "");
+    const conninfo = `host=127.0.0.1 port=${source.port} user=${ADMIN_USER} password=${password} application_name=seraph_test_replica`;
+    appendFileSync(join(replica.dataDir, "postgresql.auto.conf"), `primary_conninfo = '${conninfo}'\n`);
+    if (runAs) execFileSync("chown", ["-R", `${runAs.uid}:${runAs.gid}`, replica.dataDir]);
+    chmodSync(replica.dataDir, 0o700);
+    await replica.startServer();
+    return replica;
+  } catch (err) {
+    await replica.stop().catch(() => undefined);
+    throw err;
+  }
 }

@@ -38,14 +38,17 @@ export function seraphCli(args: string[], opts: { cwd?: string; env?: Record<str
   });
 }
 
-/** Starts `seraph serve` in its own process (resolved once it prints where it listens). */
+/**
+ * Starts `seraph serve` in its own process (resolved once it prints where it listens), as one process
+ * unless `SERAPH_SERVER__WORKERS` in `opts.env` says otherwise.
+ */
 export function spawnSeraphProcess(
   args: string[],
   opts: { cwd: string; env?: Record<string, string> },
 ): ChildProcess {
   return spawn(process.execPath, [...TS_NODE_ARGS, MAIN, ...args], {
     cwd: opts.cwd,
-    env: cleanEnv(opts.env),
+    env: cleanEnv({ SERAPH_SERVER__WORKERS: "1", ...opts.env }),
     stdio: ["ignore", "pipe", "pipe"],
   });
 }
@@ -70,13 +73,20 @@ export async function spawnSeraph(
   const port = await freePort();
   const full = {
     log: { level: "warn" },
+    // One process unless a test asks for a cluster (the default, "auto", forks one per core).
+    server: { workers: 1 },
     ...config,
     listen: { host: "127.0.0.1", port },
     public_base_url: `http://127.0.0.1:${port}`,
   };
   const path = join(cwd, `seraph-${port}.yaml`);
   writeFileSync(path, stringify(full));
-  const child = spawnSeraphProcess(["serve", "--config", path], { cwd });
+  // The file decides the number of workers (spawnSeraphProcess would otherwise pin it to 1).
+  const workers = String((full.server as { workers?: unknown }).workers ?? 1);
+  const child = spawnSeraphProcess(["serve", "--config", path], {
+    cwd,
+    env: { SERAPH_SERVER__WORKERS: workers },
+  });
   let out = "";
   child.stdout?.on("data", (d: Buffer) => {
     out += d.toString();

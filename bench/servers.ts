@@ -1,0 +1,108 @@
+/** The processes a benchmark drives: `seraph serve` instances and the bare node:http ceiling. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { log } from "./measure.js";
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+export interface Instance {
+  url: string;
+  child: ChildProcess;
+  warnings: number;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+/**
+ * Spawns `node [nodeOptions] <argv...>` and resolves once a stdout line matches
+ * `listening`. Lines starting with `{` are log records (at level warn: worth seeing) and are counted.
+ */
+async function startProcess(
+  name: string,
+  argv: string[],
+  nodeOptions: string[],
+  listening: RegExp,
+): Promise<Instance> {
+  // SERAPH_* variables would override the generated config: keep them out.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SERAPH_")));
+  const child = spawn(process.execPath, [...nodeOptions, ...argv], {
+    cwd: ROOT,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const instance: Instance = { url: "", child, warnings: 0 };
+  let output = "";
+  await new Promise<void>((ready, fail) => {
+    const timer = setTimeout(() => fail(new Error(`${name} did not start:\n${output}`)), 60_000);
+    let partial = "";
+    const onData = (chunk: Buffer) => {
+      const lines = (partial + chunk.toString("utf8")).split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) {
+        if (!instance.url) output += `${line}\n`;
+        const m = listening.exec(line);
+        if (m && !instance.url) {
+          instance.url = m[1]!;
+          clearTimeout(timer);
+          ready();
+        } else if (line.startsWith("{")) {
+          instance.warnings++;
+          log(`[${name}] ${line}`);
+        }
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", (c: Buffer) => {
+      output += c.toString();
+      if (instance.url) log(`[${name}] ${c.toString().trimEnd()}`);
+    });
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      fail(new Error(`${name} exited (${signal ?? code}):\n${output}`));
+    });
+  });
+  return instance;
+}
+
+/** `seraph serve --config <path>`, the same as `tsx src/main.ts serve` without tsx's wrapper process. */
+export function startSeraph(configPath: string, index: number, nodeOptions: string[]): Promise<Instance> {
+  return startProcess(
+    `seraph#${index}`,
+    ["--import", "tsx", "src/main.ts", "serve", "--config", configPath],
+    nodeOptions,
+    /^Seraph listening on (\S+)/,
+  );
+}
+
+/** The bare node:http server (bench/bare-server.mjs, plain node without tsx) with `workers` cluster workers. */
+export async function startBare(workers: number | "auto", nodeOptions: string[]): Promise<Instance> {
+  const port = await freePort();
+  return startProcess(
+    "bare",
+    ["bench/bare-server.mjs", "--port", String(port), "--workers", String(workers)],
+    nodeOptions,
+    /^bare node:http listening on (\S+)/,
+  );
+}
+
+export async function stopInstance(inst: Instance): Promise<void> {
+  const { child } = inst;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
