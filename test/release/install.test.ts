@@ -88,7 +88,9 @@ describe.skipIf(process.env.SERAPH_RELEASE_TEST !== "1")("release package", () =
           `database: { sqlite: { path: ${join(app, "state", "seraph.db")} } }\n` +
           `signing_key_path: ${join(app, "state", "signing.key")}\nlog: { format: json, level: warn }\n`,
       );
-      const child = spawn("npx", ["--no-install", "seraph", "serve", "--config", "seraph.yaml"], {
+      // The installed bin, as the systemd unit runs it: npx (npm exec) does not pass a SIGTERM on to the
+      // server it started (seen with npm 11), so the drain on SIGTERM is checked on the server itself.
+      const child = spawn(join(app, "node_modules", ".bin", "seraph"), ["serve", "--config", "seraph.yaml"], {
         cwd: app,
         env: cleanEnv(),
         stdio: ["ignore", "pipe", "pipe"],
