@@ -21,7 +21,6 @@ import { sql } from "kysely";
 import { resolveConfig } from "../src/config/load.js";
 import { LookupService } from "../src/services/lookup.js";
 import { openStore, type Store } from "../src/store/database.js";
-import { KyselyPepperRepository } from "../src/store/peppers.js";
 import { createPostgresCluster } from "./postgres.js";
 import { seedDatabase } from "./seed.js";
 

@@ -3,7 +3,6 @@ import type { KeyService } from "../services/keys.js";
 import { KyselyAdminSecretRepository } from "../store/admin-secrets.js";
 import { KyselyAdminTokenRepository } from "../store/admin-tokens.js";
 import { KyselyAdminViewRepository } from "../store/admin-views.js";
-import { KyselyAssociationRepository } from "../store/associations.js";
 import { KyselyAuditLogRepository } from "../store/audit-log.js";
 import { KyselyBlocklistRepository } from "../store/blocklist.js";
 import type { Store } from "../store/database.js";

@@ -11,7 +11,7 @@ export interface Listeners {
   metrics?: string | undefined;
 }
 
-function isLoopback(host: string): boolean {
+function _isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, "");
   return h === "localhost" || h === "::1" || (isIP(h) === 4 && h.startsWith("127."));
 }

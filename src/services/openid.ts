@@ -1,4 +1,4 @@
-import { MatrixError, UnavailableError } from "../core/errors.js";
+import { MatrixError } from "../core/errors.js";
 import { type HomeserverClient, isFederationError } from "../federation/index.js";
 import type { OpenIdVerifier } from "./accounts.js";
 
