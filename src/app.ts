@@ -75,14 +75,28 @@ export function createLogger(level: string, format?: "pretty" | "json"): Logger 
   );
 }
 
+/** The logger of a Seraph instance: addresses redacted unless `log.redact_addresses` is off; warns about
+ * dangerous settings once. */
+function processLogger(config: ResolvedConfig, given: Logger | undefined): Logger {
+  const base = given ?? createLogger(config.log.level, config.log.format);
+  const log = config.log.redact_addresses ? withAddressRedaction(base) : base;
+  for (const w of configWarnings(config)) log.warn({ setting: w.key }, w.message);
+  return log;
+}
+
+/** Loads (or creates) the key file and records its keys as published. */
+async function loadKeys(path: string, store: Store, log: Logger, now: number): Promise<KeyService> {
+  const { keys, created } = loadOrCreateKeyFile(path);
+  if (created) log.info({ path }, "generated a new signing key");
+  return KeyService.load(keys, store.repos.keys, now);
+}
+
 /**
  * Builds a Seraph instance from configuration: opens and migrates the database, loads (or creates) the
  * signing key, builds every service and mounts the API. Does not listen yet. Closes in reverse order.
  */
 export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions = {}): Promise<Seraph> {
-  const baseLog = opts.logger ?? createLogger(config.log.level, config.log.format);
-  const log = config.log.redact_addresses ? withAddressRedaction(baseLog) : baseLog;
-  for (const w of configWarnings(config)) log.warn({ setting: w.key }, w.message);
+  const log = processLogger(config, opts.logger);
   const now = opts.now ?? Date.now;
   const closers: Array<() => Promise<void>> = [];
   const closeAll = async () => {
@@ -93,9 +107,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     closers.push(() => store.close());
     const applied = await migrateToLatest(store);
     if (applied.length) log.info({ applied }, "database migrated");
-    const { keys: fileKeys, created } = loadOrCreateKeyFile(config.signing_key_path);
-    if (created) log.info({ path: config.signing_key_path }, "generated a new signing key");
-    const keys = await KeyService.load(fileKeys, store.repos.keys, now());
+    const keys = await loadKeys(config.signing_key_path, store, log, now());
     // prom-client, the counters, the per-request hook and process metrics only when metrics are served.
     const metrics = await Metrics.create(config.metrics.enabled);
     const out = createOutbound(config, log, metrics, opts);
