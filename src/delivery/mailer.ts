@@ -91,17 +91,28 @@ const SMTP_DNS_TIMEOUT = 5_000;
 const SMTP_DEFAULT_POOL_SIZE = 5;
 const SMTP_MAX_MESSAGES_PER_CONNECTION = 500;
 
-function createSmtpTransport(smtp: SmtpConfig, ehloName: string | undefined): Transporter {
-  return nodemailer.createTransport({
-    pool: true,
+/**
+ * How Seraph connects to its SMTP server (host, TLS mode, certificate check, credentials, EHLO name): the
+ * mailer's pool and `seraph doctor`'s check use the same settings.
+ */
+export function smtpConnectionOptions(smtp: SmtpConfig, ehloName: string | undefined) {
+  return {
     host: smtp.host,
     port: smtp.port,
     secure: smtp.tls === "tls",
     requireTLS: smtp.tls === "starttls",
     ignoreTLS: smtp.tls === "none",
     ...(smtp.username ? { auth: { user: smtp.username, pass: smtp.password ?? "" } } : {}),
-    tls: { rejectUnauthorized: smtp.verify_certificates, minVersion: "TLSv1.2" },
+    tls: { rejectUnauthorized: smtp.verify_certificates, minVersion: "TLSv1.2" as const },
     ...(ehloName ? { name: ehloName } : {}),
+    logger: false,
+  };
+}
+
+function createSmtpTransport(smtp: SmtpConfig, ehloName: string | undefined): Transporter {
+  return nodemailer.createTransport({
+    ...smtpConnectionOptions(smtp, ehloName),
+    pool: true,
     connectionTimeout: SMTP_CONNECTION_TIMEOUT,
     greetingTimeout: SMTP_GREETING_TIMEOUT,
     socketTimeout: SMTP_SOCKET_TIMEOUT,
@@ -110,7 +121,6 @@ function createSmtpTransport(smtp: SmtpConfig, ehloName: string | undefined): Tr
     maxMessages: SMTP_MAX_MESSAGES_PER_CONNECTION,
     disableFileAccess: true,
     disableUrlAccess: true,
-    logger: false,
   });
 }
 

@@ -10,6 +10,7 @@ import nodemailer from "nodemailer";
 import type { ResolvedConfig } from "../config/load.js";
 import { NO_LOG } from "../core/logger.js";
 import { createMailer, EmailSendError } from "../delivery/index.js";
+import { smtpConnectionOptions } from "../delivery/mailer.js";
 import { errorText, type Group, type Report } from "./report.js";
 
 function writableFolder(path: string): boolean {
@@ -100,19 +101,12 @@ async function verifySmtp(
       "set verify_certificates: true and give the server a valid certificate",
     );
   }
+  // The mailer's own connection settings, one connection, shorter timeouts.
   const transport = nodemailer.createTransport({
-    host: smtp.host,
-    port: smtp.port,
-    secure: smtp.tls === "tls",
-    requireTLS: smtp.tls === "starttls",
-    ignoreTLS: smtp.tls === "none",
-    ...(smtp.username ? { auth: { user: smtp.username, pass: smtp.password ?? "" } } : {}),
-    tls: { rejectUnauthorized: smtp.verify_certificates, minVersion: "TLSv1.2" },
-    ...(cfg.email.hostname ? { name: cfg.email.hostname } : {}),
+    ...smtpConnectionOptions(smtp, cfg.email.hostname),
     connectionTimeout: 10_000,
     greetingTimeout: 10_000,
     socketTimeout: 20_000,
-    logger: false,
   });
   try {
     await transport.verify();
