@@ -3,7 +3,7 @@
  * them running the shared background tasks, a killed worker replaced (and the leadership moved), the
  * workers' metrics summed on the primary's metrics listener, and SIGTERM draining every worker.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SeraphProcess, spawnSeraph } from "../support/process.js";
 import { freePort } from "../support/seraph.js";
@@ -12,15 +12,20 @@ const WORKERS = 2;
 let seraph: SeraphProcess;
 let metricsUrl: string;
 
-/** Pids of the live child processes of `parent` (from /proc). */
+/**
+ * Pids of the live worker processes of `parent` (from /proc): its children that run the same
+ * executable. With a cold tsx cache the primary also has an esbuild service child; that is no worker.
+ */
 function children(parent: number): number[] {
   const out: number[] = [];
+  const exe = readlinkSync(`/proc/${parent}/exe`);
   for (const e of readdirSync("/proc")) {
     if (!/^\d+$/.test(e)) continue;
     try {
       const stat = readFileSync(`/proc/${e}/stat`, "utf8");
       const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(ppid) === parent && state !== "Z") out.push(Number(e));
+      if (Number(ppid) !== parent || state === "Z") continue;
+      if (readlinkSync(`/proc/${e}/exe`) === exe) out.push(Number(e));
     } catch {
       // Exited meanwhile.
     }
