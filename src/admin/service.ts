@@ -98,15 +98,15 @@ export class AdminService {
       notBefore: now,
       notAfter: now + ASSOCIATION_LIFETIME_MS,
     };
-    const queued = await publishAssociation(this.d.transact, record, now);
+    const signed = this.d.keys && signAssociation(record, this.d.serverName, this.d.keys.signingKey);
+    const stored = signed ? { ...record, signedJson: JSON.stringify(signed) } : record;
+    const queued = await publishAssociation(this.d.transact, stored, now);
     if (queued) this.d.kickOnbind?.();
     await this.d.audit.record(actor, "binding.create", this.d.audit.target(threepid.address, mxid), "ok", {
       medium: threepid.medium,
       onbind_queued: queued,
     });
-    return this.d.keys
-      ? signAssociation(record, this.d.serverName, this.d.keys.signingKey)
-      : unsignedAssociation(record);
+    return signed ?? unsignedAssociation(record);
   }
 
   /**

@@ -2,18 +2,18 @@ import { existsSync } from "node:fs";
 import type { ResolvedConfig } from "../config/load.js";
 import { readKeyFile, rotateKeys, writeKeyFile } from "../crypto/key-file.js";
 import { KeyService } from "../services/keys.js";
-import { migrateToLatest, openStore } from "../store/database.js";
+import { migrateToLatest, openStore, type Store } from "../store/database.js";
 import { KyselyKeyRepository } from "../store/keys.js";
 import { CONFIG_OPTION, type Command, configFrom, UsageError } from "./command.js";
 
 async function withKeyRepo<T>(
   cfg: ResolvedConfig,
-  fn: (repo: KyselyKeyRepository) => Promise<T>,
+  fn: (repo: KyselyKeyRepository, store: Store) => Promise<T>,
 ): Promise<T> {
   const store = await openStore(cfg.database);
   try {
     await migrateToLatest(store);
-    return await fn(new KyselyKeyRepository(store.db));
+    return await fn(new KyselyKeyRepository(store.db), store);
   } finally {
     await store.close();
   }
@@ -86,11 +86,19 @@ export const keysRevoke: Command = {
         "refusing to revoke the current signing key; rotate first (keys generate --rotate)",
       );
     }
-    const n = await withKeyRepo(cfg, (repo) =>
+    const [n, resigned] = await withKeyRepo(cfg, async (repo, store) => {
       // By key id, this revokes older keys that had the same id (a regenerated key file), never the current one.
-      repo.revokeSigningKey(arg, Date.now(), current.publicKeyBase64),
+      const ids = await repo.revokeSigningKey(arg, Date.now(), current.publicKeyBase64);
+      // Stored signed associations by a revoked key are signed again with the current key when next read.
+      const assocs = store.repos.associations;
+      let forgotten = 0;
+      for (const id of new Set(ids)) forgotten += await assocs.forgetSignaturesBy(id);
+      return [ids.length, forgotten];
+    });
+    process.stdout.write(
+      `${n} key(s) revoked; running servers stop accepting them within a minute; ` +
+        `${resigned} stored association signature(s) will be made again with the current key\n`,
     );
-    process.stdout.write(`${n} key(s) revoked; running servers stop accepting them within a minute\n`);
     return 0;
   },
 };

@@ -57,9 +57,15 @@ export class AssociationService {
       notBefore: now,
       notAfter: now + ASSOCIATION_LIFETIME_MS,
     };
-    const queued = await publishAssociation(this.transact, record, now);
+    // Signed once here and stored, so that a v1 lookup writes stored bytes (sydent stores its sgAssoc too).
+    const signed = this.sign(record);
+    const queued = await publishAssociation(
+      this.transact,
+      { ...record, signedJson: JSON.stringify(signed) },
+      now,
+    );
     if (queued) this.onQueued();
-    return this.sign(record);
+    return signed;
   }
 
   /**
@@ -84,8 +90,8 @@ export class AssociationService {
   }
 
   /**
-   * v1 `GET /lookup` as JSON text: the signed association imported from sydent byte for byte when there is
-   * one (`seraph import-sydent`), else this server's signature; undefined when not bound.
+   * v1 `GET /lookup` as JSON text: the signed association stored at bind (or imported from sydent, byte for
+   * byte); signed now when none is stored (a revoked key's signatures are forgotten); undefined when not bound.
    */
   async lookupSignedJson(medium: string, address: string): Promise<string | undefined> {
     const a = await this.repos.associations.findByThreepid(medium, normaliseAddress(medium, address));
@@ -93,9 +99,4 @@ export class AssociationService {
     return a.signedJson ?? JSON.stringify(this.sign(a));
   }
 
-  /** v1 `GET /lookup`: the signed association for a 3PID, or undefined. */
-  async lookupSigned(medium: string, address: string): Promise<SignedAssociation | undefined> {
-    const a = await this.repos.associations.findByThreepid(medium, normaliseAddress(medium, address));
-    return a && this.sign(a);
-  }
 }

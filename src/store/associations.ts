@@ -10,7 +10,7 @@ export interface AssociationRecord {
   ts: number;
   notBefore: number;
   notAfter: number;
-  /** The signed association as imported from sydent, served as is (absent: Seraph signs). */
+  /** The signed association as stored at bind or imported from sydent, served as is (absent: signed on read). */
   signedJson?: string | null;
 }
 
@@ -21,6 +21,11 @@ export interface AssociationRepository {
   upsert(assoc: AssociationRecord): Promise<number>;
   /** Removes the association if it maps to `mxid`; returns whether it existed. */
   delete(medium: string, address: string, mxid: string): Promise<boolean>;
+  /**
+   * Forgets the stored signed associations that carry a signature by `keyId` (a revoked key), so that they
+   * are signed again with the current key on read; returns how many.
+   */
+  forgetSignaturesBy(keyId: string): Promise<number>;
   /** mxids for plain (medium, address) pairs, in one query. */
   lookupThreepids(
     pairs: ReadonlyArray<readonly [string, string]>,
@@ -73,10 +78,11 @@ export class KyselyAssociationRepository implements AssociationRepository {
         ts: a.ts,
         not_before: a.notBefore,
         not_after: a.notAfter,
+        signed_json: a.signedJson ?? null,
       })
       .onConflict((oc) =>
         oc.columns(["medium", "address"]).doUpdateSet({
-          signed_json: null,
+          signed_json: a.signedJson ?? null,
           mxid: a.mxid,
           ts: a.ts,
           not_before: a.notBefore,
@@ -96,6 +102,17 @@ export class KyselyAssociationRepository implements AssociationRepository {
       .where("mxid", "=", mxid)
       .executeTakeFirst();
     return Number(res.numDeletedRows) > 0;
+  }
+
+  async forgetSignaturesBy(keyId: string): Promise<number> {
+    // `"<keyId>":"` only occurs as a signature's key: inside a JSON string a quote is escaped.
+    const pattern = `%${JSON.stringify(keyId).replace(/[\\%_]/g, "\\$&")}:"%`;
+    const res = await this.db
+      .updateTable("associations")
+      .set({ signed_json: null })
+      .where(sql<boolean>`signed_json like ${pattern} escape '\\'`)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows);
   }
 
   async lookupThreepids(pairs: ReadonlyArray<readonly [string, string]>) {

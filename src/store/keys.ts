@@ -8,8 +8,8 @@ export interface KeyRepository {
   recordSigningKey(key: PublishedKey, now: number): Promise<void>;
   /** Every long-term key that has not been revoked, newest first. */
   validSigningKeys(): Promise<PublishedKey[]>;
-  /** Revokes long-term keys by public key or key id, never `keep`; returns how many were revoked. */
-  revokeSigningKey(publicKeyOrId: string, now: number, keep: string): Promise<number>;
+  /** Revokes long-term keys by public key or key id, never `keep`; returns the key ids revoked. */
+  revokeSigningKey(publicKeyOrId: string, now: number, keep: string): Promise<string[]>;
   /** Every long-term key, revoked or not. */
   allSigningKeys(): Promise<Array<PublishedKey & { createdTs: number; revokedTs: number | null }>>;
   /** Whether an ephemeral key exists. */
@@ -37,15 +37,16 @@ export class KyselyKeyRepository implements KeyRepository {
     return rows.map((r) => ({ keyId: r.key_id, publicKeyBase64: r.public_key }));
   }
 
-  async revokeSigningKey(publicKeyOrId: string, now: number, keep: string): Promise<number> {
-    const res = await this.db
+  async revokeSigningKey(publicKeyOrId: string, now: number, keep: string): Promise<string[]> {
+    const rows = await this.db
       .updateTable("signing_keys")
       .set({ revoked_ts: now })
       .where("revoked_ts", "is", null)
       .where("public_key", "!=", keep)
       .where((eb) => eb.or([eb("public_key", "=", publicKeyOrId), eb("key_id", "=", publicKeyOrId)]))
-      .executeTakeFirst();
-    return Number(res.numUpdatedRows);
+      .returning("key_id")
+      .execute();
+    return rows.map((r) => r.key_id);
   }
 
   async allSigningKeys() {

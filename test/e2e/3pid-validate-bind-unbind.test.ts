@@ -173,6 +173,8 @@ describe("email: validate by link, bind, look up, unbind (matrix-js-sdk)", () =>
     const v1 = await call(`${is.url}${V1}/lookup?medium=email&address=${encodeURIComponent(email)}`);
     expect(v1.body).toMatchObject({ mxid: mxidOf("alice"), address: "alice.lifecycle@example.org" });
     expect(verifiesWith(v1.body, await longTermKey())).toBe(true);
+    // v1 lookup answers the association exactly as bind signed it (stored at bind, see the keys CLI test).
+    expect(v1.body).toEqual(bound.body);
     const v1bulk = await call(`${is.url}${V1}/bulk_lookup`, {
       body: { threepids: [["email", "alice.lifecycle@example.org"]] },
     });

@@ -2,6 +2,7 @@ import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { seraphCli, spawnSeraphProcess } from "../support/process.js";
 import { freePort } from "../support/seraph.js";
@@ -99,6 +100,37 @@ describe("seraph CLI", () => {
     const revoke = runCli(["keys", "revoke", "ed25519:0", "--config", "seraph.yaml"], cwd);
     expect(revoke.stdout).toContain("1 key(s) revoked");
     expect(runCli(["keys", "show", "--config", "seraph.yaml"], cwd).stdout).toContain(`${oldKey}\trevoked`);
+  });
+
+  it("stores the signed association at bind and forgets it when its key is revoked", () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, "seraph.yaml"), "database:\n  sqlite:\n    path: ./db.sqlite\n");
+    expect(runCli(["keys", "generate", "--config", "seraph.yaml"], cwd).status).toBe(0);
+    const bind = (address: string) =>
+      runCli(["admin", "bindings", "add", address, "@u:h.test", "--json", "--config", "seraph.yaml"], cwd);
+    expect(bind("old@example.org").status).toBe(0);
+    expect(runCli(["keys", "generate", "--rotate", "--config", "seraph.yaml"], cwd).status).toBe(0);
+    expect(bind("new@example.org").status).toBe(0);
+    const stored = () => {
+      const db = new Database(join(cwd, "db.sqlite"), { readonly: true });
+      try {
+        const rows = db.prepare("select address, signed_json from associations order by address").all();
+        return rows as Array<{ address: string; signed_json: string | null }>;
+      } finally {
+        db.close();
+      }
+    };
+    const before = stored();
+    expect(before.map((r) => r.address)).toEqual(["new@example.org", "old@example.org"]);
+    expect(JSON.parse(before[0]!.signed_json!).signatures["localhost"]).toHaveProperty(["ed25519:1"]);
+    expect(JSON.parse(before[1]!.signed_json!).signatures["localhost"]).toHaveProperty(["ed25519:0"]);
+
+    const revoke = runCli(["keys", "revoke", "ed25519:0", "--config", "seraph.yaml"], cwd);
+    expect(revoke.status, revoke.stderr).toBe(0);
+    expect(revoke.stdout).toContain("1 stored association signature(s)");
+    const after = stored();
+    expect(after[0]!.signed_json).toBe(before[0]!.signed_json);
+    expect(after[1]!.signed_json).toBeNull();
   });
 
   it("explains a bad configuration: which key and what was expected, exit code 78", () => {
