@@ -98,5 +98,4 @@ export class AssociationService {
     if (!a) return undefined;
     return a.signedJson ?? JSON.stringify(this.sign(a));
   }
-
 }

@@ -122,8 +122,8 @@ describe("seraph CLI", () => {
     };
     const before = stored();
     expect(before.map((r) => r.address)).toEqual(["new@example.org", "old@example.org"]);
-    expect(JSON.parse(before[0]!.signed_json!).signatures["localhost"]).toHaveProperty(["ed25519:1"]);
-    expect(JSON.parse(before[1]!.signed_json!).signatures["localhost"]).toHaveProperty(["ed25519:0"]);
+    expect(JSON.parse(before[0]!.signed_json!).signatures.localhost).toHaveProperty(["ed25519:1"]);
+    expect(JSON.parse(before[1]!.signed_json!).signatures.localhost).toHaveProperty(["ed25519:0"]);
 
     const revoke = runCli(["keys", "revoke", "ed25519:0", "--config", "seraph.yaml"], cwd);
     expect(revoke.status, revoke.stderr).toBe(0);
