@@ -117,9 +117,9 @@ export async function seedStore(store: Store, opts: SeedOptions): Promise<SeedRe
         rows.push(`('${BENCH_MEDIUM}', ${ph()}, ${ph()}, ${bound}, ${bound}, ${notAfter})`);
         params.push(benchAddress(i), benchMxid(i));
       }
-      const inserted = await tx.executeQuery<{ id: number | string; address: string }>(
+      const inserted = await tx.executeQuery<{ id: number | string; address: string; mxid: string }>(
         CompiledQuery.raw(
-          `insert into associations (medium, address, mxid, ts, not_before, not_after) values ${rows.join(", ")} returning id, address`,
+          `insert into associations (medium, address, mxid, ts, not_before, not_after) values ${rows.join(", ")} returning id, address, mxid`,
           params,
         ),
       );
@@ -127,12 +127,12 @@ export async function seedStore(store: Store, opts: SeedOptions): Promise<SeedRe
       const hashRows: string[] = [];
       const hashes: string[] = [];
       for (const r of inserted.rows) {
-        hashRows.push(`(${pepper.id}, ${hashPh()}, ${Number(r.id)})`);
-        hashes.push(lookupHash(r.address, BENCH_MEDIUM, pepper.pepper));
+        hashRows.push(`(${pepper.id}, ${hashPh()}, ${Number(r.id)}, ${hashPh()})`);
+        hashes.push(lookupHash(r.address, BENCH_MEDIUM, pepper.pepper), r.mxid);
       }
       await tx.executeQuery(
         CompiledQuery.raw(
-          `insert into association_hashes (pepper_id, hash, association_id) values ${hashRows.join(", ")}`,
+          `insert into association_hashes (pepper_id, hash, association_id, mxid) values ${hashRows.join(", ")}`,
           hashes,
         ),
       );

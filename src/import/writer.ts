@@ -189,7 +189,7 @@ export class ImportWriter {
                 }))
                 .where(({ eb, ref }) => eb(ref("excluded.ts"), ">", ref("associations.ts"))),
         )
-        .returning(["id", "medium", "address"])
+        .returning(["id", "medium", "address", "mxid"])
         .execute();
       skipped += part.length - written.length;
       if (written.length) {
@@ -200,9 +200,12 @@ export class ImportWriter {
               pepper_id: pepper.id,
               hash: lookupHash(r.address, r.medium, pepper.pepper),
               association_id: r.id,
+              mxid: r.mxid,
             })),
           )
-          .onConflict((oc) => oc.columns(["pepper_id", "hash"]).doNothing())
+          .onConflict((oc) =>
+            oc.columns(["pepper_id", "hash"]).doUpdateSet((eb) => ({ mxid: eb.ref("excluded.mxid") })),
+          )
           .execute();
       }
     }
@@ -217,7 +220,7 @@ export class ImportWriter {
   ): Promise<number | undefined> {
     const rows = await this.db
       .selectFrom("associations")
-      .select(["id", "medium", "address"])
+      .select(["id", "medium", "address", "mxid"])
       .where("id", ">", afterId)
       .orderBy("id")
       .limit(limit)
@@ -232,6 +235,7 @@ export class ImportWriter {
               pepper_id: pepper.id,
               hash: lookupHash(r.address, r.medium, pepper.pepper),
               association_id: r.id,
+              mxid: r.mxid,
             })),
           )
           .onConflict((oc) => oc.columns(["pepper_id", "hash"]).doNothing())

@@ -2,7 +2,7 @@ import { type Kysely, sql } from "kysely";
 import { type Dialect, valueList } from "./dialect.js";
 import type { Database } from "./schema.js";
 
-/** Rows per INSERT statement (3 parameters each): far below SQLite's 32 766 and PostgreSQL's 65 535. */
+/** Rows per INSERT statement (4 parameters each): far below SQLite's 32 766 and PostgreSQL's 65 535. */
 const INSERT_CHUNK = 1000;
 
 export interface HashRow {
@@ -13,9 +13,13 @@ export interface HashRow {
 
 /** The lookup hashes of associations, one per live pepper (the only writer of `association_hashes`). */
 export interface HashRepository {
-  /** Stores hashes; one that exists already is kept. */
+  /**
+   * Stores hashes with their association's mxid as it is when the statement runs (read in the same
+   * statement, so a rotation that read the association earlier cannot write a stale mxid); an existing
+   * hash takes the current mxid.
+   */
   insert(rows: readonly HashRow[]): Promise<void>;
-  /** mxids for sha256 hashes under one pepper, in one query (an index search per hash). */
+  /** mxids for sha256 hashes under one pepper, in one query of one table (an index search per hash). */
   lookup(pepperId: number, hashes: readonly string[]): Promise<Array<{ hash: string; mxid: string }>>;
   /** Deletes up to `limit` hashes of a pepper; returns how many went. */
   deleteForPepper(pepperId: number, limit: number): Promise<number>;
@@ -32,11 +36,16 @@ export class KyselyHashRepository implements HashRepository {
       await this.db
         .insertInto("association_hashes")
         .values(
-          rows
-            .slice(i, i + INSERT_CHUNK)
-            .map((r) => ({ pepper_id: r.pepperId, hash: r.hash, association_id: r.associationId })),
+          rows.slice(i, i + INSERT_CHUNK).map((r) => ({
+            pepper_id: r.pepperId,
+            hash: r.hash,
+            association_id: r.associationId,
+            mxid: sql<string>`(select mxid from associations where id = ${r.associationId})`,
+          })),
         )
-        .onConflict((oc) => oc.columns(["pepper_id", "hash"]).doNothing())
+        .onConflict((oc) =>
+          oc.columns(["pepper_id", "hash"]).doUpdateSet((eb) => ({ mxid: eb.ref("excluded.mxid") })),
+        )
         .execute();
     }
   }
@@ -44,9 +53,8 @@ export class KyselyHashRepository implements HashRepository {
   async lookup(pepperId: number, hashes: readonly string[]) {
     if (hashes.length === 0) return [];
     const { rows } = await sql<{ hash: string; mxid: string }>`
-      select h.hash as hash, a.mxid as mxid
-      from association_hashes h join associations a on a.id = h.association_id
-      where h.pepper_id = ${pepperId} and h.hash in ${valueList(this.dialect, hashes)}`.execute(this.db);
+      select hash, mxid from association_hashes
+      where pepper_id = ${pepperId} and hash in ${valueList(this.dialect, hashes)}`.execute(this.db);
     return rows;
   }
 

@@ -172,6 +172,15 @@ const STEPS: Record<string, Step> = {
       await db.schema.alterTable(table).addColumn("brand", "text").execute();
     }
   },
+  // The mxid beside each lookup hash (issue 12): a hashed lookup reads association_hashes alone, no join.
+  "0150_hash_mxid": async (db) => {
+    await db.schema
+      .alterTable("association_hashes")
+      .addColumn("mxid", "text", (c) => c.notNull().defaultTo(""))
+      .execute();
+    await sql`update association_hashes set mxid =
+      (select a.mxid from associations a where a.id = association_hashes.association_id)`.execute(db);
+  },
 };
 
 /** A kysely MigrationProvider that hands each step the dialect it runs on. */

@@ -157,10 +157,21 @@ describe("PostgreSQL dialect", () => {
         not_before: 0,
         not_after: 2,
       }));
-      const ids = await db.insertInto("associations").values(assocs).returning(["id", "address"]).execute();
+      const ids = await db
+        .insertInto("associations")
+        .values(assocs)
+        .returning(["id", "address", "mxid"])
+        .execute();
       await db
         .insertInto("association_hashes")
-        .values(ids.map((r) => ({ pepper_id: pepperId, hash: `hash-${r.address}`, association_id: r.id })))
+        .values(
+          ids.map((r) => ({
+            pepper_id: pepperId,
+            hash: `hash-${r.address}`,
+            association_id: r.id,
+            mxid: r.mxid,
+          })),
+        )
         .execute();
     }
     await sql`analyze`.execute(db);

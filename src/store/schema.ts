@@ -109,6 +109,8 @@ export interface AssociationHashesTable {
   pepper_id: number;
   hash: string;
   association_id: number;
+  /** A copy of the association's mxid, so that a lookup reads one table (kept equal by every writer). */
+  mxid: string;
 }
 
 /** Durable onbind deliveries (invites to hand to the mxid's homeserver). */

@@ -76,6 +76,7 @@ describe("seraph migrate-db", () => {
           pepper_id: pepper.id,
           hash: lookupHash(address, "email", pepper.pepper),
           association_id: id,
+          mxid: `@user${i}:hs.test`,
         })
         .execute();
     }
