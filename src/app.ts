@@ -9,9 +9,11 @@ import { loadOrCreateKeyFile } from "./crypto/key-file.js";
 import type { Mailer } from "./delivery/index.js";
 import type { SmsProvider } from "./delivery/sms/index.js";
 import type { HomeserverClient } from "./federation/index.js";
+import type { RouteLimitStore } from "./http/server.js";
 import { type BackgroundGate, BackgroundTasks } from "./infra/background.js";
 import { withAddressRedaction } from "./infra/log-redaction.js";
 import { Metrics } from "./infra/metrics.js";
+import type { KeyedRateLimiter } from "./infra/rate-limiter.js";
 import { connectRedis, keyedLimiter } from "./infra/redis.js";
 import { KeyService } from "./services/keys.js";
 import type { LookupService } from "./services/lookup.js";
@@ -57,6 +59,8 @@ export interface SeraphOptions {
 export interface ClusterMember extends BackgroundGate {
   /** Hands the registry to the primary's metrics listener instead of serving it here. */
   shareMetrics(registry: Metrics["registry"]): void;
+  /** Rate limits kept by the primary for all workers (used unless Redis shares them). */
+  limits: { keyed: KeyedRateLimiter; routeStore(): RouteLimitStore };
 }
 
 /**
@@ -115,7 +119,8 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     const redis = await connectRedis(config.rate_limit, log);
     if (redis) closers.push(async () => void redis.disconnect());
     const tasks = new BackgroundTasks(log, opts.cluster);
-    const limiter = keyedLimiter(redis, log, now);
+    const shared = redis ? undefined : opts.cluster?.limits;
+    const limiter = shared?.keyed ?? keyedLimiter(redis, log, now);
     let services: Services | undefined;
     const admin = await wireAdmin(config, store, {
       log,
@@ -131,7 +136,7 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     const app = await createApi(
       config,
       { ...services, keys, invitePolicy: guard, presentation: out.presentation },
-      { ping: store.ping, stopping: () => stopping, redis, log },
+      { ping: store.ping, stopping: () => stopping, redis, routeStore: shared?.routeStore(), log },
     );
     if (config.metrics.enabled) metrics.instrument(app);
     closers.push(() => app.close());

@@ -1,35 +1,70 @@
 /** The messages between the primary and the workers of `seraph serve --workers N` (node:cluster IPC). */
 
+/** A worker's rate-limit question (the buckets live in the primary, see shared-limits.ts). */
+export type LimitAsk =
+  /** Take `cost` tokens of the bucket `key` (burst, refilled per hour). */
+  | { seraph: "limit-take"; id: number; key: string; burst: number; perHour: number; cost: number }
+  /** Count a request of a per-route fixed window. */
+  | { seraph: "limit-incr"; id: number; key: string; windowMs: number };
+
+/** The primary's answer: `wait` for a take (0 = allowed), `current`/`ttl` for a count. */
+export interface LimitAnswer {
+  seraph: "limit-answer";
+  id: number;
+  wait?: number;
+  current?: number;
+  ttl?: number;
+}
+
 /** Primary → worker. */
 export type ToWorker =
   /** This worker now runs (or no longer runs) the shared background tasks. */
   | { seraph: "leader"; leader: boolean }
   /** A shared task was kicked in another worker: run it soon. */
-  | { seraph: "kick"; task: string };
+  | { seraph: "kick"; task: string }
+  | LimitAnswer;
 
 /** Worker → primary. */
 export type ToPrimary =
   /** The worker has opened the database and listens; `address` is the base URL it bound. */
   | { seraph: "listening"; address: string }
   /** A shared task was kicked here but runs in the leader. */
-  | { seraph: "kick"; task: string };
+  | { seraph: "kick"; task: string }
+  | LimitAsk;
 
 function isObject(m: unknown): m is Record<string, unknown> {
   return typeof m === "object" && m !== null;
 }
 
+const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
 export function isToWorker(m: unknown): m is ToWorker {
   return (
     isObject(m) &&
     ((m.seraph === "leader" && typeof m.leader === "boolean") ||
-      (m.seraph === "kick" && typeof m.task === "string"))
+      (m.seraph === "kick" && typeof m.task === "string") ||
+      (m.seraph === "limit-answer" && isNumber(m.id)))
   );
 }
 
 export function isToPrimary(m: unknown): m is ToPrimary {
-  return (
-    isObject(m) &&
-    ((m.seraph === "listening" && typeof m.address === "string") ||
-      (m.seraph === "kick" && typeof m.task === "string"))
-  );
+  if (!isObject(m)) return false;
+  switch (m.seraph) {
+    case "listening":
+      return typeof m.address === "string";
+    case "kick":
+      return typeof m.task === "string";
+    case "limit-take":
+      return (
+        isNumber(m.id) &&
+        typeof m.key === "string" &&
+        isNumber(m.burst) &&
+        isNumber(m.perHour) &&
+        isNumber(m.cost)
+      );
+    case "limit-incr":
+      return isNumber(m.id) && typeof m.key === "string" && isNumber(m.windowMs);
+    default:
+      return false;
+  }
 }

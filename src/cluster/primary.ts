@@ -3,6 +3,7 @@ import { createServer, type Server } from "node:http";
 import pino from "pino";
 import type { ResolvedConfig } from "../config/load.js";
 import { isToPrimary, type ToWorker } from "./messages.js";
+import { PrimaryLimits } from "./shared-limits.js";
 
 /** The longest wait before a crashed worker is replaced (the wait doubles while workers keep crashing early). */
 const MAX_RESTART_DELAY_MS = 30_000;
@@ -26,12 +27,8 @@ interface Member {
  */
 export async function runPrimary(cfg: ResolvedConfig, count: number): Promise<void> {
   const log = pino({ level: cfg.log.level });
-  if (cfg.rate_limit.enabled && !cfg.rate_limit.redis_url) {
-    log.warn(
-      { workers: count },
-      "rate limits are kept per worker: a client can reach each bucket once per worker; set rate_limit.redis_url to share them",
-    );
-  }
+  // Without Redis the workers' rate limits live here, so that they hold for the whole listener.
+  const limits = cfg.rate_limit.redis_url ? undefined : new PrimaryLimits();
   const members = new Map<number, Member>();
   let leader: number | undefined;
   let stopping = false;
@@ -62,7 +59,9 @@ export async function runPrimary(cfg: ResolvedConfig, count: number): Promise<vo
     members.set(worker.id, m);
     worker.on("message", (msg: unknown) => {
       if (!isToPrimary(msg)) return;
-      if (msg.seraph === "listening") {
+      if (msg.seraph === "limit-take" || msg.seraph === "limit-incr") {
+        if (limits) void limits.answer(msg).then((a) => tell(m, a));
+      } else if (msg.seraph === "listening") {
         m.listening = true;
         firstListening(msg.address);
         elect();

@@ -2,6 +2,7 @@ import type { Registry } from "prom-client";
 import { type ClusterMember, createSeraph } from "../app.js";
 import type { ResolvedConfig } from "../config/load.js";
 import { isToWorker, type ToPrimary } from "./messages.js";
+import { WorkerLimits } from "./shared-limits.js";
 
 function send(m: ToPrimary): void {
   if (process.connected) process.send?.(m);
@@ -11,11 +12,15 @@ function send(m: ToPrimary): void {
 class WorkerMember implements ClusterMember {
   private leader = false;
   private listener: ((task: string | undefined) => void) | undefined;
+  /** Rate limits asked of the primary (used when no Redis is configured). */
+  readonly limits = new WorkerLimits({ send });
 
   constructor() {
     process.on("message", (m: unknown) => {
       if (!isToWorker(m)) return;
-      if (m.seraph === "leader") {
+      if (m.seraph === "limit-answer") {
+        this.limits.receive(m);
+      } else if (m.seraph === "leader") {
         const gained = m.leader && !this.leader;
         this.leader = m.leader;
         if (gained) this.listener?.(undefined);

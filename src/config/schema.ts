@@ -141,7 +141,7 @@ export const configSchema = z
     server: z
       .object({
         /** Processes serving the one listener (node:cluster); "auto" = os.availableParallelism(). */
-        workers: z.union([z.literal("auto"), z.number().int().min(1).max(1024)]).default(1),
+        workers: z.union([z.literal("auto"), z.number().int().min(1).max(1024)]).default("auto"),
       })
       .strict()
       .prefault({}),

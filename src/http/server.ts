@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import rateLimit from "@fastify/rate-limit";
+import rateLimit, { type FastifyRateLimitStore } from "@fastify/rate-limit";
 import Fastify, {
   type FastifyInstance,
   type FastifyRequest,
@@ -16,6 +16,9 @@ import { errorHandler, routerError } from "./errors.js";
 import { jsonDepthExceeds } from "./json-depth.js";
 import { AJV_OPTIONS, schemaError } from "./schema.js";
 
+/** A @fastify/rate-limit store class whose counters live outside this process (the cluster primary). */
+export type RouteLimitStore = new () => FastifyRateLimitStore;
+
 export interface HttpOptions {
   /** Recognises errors that mean the database is down (answered 503, not 500). */
   isDatabaseDown: (err: Error) => boolean;
@@ -23,6 +26,8 @@ export interface HttpOptions {
   rateLimit: {
     enabled: boolean;
     redis?: Redis | undefined;
+    /** Used when there is no `redis`: counters shared with the other workers of one listener. */
+    store?: RouteLimitStore | undefined;
     perMinute: Record<RateClass, number | undefined>;
   };
   /** The check each access policy runs before the handler (`none` runs nothing). */
@@ -136,6 +141,7 @@ export async function createHttpServer(
       global: false,
       keyGenerator: (req) => req.ip,
       ...(limits.redis ? { redis: limits.redis, nameSpace: "seraph:route:", skipOnError: true } : {}),
+      ...(limits.store && !limits.redis ? { store: limits.store, skipOnError: true } : {}),
       errorResponseBuilder: (_req, ctx) =>
         new MatrixError("M_LIMIT_EXCEEDED", "Too many requests", { extra: { retry_after_ms: ctx.ttl } }),
     });

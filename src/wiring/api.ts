@@ -17,7 +17,7 @@ import type { ResolvedConfig } from "../config/load.js";
 import type { Presentation } from "../delivery/brands.js";
 import { requireAuth } from "../http/auth.js";
 import { PageRenderer } from "../http/pages.js";
-import { createHttpServer } from "../http/server.js";
+import { createHttpServer, type RouteLimitStore } from "../http/server.js";
 import type { KeyService } from "../services/keys.js";
 import { NextLinkPolicy } from "../services/next-link.js";
 import { isDatabaseUnavailable } from "../store/errors.js";
@@ -27,7 +27,14 @@ import type { Services } from "./services.js";
 export async function createApi(
   config: ResolvedConfig,
   s: Services & { keys: KeyService; invitePolicy: InvitePolicy; presentation: Presentation },
-  deps: { ping: () => Promise<boolean>; stopping: () => boolean; redis: Redis | undefined; log: Logger },
+  deps: {
+    ping: () => Promise<boolean>;
+    stopping: () => boolean;
+    redis: Redis | undefined;
+    /** Per-route counters kept elsewhere (the cluster primary); else in this process or Redis. */
+    routeStore?: RouteLimitStore | undefined;
+    log: Logger;
+  },
 ): Promise<FastifyInstance> {
   const endpoints = {
     status: statusEndpoints(),
@@ -56,6 +63,7 @@ export async function createApi(
       rateLimit: {
         enabled: limits.enabled,
         redis: deps.redis,
+        store: deps.routeStore,
         perMinute: {
           none: undefined,
           register: limits.register_per_minute,

@@ -9,6 +9,7 @@ import { type SeraphProcess, spawnSeraph } from "../support/process.js";
 import { freePort } from "../support/seraph.js";
 
 const WORKERS = 2;
+const REGISTER_LIMIT = 4;
 let seraph: SeraphProcess;
 let metricsUrl: string;
 
@@ -92,7 +93,8 @@ beforeAll(async () => {
   seraph = await spawnSeraph({
     server: { workers: WORKERS },
     metrics: { enabled: true, host: "127.0.0.1", port: metricsPort },
-    rate_limit: { enabled: false },
+    // Limits on: register's per-route limit is tested below; the other routes used here have none.
+    rate_limit: { enabled: true, register_per_minute: REGISTER_LIMIT },
   });
 }, 120_000);
 
@@ -118,6 +120,23 @@ describe("seraph serve --workers N", () => {
     // Each worker reports its own leader gauge: one series per worker.
     const series = [...after.keys()].filter((k) => k.startsWith("seraph_background_leader{"));
     expect(series).toHaveLength(WORKERS);
+  }, 60_000);
+
+  it("keeps the per-route rate limits in the primary, so that they hold across workers", async () => {
+    // Each request on a new connection: the workers take them in turn. Per-worker buckets would let
+    // REGISTER_LIMIT requests through each worker.
+    const codes: number[] = [];
+    for (let i = 0; i < REGISTER_LIMIT * WORKERS; i++) {
+      const res = await fetch(`${seraph.url}/_matrix/identity/v2/account/register`, {
+        method: "POST",
+        headers: { connection: "close", "content-type": "application/json" },
+        body: "{}",
+      });
+      await res.text();
+      codes.push(res.status);
+    }
+    expect(codes.filter((c) => c !== 429)).toHaveLength(REGISTER_LIMIT);
+    expect(codes.slice(REGISTER_LIMIT).every((c) => c === 429)).toBe(true);
   }, 60_000);
 
   it("runs the shared background tasks in exactly one worker, and moves them when it dies", async () => {

@@ -1,0 +1,57 @@
+import { describe, expect, it } from "vitest";
+import { FixedWindowCounter, PrimaryLimits, WorkerLimits } from "./shared-limits.js";
+
+/** Two workers wired to one primary through an in-process channel (the real one is cluster IPC). */
+function cluster(now: () => number) {
+  const primary = new PrimaryLimits(now);
+  const worker = (): WorkerLimits => {
+    const w: WorkerLimits = new WorkerLimits({
+      send: (ask) => void primary.answer(ask).then((a) => w.receive(a)),
+    });
+    return w;
+  };
+  return [worker(), worker()] as const;
+}
+
+describe("rate limits shared through the primary", () => {
+  it("spends one bucket per key whichever worker asks", async () => {
+    const [a, b] = cluster(() => 1_000);
+    const rule = { burst: 3, perHour: 1 };
+    const waits = [];
+    for (const w of [a, b, a, b]) waits.push(await w.keyed.take("email:x@example.org", rule));
+    expect(waits.slice(0, 3)).toEqual([0, 0, 0]);
+    expect(waits[3]).toBeGreaterThan(0);
+    expect(await b.keyed.take("email:other@example.org", rule)).toBe(0);
+  });
+
+  it("counts per route and key in fixed windows", async () => {
+    let t = 0;
+    const [a, b] = cluster(() => t);
+    const store = (w: WorkerLimits, url: string) =>
+      new (w.routeStore())().child({ routeInfo: { method: "POST", url } } as never);
+    const incr = (s: ReturnType<typeof store>, key: string) =>
+      new Promise<{ current: number; ttl: number }>((resolve, reject) =>
+        s.incr(key, (err, r) => (err || !r ? reject(err) : resolve(r)), 60_000, 10),
+      );
+    const ra = store(a, "/register");
+    const rb = store(b, "/register");
+    expect(await incr(ra, "1.2.3.4")).toEqual({ current: 1, ttl: 60_000 });
+    t = 1_000;
+    expect(await incr(rb, "1.2.3.4")).toEqual({ current: 2, ttl: 59_000 });
+    expect((await incr(store(b, "/lookup"), "1.2.3.4")).current).toBe(1);
+    t = 61_000;
+    expect(await incr(ra, "1.2.3.4")).toEqual({ current: 1, ttl: 60_000 });
+  });
+
+  it("lets a request through when the primary does not answer", async () => {
+    const w = new WorkerLimits({ send: () => undefined });
+    expect(await w.keyed.take("k", { burst: 1, perHour: 1 })).toBe(0);
+  }, 10_000);
+
+  it("bounds the counters it keeps", () => {
+    const c = new FixedWindowCounter(() => 0, 10);
+    for (let i = 0; i < 100; i++) c.incr(`k${i}`, 1000);
+    expect(c.incr("k99", 1000).current).toBe(2);
+    expect(c.incr("k0", 1000).current).toBe(1);
+  });
+});

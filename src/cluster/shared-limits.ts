@@ -1,0 +1,146 @@
+/**
+ * Rate limits shared by the workers of one `seraph serve --workers N` without Redis: the buckets live in
+ * the primary, and each worker asks it over the cluster IPC channel. Without this, every worker would
+ * keep its own buckets and a client could spend each limit once per worker.
+ */
+import type { FastifyRateLimitStore } from "@fastify/rate-limit";
+import type { RouteLimitStore } from "../http/server.js";
+import { type BucketRule, type KeyedRateLimiter, MemoryRateLimiter } from "../infra/rate-limiter.js";
+import type { LimitAnswer, LimitAsk } from "./messages.js";
+
+/** How long a worker waits for the primary's answer before letting the request through (fail open, as with Redis). */
+const ANSWER_TIMEOUT_MS = 2000;
+/** Route counters kept by the primary before the expired and then the oldest are dropped. */
+const MAX_ROUTE_KEYS = 100_000;
+
+/** Per-route request counters in fixed windows (the semantics of @fastify/rate-limit's own store). */
+export class FixedWindowCounter {
+  /** In least-recently-used-first order. */
+  private readonly windows = new Map<string, { count: number; start: number; window: number }>();
+
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly maxKeys = MAX_ROUTE_KEYS,
+  ) {}
+
+  /** Counts one request for `key`; returns the count in the current window and the ms left in it. */
+  incr(key: string, windowMs: number): { current: number; ttl: number } {
+    const now = this.now();
+    let w = this.windows.get(key);
+    if (w) this.windows.delete(key);
+    if (!w || w.start + windowMs <= now) {
+      if (!w && this.windows.size >= this.maxKeys) this.evict(now);
+      w = { count: 0, start: now, window: windowMs };
+    }
+    w.count += 1;
+    this.windows.set(key, w);
+    return { current: w.count, ttl: w.start + windowMs - now };
+  }
+
+  private evict(now: number): void {
+    for (const [k, w] of this.windows) if (w.start + w.window <= now) this.windows.delete(k);
+    let drop = this.windows.size >= this.maxKeys ? Math.ceil(this.maxKeys / 10) : 0;
+    for (const k of this.windows.keys()) {
+      if (drop-- <= 0) break;
+      this.windows.delete(k);
+    }
+  }
+}
+
+/** The primary's side: answers the workers' questions from one set of buckets. */
+export class PrimaryLimits {
+  private readonly keyed: MemoryRateLimiter;
+  private readonly routes: FixedWindowCounter;
+
+  constructor(now: () => number = Date.now) {
+    this.keyed = new MemoryRateLimiter(now);
+    this.routes = new FixedWindowCounter(now);
+  }
+
+  async answer(ask: LimitAsk): Promise<LimitAnswer> {
+    if (ask.seraph === "limit-take") {
+      const wait = await this.keyed.take(ask.key, { burst: ask.burst, perHour: ask.perHour }, ask.cost);
+      return { seraph: "limit-answer", id: ask.id, wait };
+    }
+    const { current, ttl } = this.routes.incr(ask.key, ask.windowMs);
+    return { seraph: "limit-answer", id: ask.id, current, ttl };
+  }
+}
+
+/** A message type without its `id` (distributed over the union). */
+type WithoutId<T> = T extends LimitAsk ? Omit<T, "id"> : never;
+
+/** How a worker reaches the primary: `send` a question; answers come back through `WorkerLimits.receive`. */
+export interface LimitChannel {
+  send(ask: LimitAsk): void;
+}
+
+/** The worker's side: a keyed limiter and a route-limit store class, both asking the primary. */
+export class WorkerLimits {
+  private next = 1;
+  private readonly waiting = new Map<number, (a: LimitAnswer | undefined) => void>();
+
+  constructor(private readonly channel: LimitChannel) {}
+
+  /** Hands an answer from the primary to the request that waits for it. */
+  receive(answer: LimitAnswer): void {
+    const resolve = this.waiting.get(answer.id);
+    if (resolve) {
+      this.waiting.delete(answer.id);
+      resolve(answer);
+    }
+  }
+
+  private ask(q: WithoutId<LimitAsk>): Promise<LimitAnswer | undefined> {
+    const id = this.next++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        resolve(undefined);
+      }, ANSWER_TIMEOUT_MS);
+      timer.unref();
+      this.waiting.set(id, (a) => {
+        clearTimeout(timer);
+        resolve(a);
+      });
+      this.channel.send({ ...q, id });
+    });
+  }
+
+  /** Per-key buckets (addresses, numbers, countries, lookup budgets) kept in the primary. */
+  readonly keyed: KeyedRateLimiter = {
+    take: async (key: string, rule: BucketRule, cost = 1): Promise<number> => {
+      const a = await this.ask({ seraph: "limit-take", key, burst: rule.burst, perHour: rule.perHour, cost });
+      return a?.wait ?? 0;
+    },
+  };
+
+  /** A store for @fastify/rate-limit whose counters are kept in the primary, one namespace per route. */
+  routeStore(): RouteLimitStore {
+    const limits = this;
+    // The plugin constructs the store with its options (unused here) and makes a child per route.
+    class PrimaryStore implements FastifyRateLimitStore {
+      private prefix = "";
+      incr(
+        key: string,
+        done: (error: Error | null, result?: { current: number; ttl: number }) => void,
+        timeWindow: number,
+      ): void {
+        limits.ask({ seraph: "limit-incr", key: this.prefix + key, windowMs: timeWindow }).then((a) => {
+          if (a?.current === undefined || a.ttl === undefined) done(new Error("no answer from the primary"));
+          else done(null, { current: a.current, ttl: a.ttl });
+        });
+      }
+      /** The plugin passes the route's merged limit options, with the route itself as `routeInfo`. */
+      child(params: Parameters<FastifyRateLimitStore["child"]>[0]): FastifyRateLimitStore {
+        const route = Reflect.get(params, "routeInfo") as
+          | { method?: string | string[]; url?: string }
+          | undefined;
+        const child = new PrimaryStore();
+        child.prefix = `${String(route?.method ?? "")} ${route?.url ?? ""} `;
+        return child;
+      }
+    }
+    return PrimaryStore;
+  }
+}
