@@ -19,6 +19,7 @@ import { KeyService } from "./services/keys.js";
 import type { LookupService } from "./services/lookup.js";
 import type { OnbindDelivery } from "./services/onbind.js";
 import { migrateToLatest, openStore, type Store } from "./store/database.js";
+import { repositories } from "./store/repositories.js";
 import { createApi } from "./wiring/api.js";
 import { createOutbound } from "./wiring/outbound.js";
 import { createServices, type Services } from "./wiring/services.js";
@@ -92,7 +93,9 @@ function processLogger(config: ResolvedConfig, given: Logger | undefined): Logge
 async function loadKeys(path: string, store: Store, log: Logger, now: number): Promise<KeyService> {
   const { keys, created } = loadOrCreateKeyFile(path);
   if (created) log.info({ path }, "generated a new signing key");
-  return KeyService.load(keys, store.repos.keys, now);
+  // Ephemeral key checks may read from a streaming replica (database.postgres.read_replicas).
+  const replica = store.reader() === store.db ? undefined : repositories(store.reader(), store.dialect).keys;
+  return KeyService.load(keys, store.repos.keys, now, replica);
 }
 
 /**

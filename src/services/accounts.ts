@@ -38,6 +38,11 @@ export class AccountService {
     private readonly verifier: OpenIdVerifier,
     private readonly terms: Terms,
     private readonly now: () => number = Date.now,
+    /**
+     * A streaming replica (`database.postgres.read_replicas`), asked first. What it does not know (a token
+     * or terms acceptance written just now) is asked of the primary; a logout reaches it within its lag.
+     */
+    private readonly replica?: Pick<AccountRepository, "userForToken" | "acceptedUrls">,
   ) {}
 
   /** Exchanges a homeserver OpenID token for a Seraph access token (returned once; only its hash is kept). */
@@ -63,14 +68,19 @@ export class AccountService {
   /** Resolves a token to its user; 401 when unknown or expired, 403 M_TERMS_NOT_SIGNED unless `skipTerms`. */
   async authenticate(token: string, opts: { skipTerms: boolean }): Promise<Caller> {
     const tokenHash = sha256Hex(token);
-    const userId = await this.repo.userForToken(tokenHash, this.now());
+    const now = this.now();
+    const userId =
+      (await this.replica?.userForToken(tokenHash, now)) ?? (await this.repo.userForToken(tokenHash, now));
     if (userId === undefined) throw new MatrixError("M_UNAUTHORIZED", "Unrecognised access token");
-    if (!opts.skipTerms && !this.terms.isEmpty) {
-      if (!this.terms.allAccepted(await this.repo.acceptedUrls(userId))) {
-        throw new MatrixError("M_TERMS_NOT_SIGNED", "Terms not signed");
-      }
+    if (!opts.skipTerms && !this.terms.isEmpty && !(await this.acceptedAll(userId))) {
+      throw new MatrixError("M_TERMS_NOT_SIGNED", "Terms not signed");
     }
     return { userId, tokenHash };
+  }
+
+  private async acceptedAll(userId: string): Promise<boolean> {
+    if (this.replica && this.terms.allAccepted(await this.replica.acceptedUrls(userId))) return true;
+    return this.terms.allAccepted(await this.repo.acceptedUrls(userId));
   }
 
   async logout(caller: Caller): Promise<void> {
@@ -87,7 +97,13 @@ export class AccountService {
 /** Builds the account service from `accounts.*`. */
 export function createAccountService(
   config: Config["accounts"],
-  deps: { repo: AccountRepository; verifier: OpenIdVerifier; terms: Terms; now: () => number },
+  deps: {
+    repo: AccountRepository;
+    verifier: OpenIdVerifier;
+    terms: Terms;
+    now: () => number;
+    replica?: AccountRepository | undefined;
+  },
 ): AccountService {
   return new AccountService(
     { tokenLifetimeSeconds: config.token_lifetime_seconds, homeserverAllowlist: config.homeserver_allowlist },
@@ -95,5 +111,6 @@ export function createAccountService(
     deps.verifier,
     deps.terms,
     deps.now,
+    deps.replica,
   );
 }

@@ -9,15 +9,22 @@ export class KeyService {
   private constructor(
     private keyring: Keyring,
     private readonly repo: KeyRepository,
+    /** A streaming replica, asked first about ephemeral keys (a key it has not replayed yet: the primary). */
+    private readonly replica?: Pick<KeyRepository, "ephemeralKeyExists">,
   ) {}
 
   /**
    * Records every key of the key file as published and builds the keyring from all non-revoked keys.
    * The first key of the file is the one Seraph signs with.
    */
-  static async load(fileKeys: readonly SigningKey[], repo: KeyRepository, now: number): Promise<KeyService> {
+  static async load(
+    fileKeys: readonly SigningKey[],
+    repo: KeyRepository,
+    now: number,
+    replica?: Pick<KeyRepository, "ephemeralKeyExists">,
+  ): Promise<KeyService> {
     for (const k of [...fileKeys].reverse()) await repo.recordSigningKey(k, now);
-    const service = new KeyService(new Keyring(fileKeys[0]!, []), repo);
+    const service = new KeyService(new Keyring(fileKeys[0]!, []), repo, replica);
     await service.refresh();
     return service;
   }
@@ -56,6 +63,7 @@ export class KeyService {
   async isValidEphemeral(publicKey: string): Promise<boolean> {
     const normalised = normalisePublicKey(publicKey);
     if (normalised === null) return false;
+    if (this.replica && (await this.replica.ephemeralKeyExists(normalised))) return true;
     return this.repo.ephemeralKeyExists(normalised);
   }
 }

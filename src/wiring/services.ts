@@ -52,11 +52,14 @@ export async function createServices(config: ResolvedConfig, d: ServiceDeps): Pr
   const repos = store.repos;
   const transact = store.transaction;
   const terms = Terms.load(config.terms.path);
+  // Reads that may come from a streaming replica (database.postgres.read_replicas); the primary otherwise.
+  const reads = repositories(store.reader(), store.dialect);
   const accounts = createAccountService(config.accounts, {
     repo: repos.accounts,
     verifier: new HomeserverOpenIdVerifier(out.homeservers),
     terms,
     now,
+    replica: store.reader() === store.db ? undefined : reads.accounts,
   });
   const validation = createValidationService(config, {
     sessions: repos.sessions,
@@ -69,8 +72,7 @@ export async function createServices(config: ResolvedConfig, d: ServiceDeps): Pr
     repos,
     transact,
     now,
-    // Lookups may read from a streaming replica (database.postgres.read_replicas).
-    reads: repositories(store.reader(), store.dialect),
+    reads,
   });
   const associations = new AssociationService(
     config.server_name,

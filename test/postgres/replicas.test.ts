@@ -8,7 +8,13 @@
 import { type Kysely, sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NO_LOG } from "../../src/core/logger.js";
+import { generateSeed, signingKeyFromSeed } from "../../src/crypto/ed25519.js";
+import { sha256Hex } from "../../src/crypto/hash.js";
+import { AccountService } from "../../src/services/accounts.js";
+import { KeyService } from "../../src/services/keys.js";
+import { Terms } from "../../src/services/terms.js";
 import { migrateToLatest, openStore, type Store } from "../../src/store/database.js";
+import { repositories } from "../../src/store/repositories.js";
 import type { Database } from "../../src/store/schema.js";
 import { type PostgresCluster, startPostgres, startReplica } from "../support/postgres.js";
 
@@ -128,6 +134,76 @@ describe("read replicas", () => {
     }
     await waitFor("the replica to serve again", () => inRecovery(store.reader()));
     expect(await readerSees("written-while-lagging")).toBe(true);
+  }, 120_000);
+
+  it("checks tokens and ephemeral keys on the replica; what it has not replayed yet is asked of the primary", async () => {
+    // A reader that keeps using the paused replica for the whole test (a lag limit of 10 minutes).
+    const patient = await openStore(
+      { sqlite: { path: ":memory:" }, postgres: { ...pgOptions([replicaUrl]), max_replica_lag_ms: 600_000 } },
+      quiet,
+    );
+    const terms = new Terms({
+      docs: { privacy: { version: "1", langs: { en: { name: "Privacy", url: "https://is.test/p1" } } } },
+    });
+    const accounts = new AccountService(
+      { tokenLifetimeSeconds: 0, homeserverAllowlist: [] },
+      patient.repos.accounts,
+      { verifyOpenIdToken: async () => "@u:hs.test" },
+      terms,
+      Date.now,
+      repositories(patient.reader(), "postgres").accounts,
+    );
+    const onReplica = repositories(patient.reader(), "postgres").accounts;
+    const onReplicaKeys = repositories(patient.reader(), "postgres").keys;
+    const register = () =>
+      accounts.register({ accessToken: "x", tokenType: "Bearer", matrixServerName: "hs.test" });
+    const old = await register();
+    await waitFor(
+      "the token on the replica",
+      async () => (await onReplica.userForToken(sha256Hex(old), Date.now())) !== undefined,
+    );
+    await expect(accounts.authenticate(old, { skipTerms: false })).rejects.toMatchObject({
+      errcode: "M_TERMS_NOT_SIGNED",
+    });
+    await onReplicaAdmin("select pg_wal_replay_pause()");
+    try {
+      expect(await inRecovery(patient.reader())).toBe(true);
+      // Terms accepted now, not replayed: the replica knows the token, the primary the acceptance.
+      await accounts.acceptTerms(await accounts.authenticate(old, { skipTerms: true }), [
+        "https://is.test/p1",
+      ]);
+      expect(await onReplica.acceptedUrls("@u:hs.test")).toEqual([]);
+      expect((await accounts.authenticate(old, { skipTerms: false })).userId).toBe("@u:hs.test");
+      // A token written now, not replayed: the primary answers.
+      const fresh = await register();
+      expect(await onReplica.userForToken(sha256Hex(fresh), Date.now())).toBeUndefined();
+      expect((await accounts.authenticate(fresh, { skipTerms: false })).userId).toBe("@u:hs.test");
+      // An invite's ephemeral key stored now: isvalid asks the primary.
+      const key = "A".repeat(43);
+      await insertKey(key);
+      const keys = await KeyService.load(
+        [signingKeyFromSeed(generateSeed())],
+        patient.repos.keys,
+        Date.now(),
+        onReplicaKeys,
+      );
+      expect(await onReplicaKeys.ephemeralKeyExists(key)).toBe(false);
+      expect(await keys.isValidEphemeral(key)).toBe(true);
+      // A logout reaches the replica by replay: until then the replica still knows the token.
+      await accounts.logout(await accounts.authenticate(old, { skipTerms: false }));
+      expect(await patient.repos.accounts.userForToken(sha256Hex(old), Date.now())).toBeUndefined();
+      expect((await accounts.authenticate(old, { skipTerms: false })).userId).toBe("@u:hs.test");
+    } finally {
+      await onReplicaAdmin("select pg_wal_replay_resume()");
+    }
+    await waitFor(
+      "the logout replayed",
+      async () => (await onReplica.userForToken(sha256Hex(old), Date.now())) === undefined,
+    );
+    await expect(accounts.authenticate(old, { skipTerms: false })).rejects.toMatchObject({
+      errcode: "M_UNAUTHORIZED",
+    });
+    await patient.close();
   }, 120_000);
 
   it("loses no read when the replica goes down under load, and serves from it again once it is back", async () => {
