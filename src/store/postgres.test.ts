@@ -220,6 +220,29 @@ describe("PostgreSQL dialect", () => {
     expect(plan.rows.map((r) => r["QUERY PLAN"]).join("\n")).toMatch(/association_hashes_pk/);
   });
 
+  it("prepares each SELECT of named columns once per connection, and not `select *`", async () => {
+    const { dialect, pool: one } = createPostgresDialect(
+      { url, poolSize: 1, statementTimeoutMs: 10_000 },
+      quiet,
+    );
+    const single = new Kysely<Database>({ dialect });
+    try {
+      const accounts = storeOver(single, "postgres").repos.accounts;
+      for (let i = 0; i < 3; i++) expect(await accounts.userForToken("no-such-token", 0)).toBeUndefined();
+      await single.selectFrom("accounts").selectAll().execute();
+      // One connection: the statements it has prepared so far (this query is one of them afterwards).
+      const { rows } = await sql<{ statement: string }>`select statement from pg_prepared_statements`.execute(
+        single,
+      );
+      const texts = rows.map((r) => r.statement);
+      expect(texts.filter((t) => t.includes('from "access_tokens"'))).toHaveLength(1);
+      expect(texts.some((t) => t.includes("*"))).toBe(false);
+      expect(one.totalCount).toBe(1);
+    } finally {
+      await single.destroy();
+    }
+  });
+
   it("cancels statements that run past statement_timeout", async () => {
     const short = openPg(url, 200);
     try {

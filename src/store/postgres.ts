@@ -1,5 +1,6 @@
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { PostgresDialect } from "kysely";
+import { type PostgresCursor, PostgresDialect, type PostgresPool, type PostgresPoolClient } from "kysely";
 import pg from "pg";
 import type { Logger } from "../core/logger.js";
 
@@ -83,6 +84,61 @@ function sslConfig(url: string, ssl: PostgresSslOptions | undefined): pg.PoolCon
   return { rejectUnauthorized: ssl.verifyCertificates, ...(ca === undefined ? {} : { ca }) };
 }
 
+/** Named (prepared) statements kept per connection; further SQL texts run unnamed. */
+const MAX_NAMED_PER_CONNECTION = 200;
+/** Longer SQL texts are not worth a prepared statement (batched inserts and such). */
+const MAX_NAMED_SQL_CHARS = 2000;
+
+/** Whether a statement is prepared once per connection: plain SELECTs of named columns. */
+function worthPreparing(sqlText: string): boolean {
+  // `*` is left out: a prepared `select *` fails ("cached plan must not change result type") after a
+  // migration on another instance adds a column.
+  return sqlText.length <= MAX_NAMED_SQL_CHARS && /^\s*select\s/i.test(sqlText) && !sqlText.includes("*");
+}
+
+/**
+ * Wraps a pg pool for Kysely so that each connection prepares a SELECT once and then only binds and
+ * executes it (pg's named statements): no parse and plan of the same text on every token check or
+ * lookup. Kysely still builds the SQL; the same text gets the same name.
+ */
+export function preparingPool(pool: pg.Pool): PostgresPool {
+  const names = new Map<string, string>();
+  const nameOf = (text: string): string => {
+    let name = names.get(text);
+    if (name === undefined) {
+      name = `seraph_${createHash("sha256").update(text).digest("base64url").slice(0, 22)}`;
+      if (names.size < 10_000) names.set(text, name);
+    }
+    return name;
+  };
+  const prepared = new WeakMap<pg.PoolClient, Set<string>>();
+  return {
+    end: () => pool.end(),
+    connect: async (): Promise<PostgresPoolClient> => {
+      const client = await pool.connect();
+      let mine = prepared.get(client);
+      if (!mine) prepared.set(client, (mine = new Set()));
+      const own = mine;
+      const query = (a: string | PostgresCursor<unknown>, parameters?: ReadonlyArray<unknown>) => {
+        if (typeof a !== "string") return client.query(a as never);
+        const values = [...(parameters ?? [])];
+        if (!worthPreparing(a)) return client.query(a, values);
+        const name = nameOf(a);
+        if (!own.has(name)) {
+          if (own.size >= MAX_NAMED_PER_CONNECTION) return client.query(a, values);
+          own.add(name);
+        }
+        return client.query({ name, text: a, values });
+      };
+      return {
+        // pg's overloads and result type are wider than Kysely's interface spells them.
+        query: query as unknown as PostgresPoolClient["query"],
+        release: (destroy?: boolean) => client.release(destroy),
+      };
+    },
+  };
+}
+
 /**
  * Builds a pg pool and the Kysely dialect over it. Does not connect: call `pingPostgres` to check
  * the database is reachable. The caller owns the pool (`Kysely#destroy()` ends it).
@@ -111,7 +167,7 @@ export function createPostgresDialect(
   pool.on("error", (err: Error & { code?: string }) => {
     logger.warn({ err, code: err.code }, "idle PostgreSQL connection failed; it will be replaced");
   });
-  return { dialect: new PostgresDialect({ pool }), pool };
+  return { dialect: new PostgresDialect({ pool: preparingPool(pool) }), pool };
 }
 
 /** Resolves once the database answers a trivial query; rejects with pg's error otherwise. */

@@ -26,6 +26,7 @@ import {
 import type pg from "pg";
 import type { Logger } from "../core/logger.js";
 import { isDatabaseUnavailable } from "./errors.js";
+import { preparingPool } from "./postgres.js";
 import type { Database } from "./schema.js";
 
 export interface ReplicaOptions {
@@ -60,7 +61,7 @@ class Replica implements ReplicaState {
     readonly name: string,
     readonly pool: pg.Pool,
   ) {
-    this.driver = new PostgresDialect({ pool }).createDriver();
+    this.driver = new PostgresDialect({ pool: preparingPool(pool) }).createDriver();
     // A replica that goes down also breaks connections that are checked out between two queries; pg
     // emits that on the client, where nothing else listens (the failing query itself is failed over).
     pool.on("connect", (client) => client.on("error", () => undefined));
@@ -91,7 +92,7 @@ export class ReplicaReader {
   constructor(private readonly opts: ReplicaOptions) {
     this.replicas = opts.pools.map((p) => new Replica(redact(p.url), p.pool));
     // A second driver over the primary's pool: the store's own Kysely keeps owning (and ending) it.
-    this.primary = new PostgresDialect({ pool: opts.primary }).createDriver();
+    this.primary = new PostgresDialect({ pool: preparingPool(opts.primary) }).createDriver();
     const driver = new ReadDriver(this);
     this.db = new Kysely<Database>({
       dialect: {
