@@ -90,6 +90,18 @@ export class AssociationService {
   }
 
   /**
+   * Background work: signs up to `batch` associations that have no stored signature (bound before
+   * signatures were stored, or whose key was revoked) and stores it; returns how many it signed.
+   */
+  async signStored(batch = 500): Promise<number> {
+    let stored = 0;
+    for (const a of await this.repos.associations.unsigned(batch)) {
+      if (await this.repos.associations.storeSignature(a.id, a, JSON.stringify(this.sign(a)))) stored++;
+    }
+    return stored;
+  }
+
+  /**
    * v1 `GET /lookup` as JSON text: the signed association stored at bind (or imported from sydent, byte for
    * byte); signed now when none is stored (a revoked key's signatures are forgotten); undefined when not bound.
    */

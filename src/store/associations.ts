@@ -21,6 +21,13 @@ export interface AssociationRepository {
   upsert(assoc: AssociationRecord): Promise<number>;
   /** Removes the association if it maps to `mxid`; returns whether it existed. */
   delete(medium: string, address: string, mxid: string): Promise<boolean>;
+  /** Up to `limit` associations without a stored signature, in id order. */
+  unsigned(limit: number): Promise<Array<AssociationRecord & { id: number }>>;
+  /**
+   * Stores the signed JSON of association `id` if it is still unsigned and unchanged (same mxid and
+   * ts: a rebind meanwhile stored its own); returns whether it did.
+   */
+  storeSignature(id: number, unchanged: { mxid: string; ts: number }, signedJson: string): Promise<boolean>;
   /**
    * Forgets the stored signed associations that carry a signature by `keyId` (a revoked key), so that they
    * are signed again with the current key on read; returns how many.
@@ -102,6 +109,33 @@ export class KyselyAssociationRepository implements AssociationRepository {
       .where("mxid", "=", mxid)
       .executeTakeFirst();
     return Number(res.numDeletedRows) > 0;
+  }
+
+  async unsigned(limit: number): Promise<Array<AssociationRecord & { id: number }>> {
+    const rows = await this.db
+      .selectFrom("associations")
+      .select(["id", "medium", "address", "mxid", "ts", "not_before", "not_after", "signed_json"])
+      .where("signed_json", "is", null)
+      .orderBy("id")
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ ...toRecord(r), id: r.id }));
+  }
+
+  async storeSignature(
+    id: number,
+    unchanged: { mxid: string; ts: number },
+    signedJson: string,
+  ): Promise<boolean> {
+    const res = await this.db
+      .updateTable("associations")
+      .set({ signed_json: signedJson })
+      .where("id", "=", id)
+      .where("signed_json", "is", null)
+      .where("mxid", "=", unchanged.mxid)
+      .where("ts", "=", unchanged.ts)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
   }
 
   async forgetSignaturesBy(keyId: string): Promise<number> {

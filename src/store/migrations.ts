@@ -180,6 +180,14 @@ const STEPS: Record<string, Step> = {
       .execute();
     await sql`update association_hashes set mxid =
       (select a.mxid from associations a where a.id = association_hashes.association_id)`.execute(db);
+    // Associations without a stored signature (bound before signatures were stored at bind, or whose
+    // key was revoked): the background signer finds them without a scan.
+    await db.schema
+      .createIndex("associations_unsigned")
+      .on("associations")
+      .column("id")
+      .where(sql.ref("signed_json"), "is", null)
+      .execute();
   },
 };
 

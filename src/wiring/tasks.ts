@@ -13,6 +13,8 @@ export function startTasks(
   tasks.add("lookup-peppers", config.lookup.maintenance_interval_seconds * 1000, () => s.lookup.maintain());
   tasks.add("session-reaper", 10 * 60_000, () => s.validation.reap());
   tasks.add("invite-purge", 60 * 60_000, () => s.onbind.purgeExpiredInvites());
+  // Stores a signature for associations that have none (older data, a revoked key), for v1 lookup.
+  tasks.add("sign-associations", 10 * 60_000, () => s.associations.signStored());
   // Revocations made with `seraph keys revoke` (possibly by another instance) reach this one.
   tasks.add("keys-refresh", 60_000, () => s.keys.refresh(), { everyProcess: true });
 }
