@@ -36,6 +36,10 @@ export const HELP = `npm run bench -- [options]
                                 v1lookup    GET /api/v1/lookup (one signed association)
                                 lookupN     POST /v2/lookup with N sha256 hashes (lookup100, lookup1000)
                                 latencyN    N-hash lookups sent one at a time (--samples of them)
+                                storeinvite POST /v2/store-invite, a new address each time (an invite
+                                            row, an ephemeral key, a mail to a local SMTP sink)
+                                requesttoken POST /v2/validate/email/requestToken, a new address
+                                            each time (a session row, a mail to the SMTP sink)
                                 bare        a bare node:http server answering a constant JSON body
                                             (run first by default, see --no-ceiling)
   --no-ceiling                do not measure the bare node:http server; without it, every load
@@ -59,7 +63,11 @@ export const HELP = `npm run bench -- [options]
                               times (default 3); the least disturbed one is kept (⚠: other processes)
 `;
 
-const SCENARIO = /^(pubkey|isvalid|ephemeral|account|v1lookup|bare|lookup\d+|latency\d+)$/;
+const SCENARIO =
+  /^(pubkey|isvalid|ephemeral|account|v1lookup|storeinvite|requesttoken|bare|lookup\d+|latency\d+)$/;
+
+/** Scenarios that send mail (the benchmark then starts a local SMTP sink). */
+export const MAIL_SCENARIOS = ["storeinvite", "requesttoken"];
 
 export function parse(argv: string[] = process.argv.slice(2)): Args {
   const { values } = parseArgs({

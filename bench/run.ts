@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { resolveConfig } from "../src/config/load.js";
 import { loadOrCreateKeyFile } from "../src/crypto/key-file.js";
-import { parse } from "./args.js";
+import { MAIL_SCENARIOS, parse } from "./args.js";
 import { explain } from "./explain.js";
 import { attempts, log } from "./measure.js";
 import { createPostgresCluster } from "./postgres.js";
@@ -33,6 +33,7 @@ import {
 } from "./scenarios.js";
 import { seedDatabase } from "./seed.js";
 import { freePort, type Instance, startBare, startSeraph, stopInstance } from "./servers.js";
+import { startBenchSink } from "./smtp-sink.js";
 
 async function main(): Promise<void> {
   const args = parse();
@@ -69,12 +70,19 @@ async function main(): Promise<void> {
     } else {
       database = { sqlite: { path: join(dir, "seraph.db") } };
     }
+    // Mail scenarios send to a local SMTP sink (pooled SMTP, as in production); else mail goes to an outbox.
+    const sink = args.scenarios.some((s) => MAIL_SCENARIOS.includes(s)) ? await startBenchSink() : undefined;
+    if (sink) cleanups.push(() => sink.close());
     const base = {
       server_name: "is.bench",
       database,
       signing_key_path: join(dir, "signing.key"),
       log: { level: "warn" },
-      email: { outbox_dir: join(dir, "outbox"), from: "Seraph <noreply@is.bench>" },
+      email: {
+        outbox_dir: join(dir, "outbox"),
+        from: "Seraph <noreply@is.bench>",
+        ...(sink ? { smtp: { host: "127.0.0.1", port: sink.port, tls: "none" } } : {}),
+      },
       rate_limit: { enabled: false },
       server: { workers: args.workers },
     };
@@ -119,7 +127,14 @@ async function main(): Promise<void> {
     }
     const pk = await getJson(`${urls[0]}${V2}/pubkey/ed25519:0`);
     expect(typeof pk.body.public_key === "string", "pubkey answers");
-    const ctx: Context = { args, seed, urls, publicKey: pk.body.public_key as string, postmasterPid };
+    const ctx: Context = {
+      args,
+      seed,
+      urls,
+      publicKey: pk.body.public_key as string,
+      postmasterPid,
+      mails: () => sink?.count() ?? 0,
+    };
 
     const loadRows: LoadRow[] = [];
     const latencyRows: LatencyRow[] = [];

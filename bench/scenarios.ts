@@ -28,6 +28,8 @@ export interface Context {
   publicKey: string;
   /** Embedded PostgreSQL's postmaster, to measure the database's CPU. */
   postmasterPid: number | undefined;
+  /** Mails the SMTP sink accepted so far (mail scenarios). */
+  mails: () => number;
 }
 
 interface LoadScenario {
@@ -160,6 +162,42 @@ function loadScenario(name: string, ctx: Context): LoadScenario {
                 `v1 lookup of ${benchAddress(i)}: ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`,
               );
             }
+          }),
+      };
+    }
+    case "storeinvite":
+    case "requesttoken": {
+      // A new address (and client secret) for every request: each one is a write and a mail.
+      const run = `${process.pid}-${Date.now()}`;
+      const bodyOf =
+        name === "storeinvite"
+          ? (i: number) =>
+              JSON.stringify({
+                medium: "email",
+                address: `invitee-${run}-${i}@example.org`,
+                room_id: "!room:hs.example",
+                sender: BENCH_USER,
+              })
+          : (i: number) =>
+              JSON.stringify({
+                client_secret: `bench-${run}-${i}`,
+                email: `req-${run}-${i}@example.org`,
+                send_attempt: 1,
+              });
+      const path = name === "storeinvite" ? `${V2}/store-invite` : `${V2}/validate/email/requestToken`;
+      const headers = { ...bearer(ctx), "content-type": "application/json" };
+      return {
+        requests: rotating({ method: "POST", path, headers }, Number.MAX_SAFE_INTEGER, (i) => ({
+          body: bodyOf(i),
+        })),
+        verify: () =>
+          each(async (url) => {
+            const before = ctx.mails();
+            const r = await getJson(`${url}${path}`, { method: "POST", body: bodyOf(-1 - before), headers });
+            expect(r.status === 200, `POST ${path}: ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
+            const until = Date.now() + 10_000;
+            while (ctx.mails() <= before && Date.now() < until) await sleep(50);
+            expect(ctx.mails() > before, `no mail reached the SMTP sink after POST ${path}`);
           }),
       };
     }
