@@ -116,9 +116,8 @@ export function preparingPool(pool: pg.Pool): PostgresPool {
     end: () => pool.end(),
     connect: async (): Promise<PostgresPoolClient> => {
       const client = await pool.connect();
-      let mine = prepared.get(client);
-      if (!mine) prepared.set(client, (mine = new Set()));
-      const own = mine;
+      const own = prepared.get(client) ?? new Set<string>();
+      prepared.set(client, own);
       const query = (a: string | PostgresCursor<unknown>, parameters?: ReadonlyArray<unknown>) => {
         if (typeof a !== "string") return client.query(a as never);
         const values = [...(parameters ?? [])];
