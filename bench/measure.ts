@@ -90,19 +90,29 @@ export function treeReads(roots: readonly number[]): Map<number, number> {
   return m;
 }
 
-export function rssMb(pid: number): number {
+export function rssMb(pid: number, field: "VmRSS" | "RssFile" = "VmRSS"): number {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
     return m ? Number(m[1]) / 1024 : Number.NaN;
   } catch {
     return Number.NaN;
   }
 }
 
-/** Resident memory of every process in the trees of `roots`: the sum and the largest process. */
-export function treeRss(roots: readonly number[]): { total: number; max: number; processes: number } {
+/**
+ * Resident memory of every process in the trees of `roots`: the sum, the largest process, and the
+ * file-backed part of the sum (RssFile: mapped files, mostly SQLite's memory-mapped database, which
+ * is page cache the kernel can reclaim, shared between the workers).
+ */
+export function treeRss(roots: readonly number[]): {
+  total: number;
+  max: number;
+  file: number;
+  processes: number;
+} {
   let total = 0;
   let max = 0;
+  let file = 0;
   let processes = 0;
   for (const root of roots) {
     for (const pid of processTree(root)) {
@@ -110,10 +120,11 @@ export function treeRss(roots: readonly number[]): { total: number; max: number;
       if (!Number.isFinite(mb)) continue;
       total += mb;
       max = Math.max(max, mb);
+      file += rssMb(pid, "RssFile") || 0;
       processes++;
     }
   }
-  return { total, max, processes };
+  return { total, max, file, processes };
 }
 
 /** Busy CPU seconds of the whole machine so far (every process, all cores), from /proc/stat. */

@@ -68,7 +68,7 @@ const LOAD_COLUMNS = [
   "bare's CPU/req of it",
   "autocannon CPU",
   "other CPU",
-  "server RSS MB (sum / largest)",
+  "server RSS MB (sum / largest / file-backed)",
   "CPU probe ms",
 ];
 
@@ -124,7 +124,7 @@ export function tables(args: Args, loadRows: LoadRow[], latencyRows: LatencyRow[
         bare ? `${fmt((100 * perRequest(bare)) / cpuPerRequest)} %` : "-",
         fmt(r.cpu.client, 2),
         fmt(r.cpu.other, 2) + mark(r.cpu),
-        `${fmt(r.rss)} / ${fmt(r.rssMax)}`,
+        `${fmt(r.rss)} / ${fmt(r.rssMax)} / ${fmt(r.rssFile)}`,
         fmt(r.probeMs, 1) + slow(r.probeMs),
       ];
       out.push(`| ${cells.join(" | ")} |`);

@@ -270,6 +270,8 @@ export interface LoadRow {
   /** Resident memory of the server processes after the window: the sum, and the largest process. */
   rss: number;
   rssMax: number;
+  /** The file-backed part of `rss` (the memory-mapped database). */
+  rssFile: number;
 }
 
 /**
@@ -353,6 +355,7 @@ export async function runLoad(name: string, ctx: Context, instances: Instance[])
     cpu,
     rss: rss.total,
     rssMax: rss.max,
+    rssFile: rss.file,
   };
 }
 
