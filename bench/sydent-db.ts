@@ -128,7 +128,12 @@ export function writeSydentDb(dir: string, bindings: number): { db: string; conf
   return { db: path, conf };
 }
 
-async function measureImport(dir: string, backend: string, pgUrl: string | undefined): Promise<void> {
+async function measureImport(
+  dir: string,
+  backend: string,
+  pgUrl: string | undefined,
+  batchSize: number | undefined,
+): Promise<void> {
   const target = mkdtempSync(join(tmpdir(), "seraph-import-bench-"));
   const config = resolveConfig({
     server_name: SERVER,
@@ -163,6 +168,7 @@ async function measureImport(dir: string, backend: string, pgUrl: string | undef
     sydentConfig: join(dir, "sydent.conf"),
     config,
     progress,
+    ...(batchSize ? { batchSize } : {}),
   });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   clearInterval(sampler);
@@ -184,10 +190,16 @@ async function main(): Promise<void> {
       backend: { type: "string", default: "sqlite" },
       "pg-url": { type: "string" },
       "measure-import": { type: "string" },
+      "batch-size": { type: "string" },
     },
   });
   if (values["measure-import"])
-    return measureImport(values["measure-import"], values.backend!, values["pg-url"]);
+    return measureImport(
+      values["measure-import"],
+      values.backend!,
+      values["pg-url"],
+      values["batch-size"] ? Number(values["batch-size"]) : undefined,
+    );
   const n = Number(values.bindings);
   const dir = resolve(values.out ?? mkdtempSync(join(tmpdir(), "sydent-bench-")));
   const t0 = Date.now();
@@ -207,6 +219,7 @@ async function main(): Promise<void> {
       "--backend",
       values.backend!,
       ...(values["pg-url"] ? ["--pg-url", values["pg-url"]] : []),
+      ...(values["batch-size"] ? ["--batch-size", values["batch-size"]] : []),
     ],
     { stdio: ["ignore", "inherit", "inherit"] },
   );

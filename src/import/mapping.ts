@@ -107,7 +107,7 @@ export function pickBinding(
       bump(c, "not_live");
       continue;
     }
-    if (row.localExists && row.localMxid === null && (row.localTs ?? 0) >= row.ts) {
+    if (row.tombstoneTs !== null && row.tombstoneTs >= row.ts) {
       bump(c, "tombstoned");
       continue;
     }

@@ -1,8 +1,10 @@
 import { type Kysely, sql, type Transaction } from "kysely";
 import { sha256Hex } from "../crypto/hash.js";
+import { sqliteConnection } from "../store/database.js";
 import type { Database } from "../store/schema.js";
 import { lookupHash } from "../threepid/normalise.js";
 import type { ImportedBinding, ImportedInvite, ImportedSession } from "./mapping.js";
+import { SqliteBindingWriter } from "./sqlite-bindings.js";
 
 /** Rows per INSERT statement: far below the bound-parameter limits of SQLite and PostgreSQL. */
 const CHUNK = 500;
@@ -38,7 +40,50 @@ function chunks<T>(rows: readonly T[]): T[][] {
 
 /** Every write of the importer, each batch in the transaction it is given. */
 export class ImportWriter {
+  private fast: SqliteBindingWriter | undefined;
+
   constructor(private readonly db: Kysely<Database>) {}
+
+  /**
+   * The fast path for the bindings of a fresh import (not `merge`) into SQLite, or undefined (PostgreSQL,
+   * `--merge`: `writeBindings`).
+   */
+  fastBindings(merge: boolean): SqliteBindingWriter | undefined {
+    if (merge) return undefined;
+    const raw = sqliteConnection(this.db);
+    if (!raw) return undefined;
+    this.fast ??= new SqliteBindingWriter(raw);
+    return this.fast;
+  }
+
+  /**
+   * Drops the binding tables' secondary indexes for the fast path, once per import: the SQL that creates them
+   * again is kept in the `_indexes` row, in the same transaction, so that a resumed import builds them too.
+   * Returns that SQL.
+   */
+  async dropIndexesOnce(fast: SqliteBindingWriter, now: number): Promise<string[]> {
+    return this.transaction(async (tx) => {
+      const row = await tx
+        .selectFrom("sydent_import")
+        .select("cursor")
+        .where("phase", "=", "_indexes")
+        .executeTakeFirst();
+      if (row) return JSON.parse(row.cursor) as string[];
+      const indexes = fast.dropSecondaryIndexes();
+      await this.saveState(
+        {
+          phase: "_indexes",
+          cursor: JSON.stringify(indexes),
+          rows: indexes.length,
+          done: false,
+          counters: {},
+        },
+        now,
+        tx,
+      );
+      return indexes;
+    });
+  }
 
   /**
    * SQLite: a larger page cache for this connection (the hash index is written in random order) and fewer
@@ -49,6 +94,11 @@ export class ImportWriter {
     // Pages read through mmap would count as this process's memory up to the whole file.
     await sql`pragma mmap_size = 0`.execute(this.db);
     await sql`pragma wal_autocheckpoint = 20000`.execute(this.db);
+    // No fsync at checkpoints: an import killed at any point still leaves a consistent database (SQLite's WAL
+    // is written before the database file either way); only an OS crash or power loss could lose the latest
+    // batches, or, within a checkpoint, corrupt the file (docs/migrating-from-sydent.md). The connection is
+    // the import's own and closes with it.
+    await sql`pragma synchronous = OFF`.execute(this.db);
   }
 
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
