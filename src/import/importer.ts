@@ -311,6 +311,7 @@ export async function importSydent(opts: ImportOptions): Promise<ImportReport> {
       await writer.saveState(runState, now);
       return finish(report, started);
     } finally {
+      if (store.dialect === "sqlite") await new ImportWriter(store.db).untuneSqlite().catch(() => {});
       await store.close();
     }
   } finally {

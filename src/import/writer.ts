@@ -99,6 +99,20 @@ export class ImportWriter {
     // batches, or, within a checkpoint, corrupt the file (docs/migrating-from-sydent.md). The connection is
     // the import's own and closes with it.
     await sql`pragma synchronous = OFF`.execute(this.db);
+    // A rollback journal instead of the WAL while importing: a fresh import mostly appends pages, which a
+    // rollback journal writes once (no WAL copy, no checkpoint). Crash-safe the same way (a kill leaves a hot
+    // journal that the next open rolls back). `untuneSqlite` goes back to WAL; so does every `openStore`.
+    // Left in WAL if another connection has the database open.
+    try {
+      await sql`pragma journal_mode = DELETE`.execute(this.db);
+    } catch {
+      // Busy: another process has the database open; import in WAL mode.
+    }
+  }
+
+  /** Back to Seraph's journal mode (WAL) at the end of an import, finished or not. */
+  async untuneSqlite(): Promise<void> {
+    await sql`pragma journal_mode = WAL`.execute(this.db);
   }
 
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
