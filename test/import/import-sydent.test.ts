@@ -34,6 +34,21 @@ const expected = JSON.parse(readFileSync(join(sydent, "expected.json"), "utf8"))
 const db = join(sydent, "sydent.db");
 const conf = join(sydent, "sydent.conf");
 
+/** SQLite: the schema's indexes and the journal mode (a fresh import drops and rebuilds the secondary ones). */
+function sqliteSchema(dir: string): { indexes: unknown[]; journal: unknown } {
+  const raw = new BetterSqlite3(join(dir, "seraph.db"));
+  try {
+    return {
+      indexes: raw
+        .prepare("select name, tbl_name, sql from sqlite_master where type = 'index' order by name")
+        .all(),
+      journal: raw.pragma("journal_mode", { simple: true }),
+    };
+  } finally {
+    raw.close();
+  }
+}
+
 async function dump(dir: string) {
   const cfg = await importConfig(dir, sydent);
   const store = await openStore(cfg.database);
@@ -166,6 +181,16 @@ describe(`import-sydent (${BACKEND})`, () => {
     const report = await importSydent({ ...opts, now: FIXTURE_NOW + 999_999, sessions: false, resume: true });
     expect(report.resumed).toBe(true);
     expect(await dump(cut)).toEqual(await dump(whole));
+    if (BACKEND === "sqlite") {
+      // Every index is back, as migrations make them, and the database is in WAL mode again.
+      const fresh = tempDir();
+      const store = await openStore((await importConfig(fresh, sydent)).database);
+      await migrateToLatest(store);
+      await store.close();
+      expect(sqliteSchema(cut)).toEqual(sqliteSchema(fresh));
+      expect(sqliteSchema(whole)).toEqual(sqliteSchema(fresh));
+      expect(sqliteSchema(cut).journal).toBe("wal");
+    }
   });
 
   it("refuses a non-empty database unless --merge, which skips what is there", async () => {
