@@ -497,7 +497,7 @@ async function runPhase(ctx: RunContext, phase: Phase, state: PhaseState): Promi
     }
     if (rows > 0) await write();
   } else if (phase === "accounts") {
-    let batch: Array<{ userId: string; createdTs: number }> = [];
+    let batch: Array<{ userId: string; createdTs: number; consentVersion: string | null }> = [];
     let last = cursorOf("");
     let rows = 0;
     const write = async () => {
@@ -515,7 +515,11 @@ async function runPhase(ctx: RunContext, phase: Phase, state: PhaseState): Promi
       rows++;
       last = row.user_id;
       if (row.consent_version !== null) bump(c, "with_consent_version");
-      batch.push({ userId: row.user_id, createdTs: row.created_ts });
+      batch.push({
+        userId: row.user_id,
+        createdTs: row.created_ts,
+        consentVersion: row.consent_version === null ? null : String(row.consent_version),
+      });
       if (rows >= ctx.batchSize) await write();
     }
     if (rows > 0) await write();

@@ -380,13 +380,19 @@ export class ImportWriter {
 
   async writeAccounts(
     tx: Tx,
-    accounts: ReadonlyArray<{ userId: string; createdTs: number }>,
+    accounts: ReadonlyArray<{ userId: string; createdTs: number; consentVersion: string | null }>,
   ): Promise<number> {
     let skipped = 0;
     for (const part of chunks(accounts)) {
       const res = await tx
         .insertInto("accounts")
-        .values(part.map((a) => ({ user_id: a.userId, created_ts: a.createdTs })))
+        .values(
+          part.map((a) => ({
+            user_id: a.userId,
+            created_ts: a.createdTs,
+            sydent_consent_version: a.consentVersion,
+          })),
+        )
         .onConflict((oc) => oc.column("user_id").doNothing())
         .executeTakeFirst();
       skipped += part.length - Number(res.numInsertedOrUpdatedRows ?? 0);

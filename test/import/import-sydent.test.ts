@@ -89,6 +89,12 @@ describe(`import-sydent (${BACKEND})`, () => {
 
     // Tokens are stored only as hashes.
     const rows = await dump(dir);
+    // sydent's consent_version is kept per account (6 of the fixture's 10 have one).
+    const accounts = rows.accounts as Array<{ user_id: string; sydent_consent_version: string | null }>;
+    expect(accounts).toHaveLength(10);
+    expect(accounts.filter((a) => a.sydent_consent_version === "someversion")).toHaveLength(6);
+    expect(accounts.find((a) => a.user_id === "@acct7:127.0.0.1:59857")?.sydent_consent_version).toBeNull();
+    expect(report.phases.find((p) => p.phase === "accounts")!.counters.with_consent_version).toBe(6);
     const tokens = (expected.answers as { accounts: Array<{ token: string }> }).accounts.map((a) => a.token);
     expect(JSON.stringify(rows)).not.toContain(tokens[0]!);
 
