@@ -46,6 +46,8 @@ export interface ImportOptions {
   progress?: ProgressSink;
   /** Tests: throw inside the transaction of batch n+1 (rolled back), as a kill mid-import would. */
   interruptAfterBatches?: number;
+  /** Tests: how `interruptAfterBatches` stops the import: a thrown error (default), or SIGKILL of this process. */
+  interruptBy?: "throw" | "kill";
 }
 
 export interface PhaseReport {
@@ -398,9 +400,7 @@ async function runPhase(ctx: RunContext, phase: Phase, state: PhaseState): Promi
       const w = ctx.writer;
       await w.transaction(async (tx) => {
         await write(w, tx);
-        if (ctx.opts.interruptAfterBatches !== undefined && ctx.batches >= ctx.opts.interruptAfterBatches) {
-          throw new ImportInterrupted(`interrupted after ${ctx.batches} batches`);
-        }
+        interruptIfAsked(ctx);
         await w.saveState(state, ctx.now, tx);
       });
     }
@@ -639,9 +639,7 @@ async function runFastBindings(ctx: RunContext, state: PhaseState, fast: SqliteB
           if (b && buffer.push(b) === fast.rowsPerStatement) write();
         }
         if (buffer.length) write();
-        if (ctx.opts.interruptAfterBatches !== undefined && ctx.batches >= ctx.opts.interruptAfterBatches) {
-          throw new ImportInterrupted(`interrupted after ${ctx.batches} batches`);
-        }
+        interruptIfAsked(ctx);
         bump(c, "imported", written);
         bump(c, "folded_together", skipped);
         state.rows += rows;
@@ -683,6 +681,15 @@ async function runFastBindings(ctx: RunContext, state: PhaseState, fast: SqliteB
     }),
   );
   ctx.progress.tick(hashed);
+}
+
+/** Tests: stops the import inside a batch's transaction, after its writes, as a kill mid-import would. */
+function interruptIfAsked(ctx: RunContext): void {
+  const after = ctx.opts.interruptAfterBatches;
+  if (after === undefined || ctx.batches < after) return;
+  // The uncommitted batch stays on disk (a hot journal, or uncommitted WAL frames) for the next open.
+  if (ctx.opts.interruptBy === "kill") process.kill(process.pid, "SIGKILL");
+  throw new ImportInterrupted(`interrupted after ${ctx.batches} batches`);
 }
 
 /** Sessions younger than Seraph's session lifetime are worth importing (older ones have expired). */

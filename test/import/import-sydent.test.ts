@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -197,6 +198,33 @@ describe(`import-sydent (${BACKEND})`, () => {
       expect(sqliteSchema(whole)).toEqual(sqliteSchema(fresh));
       expect(sqliteSchema(cut).journal).toBe("wal");
     }
+  });
+
+  it("--resume after the process is killed (SIGKILL) inside a batch ends with the same database", async () => {
+    const whole = tempDir();
+    const base = { sydentDb: db, sydentConfig: conf, sessions: true, now: FIXTURE_NOW, batchSize: 7 };
+    await importSydent({ ...base, config: await importConfig(whole, sydent) });
+
+    const cut = tempDir();
+    const opts = { ...base, config: await importConfig(cut, sydent) };
+    const child = spawnSync(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        join(import.meta.dirname, "kill-child.ts"),
+        JSON.stringify({ ...opts, interruptAfterBatches: 5 }),
+      ],
+      { encoding: "utf8", timeout: 120_000 },
+    );
+    expect(child.signal, child.stderr).toBe("SIGKILL");
+    // Killed inside a transaction: SQLite's rollback journal is still there, hot.
+    if (BACKEND === "sqlite") expect(existsSync(join(cut, "seraph.db-journal"))).toBe(true);
+    await expect(importSydent(opts)).rejects.toThrow(/--resume/);
+    const report = await importSydent({ ...opts, resume: true });
+    expect(report.resumed).toBe(true);
+    expect(await dump(cut)).toEqual(await dump(whole));
+    if (BACKEND === "sqlite") expect(sqliteSchema(cut)).toEqual(sqliteSchema(whole));
   });
 
   it("refuses a non-empty database unless --merge, which skips what is there", async () => {
