@@ -37,14 +37,17 @@ export class SqliteBindingWriter {
   }
 
   /**
-   * Drops the secondary indexes of the binding tables (not the unique ones) and returns the SQL that
-   * creates them again, to be kept with the import's state. Call inside a transaction.
+   * Drops the secondary indexes of the binding tables (made by CREATE INDEX, not unique: what enforces a
+   * constraint stays) and returns the SQL that creates them again, to be kept with the import's state. Call
+   * inside a transaction.
    */
   dropSecondaryIndexes(): string[] {
     const rows = this.raw
       .prepare(
-        `select name, sql from sqlite_master where type = 'index' and sql is not null
-         and tbl_name in (${TABLES.map(() => "?").join(", ")}) order by name`,
+        `select m.name, m.sql from sqlite_master m
+         join pragma_index_list(m.tbl_name) i on i.name = m.name and i."unique" = 0 and i.origin = 'c'
+         where m.type = 'index' and m.sql is not null and m.tbl_name in (${TABLES.map(() => "?").join(", ")})
+         order by m.name`,
       )
       .all(...TABLES) as Array<{ name: string; sql: string }>;
     for (const r of rows) this.raw.exec(`drop index "${r.name.replace(/"/g, '""')}"`);
