@@ -20,6 +20,7 @@ import { encodeBase64 } from "../src/crypto/base64.js";
 import { generateSeed, signingKeyFromSeed, signJson } from "../src/crypto/ed25519.js";
 import { importSydent } from "../src/import/importer.js";
 import { lookupHash } from "../src/threepid/normalise.js";
+import { createPostgresCluster } from "./postgres.js";
 
 const SERVER = "sydent-bench.test";
 const PEPPER = "bEnCh";
@@ -128,14 +129,20 @@ export function writeSydentDb(dir: string, bindings: number): { db: string; conf
   return { db: path, conf };
 }
 
-async function measureImport(dir: string, backend: string, pgUrl: string | undefined): Promise<void> {
+async function measureImport(
+  dir: string,
+  backend: string,
+  pgUrl: string | undefined,
+  batchSize: number | undefined,
+): Promise<void> {
   const target = mkdtempSync(join(tmpdir(), "seraph-import-bench-"));
+  // PostgreSQL without --pg-url: the test suite's embedded cluster (its own processes, not in this RSS).
+  const cluster = backend === "postgres" ? await createPostgresCluster(pgUrl) : undefined;
   const config = resolveConfig({
     server_name: SERVER,
-    database:
-      backend === "postgres" && pgUrl
-        ? { postgres: { url: pgUrl } }
-        : { sqlite: { path: join(target, "seraph.db") } },
+    database: cluster
+      ? { postgres: { url: await cluster.createDatabase() } }
+      : { sqlite: { path: join(target, "seraph.db") } },
     signing_key_path: join(target, "signing.key"),
     log: { level: "silent" },
   });
@@ -163,6 +170,7 @@ async function measureImport(dir: string, backend: string, pgUrl: string | undef
     sydentConfig: join(dir, "sydent.conf"),
     config,
     progress,
+    ...(batchSize ? { batchSize } : {}),
   });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   clearInterval(sampler);
@@ -173,6 +181,7 @@ async function measureImport(dir: string, backend: string, pgUrl: string | undef
     `${JSON.stringify({ backend, rowsRead: b.rows, imported: b.counters.imported, seconds: Number(seconds.toFixed(2)), bindingsPerSecond: Math.round(b.rows / seconds), importedPerSecond: Math.round((b.counters.imported ?? 0) / seconds), peakRssMiB: Math.round(rss), peakJsHeapMiB: Math.round(peakHeap / 1048576), peakLiveAfterBatchMiB: Math.round(peakLive / 1048576), cpuSeconds: Number(((cpu.user + cpu.system) / 1e6).toFixed(1)), bindingsPerCpuSecond: Math.round(b.rows / ((cpu.user + cpu.system) / 1e6)) })}\n`,
   );
   rmSync(target, { recursive: true, force: true });
+  await cluster?.stop();
 }
 
 async function main(): Promise<void> {
@@ -184,10 +193,16 @@ async function main(): Promise<void> {
       backend: { type: "string", default: "sqlite" },
       "pg-url": { type: "string" },
       "measure-import": { type: "string" },
+      "batch-size": { type: "string" },
     },
   });
   if (values["measure-import"])
-    return measureImport(values["measure-import"], values.backend!, values["pg-url"]);
+    return measureImport(
+      values["measure-import"],
+      values.backend!,
+      values["pg-url"],
+      values["batch-size"] ? Number(values["batch-size"]) : undefined,
+    );
   const n = Number(values.bindings);
   const dir = resolve(values.out ?? mkdtempSync(join(tmpdir(), "sydent-bench-")));
   const t0 = Date.now();
@@ -207,6 +222,7 @@ async function main(): Promise<void> {
       "--backend",
       values.backend!,
       ...(values["pg-url"] ? ["--pg-url", values["pg-url"]] : []),
+      ...(values["batch-size"] ? ["--batch-size", values["batch-size"]] : []),
     ],
     { stdio: ["ignore", "inherit", "inherit"] },
   );

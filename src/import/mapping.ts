@@ -34,7 +34,7 @@ export function bump(c: Counters, key: string, by = 1): void {
   c[key] = (c[key] ?? 0) + by;
 }
 
-const SIGNED_KEYS = ["address", "medium", "mxid", "not_after", "not_before", "signatures", "ts"];
+const SIGNED_KEYS = new Set(["address", "medium", "mxid", "not_after", "not_before", "signatures", "ts"]);
 
 /**
  * Whether sydent's stored signed association says exactly what the row says (and nothing else), so that it
@@ -51,8 +51,13 @@ export function classifySgAssoc(row: SydentGlobalRow, address: string): "clean" 
     return "mismatch";
   }
   if ("invites" in parsed) return "invites";
-  const keys = Object.keys(parsed).sort();
-  if (keys.length !== SIGNED_KEYS.length || keys.some((k, i) => k !== SIGNED_KEYS[i])) return "mismatch";
+  // Exactly the signed keys (JSON.parse gives own keys only, each once); no sorted copy per row.
+  let n = 0;
+  for (const k in parsed) {
+    if (!SIGNED_KEYS.has(k)) return "mismatch";
+    n++;
+  }
+  if (n !== SIGNED_KEYS.size) return "mismatch";
   const sigs = parsed.signatures;
   if (
     parsed.medium !== row.medium ||
@@ -107,7 +112,7 @@ export function pickBinding(
       bump(c, "not_live");
       continue;
     }
-    if (row.localExists && row.localMxid === null && (row.localTs ?? 0) >= row.ts) {
+    if (row.tombstoneTs !== null && row.tombstoneTs >= row.ts) {
       bump(c, "tombstoned");
       continue;
     }

@@ -30,7 +30,7 @@ const REQUIRED: Record<string, readonly string[]> = {
   threepid_token_auths: ["id", "validationSession", "token", "sendAttemptNumber"],
 };
 
-/** A row of `global_threepid_associations`, with the local row (a tombstone when its mxid is null). */
+/** A row of `global_threepid_associations`, with the local tombstone (an unbind) of its address, if any. */
 export interface SydentGlobalRow {
   id: number;
   medium: string;
@@ -42,9 +42,8 @@ export interface SydentGlobalRow {
   originServer: string;
   originId: number;
   sgAssoc: string;
-  localMxid: string | null;
-  localTs: number | null;
-  localExists: number;
+  /** The `ts` of the address's local row when that row is a tombstone (mxid null; 0 when it has no ts), else null. */
+  tombstoneTs: number | null;
 }
 
 export interface SydentInviteRow {
@@ -93,6 +92,31 @@ export interface SydentSessionRow {
   mtime: number;
   token: string | null;
   sendAttemptNumber: number | null;
+}
+
+type GlobalTuple = [number, string, string, string, number, number, number, string, number, string];
+
+/**
+ * Orders (medium, address) keys as SQLite's BINARY collation does (UTF-8 bytes, i.e. code points), not as
+ * JavaScript's `<` does (UTF-16 units, which puts U+E000–U+FFFF after the supplementary planes).
+ */
+export function compareKeys(m1: string, a1: string, m2: string, a2: string): number {
+  return compareCodePoints(m1, m2) || compareCodePoints(a1, a2);
+}
+
+function compareCodePoints(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    // Surrogates (D800–DFFF) encode code points above FFFF: they sort after E000–FFFF in UTF-8.
+    if (x >= 0xd800) x += x < 0xe000 ? 0x2000 : -0x800;
+    if (y >= 0xd800) y += y < 0xe000 ? 0x2000 : -0x800;
+    return x - y;
+  }
+  return a.length - b.length;
 }
 
 /** Counts of what the sydent database holds (for progress totals and the report). */
@@ -223,19 +247,70 @@ export class SydentDb {
 
   /**
    * Global associations after `(medium, address)`, grouped by address and newest first within one (the order
-   * sydent's lookups pick the answer in), each with the local row of the same address. Streams.
+   * sydent's lookups pick the answer in), each with the local tombstone of its address. Streams.
    */
-  globalAssociations(after: readonly [string, string]): IterableIterator<SydentGlobalRow> {
-    return this.db
+  *globalAssociations(after: readonly [string, string]): Generator<SydentGlobalRow> {
+    for (const group of this.globalGroups(after)) yield* group;
+  }
+
+  /**
+   * The global associations after `(medium, address)` as one group per address, in the order of sydent's
+   * `(medium, address)` index, each group newest first (`ts`, then `id`, descending). Streams: two cursors in
+   * index order (the rows, and the local tombstones) merged here, which costs about a third less CPU than a
+   * join and an ORDER BY on `ts` (bench/README.md).
+   */
+  *globalGroups(after: readonly [string, string]): Generator<SydentGlobalRow[]> {
+    const rows = this.db
       .prepare(
-        `select g.id, g.medium, g.address, g.mxid, g.ts, g.notBefore, g.notAfter, g.originServer, g.originId,
-                g.sgAssoc, l.mxid as localMxid, l.ts as localTs, (l.id is not null) as localExists
-         from global_threepid_associations g
-         left join local_threepid_associations l on l.medium = g.medium and l.address = g.address
-         where (g.medium, g.address) > (?, ?)
-         order by g.medium, g.address, g.ts desc, g.id desc`,
+        `select id, medium, address, mxid, ts, notBefore, notAfter, originServer, originId, sgAssoc
+         from global_threepid_associations where (medium, address) > (?, ?) order by medium, address`,
       )
-      .iterate(after[0], after[1]) as IterableIterator<SydentGlobalRow>;
+      .raw(true)
+      .iterate(after[0], after[1]) as IterableIterator<GlobalTuple>;
+    const tombstones = this.db
+      .prepare(
+        `select medium, address, coalesce(ts, 0) from local_threepid_associations
+         where mxid is null and (medium, address) > (?, ?) order by medium, address`,
+      )
+      .raw(true)
+      .iterate(after[0], after[1]) as IterableIterator<[string, string, number]>;
+    let tomb = tombstones.next();
+    let group: SydentGlobalRow[] = [];
+    const finish = (): SydentGlobalRow[] => {
+      const g = group;
+      group = [];
+      if (g.length > 1) g.sort((x, y) => y.ts - x.ts || y.id - x.id);
+      const { medium, address } = g[0]!;
+      while (!tomb.done && compareKeys(tomb.value[0], tomb.value[1], medium, address) < 0)
+        tomb = tombstones.next();
+      if (!tomb.done && tomb.value[0] === medium && tomb.value[1] === address) {
+        for (const r of g) r.tombstoneTs = tomb.value[2];
+      }
+      return g;
+    };
+    try {
+      for (const t of rows) {
+        const last = group[group.length - 1];
+        if (last && (last.medium !== t[1] || last.address !== t[2])) yield finish();
+        group.push({
+          id: t[0],
+          medium: t[1],
+          address: t[2],
+          mxid: t[3],
+          ts: t[4],
+          notBefore: t[5],
+          notAfter: t[6],
+          originServer: t[7],
+          originId: t[8],
+          sgAssoc: t[9],
+          tombstoneTs: null,
+        });
+      }
+      if (group.length) yield finish();
+    } finally {
+      rows.return?.();
+      tombstones.return?.();
+    }
   }
 
   invites(afterId: number): IterableIterator<SydentInviteRow> {

@@ -54,11 +54,23 @@ async function answers(db: Kysely<Database>): Promise<boolean> {
 /** The `database` section of the configuration: PostgreSQL when `postgres` is set, else the SQLite file. */
 export type DatabaseOptions = Config["database"];
 
+/** The better-sqlite3 connection under each SQLite store's Kysely instance (see `sqliteConnection`). */
+const SQLITE_CONNECTIONS = new WeakMap<Kysely<Database>, BetterSqlite3.Database>();
+
+/**
+ * The better-sqlite3 connection a SQLite store's queries run on, or undefined on PostgreSQL. Only for bulk
+ * work that Kysely's statement building would slow down (`seraph import-sydent`); statements run on it share
+ * the store's transactions, since there is a single connection.
+ */
+export function sqliteConnection(db: Kysely<Database>): BetterSqlite3.Database | undefined {
+  return SQLITE_CONNECTIONS.get(db);
+}
+
 /**
  * Wraps better-sqlite3 so that each SQL text is prepared once and reused: Kysely's SQLite driver
  * would otherwise prepare a statement on every query.
  */
-function cachingSqlite(path: string): SqliteDatabase {
+function cachingSqlite(path: string): { database: SqliteDatabase; raw: BetterSqlite3.Database } {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const raw = new BetterSqlite3(path);
   raw.pragma("journal_mode = WAL");
@@ -69,7 +81,7 @@ function cachingSqlite(path: string): SqliteDatabase {
   // 4.8 ms at 100 000 associations (bench/README.md). Only address space is reserved.
   raw.pragma("mmap_size = 1073741824");
   const cache = new Map<string, BetterSqlite3.Statement>();
-  return {
+  const database: SqliteDatabase = {
     close: () => raw.close(),
     prepare: (sqlText: string) => {
       let stmt = cache.get(sqlText);
@@ -81,6 +93,7 @@ function cachingSqlite(path: string): SqliteDatabase {
       return stmt as unknown as ReturnType<SqliteDatabase["prepare"]>;
     },
   };
+  return { database, raw };
 }
 
 /**
@@ -124,9 +137,9 @@ export async function openStore(opts: DatabaseOptions, log: Logger = NO_LOG): Pr
       },
     };
   }
-  const db = new Kysely<Database>({
-    dialect: new SqliteDialect({ database: cachingSqlite(opts.sqlite.path) }),
-  });
+  const { database, raw } = cachingSqlite(opts.sqlite.path);
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  SQLITE_CONNECTIONS.set(db, raw);
   return storeOver(db, "sqlite");
 }
 

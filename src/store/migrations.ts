@@ -172,6 +172,11 @@ const STEPS: Record<string, Step> = {
       await db.schema.alterTable(table).addColumn("brand", "text").execute();
     }
   },
+  // sydent's accounts.consent_version (the terms master_version it recorded when the user's accepted URLs
+  // became enough), kept by `seraph import-sydent`; NULL for accounts made by Seraph. Seraph decides by URLs.
+  "0140_sydent_consent_version": async (db) => {
+    await db.schema.alterTable("accounts").addColumn("sydent_consent_version", "text").execute();
+  },
   // The mxid beside each lookup hash (issue 12): a hashed lookup reads association_hashes alone, no join.
   "0150_hash_mxid": async (db) => {
     await db.schema

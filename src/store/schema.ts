@@ -57,6 +57,8 @@ export interface SydentImportTable {
 export interface AccountsTable {
   user_id: string;
   created_ts: number;
+  /** sydent's consent_version, for accounts imported from sydent (record only: terms are decided by URL). */
+  sydent_consent_version: string | null;
 }
 
 /** v2 access tokens, stored only as SHA-256 hashes. */

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,6 +34,21 @@ cleanup.push(join(sydent, ".."));
 const expected = JSON.parse(readFileSync(join(sydent, "expected.json"), "utf8")) as Record<string, unknown>;
 const db = join(sydent, "sydent.db");
 const conf = join(sydent, "sydent.conf");
+
+/** SQLite: the schema's indexes and the journal mode (a fresh import drops and rebuilds the secondary ones). */
+function sqliteSchema(dir: string): { indexes: unknown[]; journal: unknown } {
+  const raw = new BetterSqlite3(join(dir, "seraph.db"));
+  try {
+    return {
+      indexes: raw
+        .prepare("select name, tbl_name, sql from sqlite_master where type = 'index' order by name")
+        .all(),
+      journal: raw.pragma("journal_mode", { simple: true }),
+    };
+  } finally {
+    raw.close();
+  }
+}
 
 async function dump(dir: string) {
   const cfg = await importConfig(dir, sydent);
@@ -74,6 +90,12 @@ describe(`import-sydent (${BACKEND})`, () => {
 
     // Tokens are stored only as hashes.
     const rows = await dump(dir);
+    // sydent's consent_version is kept per account (6 of the fixture's 10 have one).
+    const accounts = rows.accounts as Array<{ user_id: string; sydent_consent_version: string | null }>;
+    expect(accounts).toHaveLength(10);
+    expect(accounts.filter((a) => a.sydent_consent_version === "someversion")).toHaveLength(6);
+    expect(accounts.find((a) => a.user_id === "@acct7:127.0.0.1:59857")?.sydent_consent_version).toBeNull();
+    expect(report.phases.find((p) => p.phase === "accounts")!.counters.with_consent_version).toBe(6);
     const tokens = (expected.answers as { accounts: Array<{ token: string }> }).accounts.map((a) => a.token);
     expect(JSON.stringify(rows)).not.toContain(tokens[0]!);
 
@@ -166,6 +188,43 @@ describe(`import-sydent (${BACKEND})`, () => {
     const report = await importSydent({ ...opts, now: FIXTURE_NOW + 999_999, sessions: false, resume: true });
     expect(report.resumed).toBe(true);
     expect(await dump(cut)).toEqual(await dump(whole));
+    if (BACKEND === "sqlite") {
+      // Every index is back, as migrations make them, and the database is in WAL mode again.
+      const fresh = tempDir();
+      const store = await openStore((await importConfig(fresh, sydent)).database);
+      await migrateToLatest(store);
+      await store.close();
+      expect(sqliteSchema(cut)).toEqual(sqliteSchema(fresh));
+      expect(sqliteSchema(whole)).toEqual(sqliteSchema(fresh));
+      expect(sqliteSchema(cut).journal).toBe("wal");
+    }
+  });
+
+  it("--resume after the process is killed (SIGKILL) inside a batch ends with the same database", async () => {
+    const whole = tempDir();
+    const base = { sydentDb: db, sydentConfig: conf, sessions: true, now: FIXTURE_NOW, batchSize: 7 };
+    await importSydent({ ...base, config: await importConfig(whole, sydent) });
+
+    const cut = tempDir();
+    const opts = { ...base, config: await importConfig(cut, sydent) };
+    const child = spawnSync(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        join(import.meta.dirname, "kill-child.ts"),
+        JSON.stringify({ ...opts, interruptAfterBatches: 5 }),
+      ],
+      { encoding: "utf8", timeout: 120_000 },
+    );
+    expect(child.signal, child.stderr).toBe("SIGKILL");
+    // Killed inside a transaction: SQLite's rollback journal is still there, hot.
+    if (BACKEND === "sqlite") expect(existsSync(join(cut, "seraph.db-journal"))).toBe(true);
+    await expect(importSydent(opts)).rejects.toThrow(/--resume/);
+    const report = await importSydent({ ...opts, resume: true });
+    expect(report.resumed).toBe(true);
+    expect(await dump(cut)).toEqual(await dump(whole));
+    if (BACKEND === "sqlite") expect(sqliteSchema(cut)).toEqual(sqliteSchema(whole));
   });
 
   it("refuses a non-empty database unless --merge, which skips what is there", async () => {

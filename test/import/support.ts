@@ -55,7 +55,7 @@ export async function dumpDatabase(db: Kysely<Database>): Promise<Record<string,
       "select token, medium, address, room_id, sender, ephemeral_public_key, params_json, received_ts from invites order by token",
     ),
     ephemeral_keys: await q("select public_key, created_ts from ephemeral_keys order by public_key"),
-    accounts: await q("select user_id, created_ts from accounts order by user_id"),
+    accounts: await q("select user_id, created_ts, sydent_consent_version from accounts order by user_id"),
     access_tokens: await q(
       "select token_hash, user_id, created_ts, expires_ts from access_tokens order by token_hash",
     ),
