@@ -87,10 +87,11 @@ export class Metrics {
   instrument(app: FastifyInstance): void {
     const { requests, duration } = this;
     if (!requests || !duration) return;
-    app.addHook("onResponse", async (req, reply) => {
+    app.addHook("onResponse", (req, reply, done) => {
       const route = req.routeOptions.url ?? "unmatched";
       requests.inc({ method: req.method, route, status: String(reply.statusCode) });
       duration.observe({ route }, reply.elapsedTime / 1000);
+      done();
     });
   }
 
