@@ -14,9 +14,13 @@ import { matrixClientError } from "./client-errors.js";
 import { CORS_HEADERS } from "./cors.js";
 import type { Access, RateClass, Route } from "./endpoint.js";
 import { errorHandler, routerError } from "./errors.js";
+import { installFastPath } from "./fast-path.js";
 import { jsonDepthExceeds } from "./json-depth.js";
 import { lazyRequestLoggers, requestIdGenerator } from "./request-log.js";
 import { AJV_OPTIONS, schemaError } from "./schema.js";
+
+/** Longest path parameter the router accepts (longer: 414 M_TOO_LARGE). */
+const MAX_PARAM_LENGTH = 1000;
 
 export interface HttpOptions {
   /** Recognises errors that mean the database is down (answered 503, not 500). */
@@ -115,14 +119,19 @@ export async function createHttpServer(
   opts: HttpOptions,
   routes: readonly Route[],
 ): Promise<FastifyInstance> {
+  const genReqId = requestIdGenerator();
   const app = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger,
     bodyLimit: opts.maxBodyBytes,
     trustProxy: opts.trustProxy,
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000, querystringParser: parseQuery },
+    routerOptions: {
+      ignoreTrailingSlash: true,
+      maxParamLength: MAX_PARAM_LENGTH,
+      querystringParser: parseQuery,
+    },
     ajv: { customOptions: AJV_OPTIONS },
     schemaErrorFormatter: (errors, dataVar) => schemaError(errors, dataVar),
-    genReqId: requestIdGenerator(),
+    genReqId,
     // `req.log`'s child logger (with the request id) is made only when a request writes a line.
     childLoggerFactory: lazyRequestLoggers,
     // One log line per request is written by the onResponse hook below, with secrets stripped.
@@ -191,6 +200,14 @@ export async function createHttpServer(
       config: limits.enabled && perMinute ? { rateLimit: { max: perMinute, timeWindow: 60_000 } } : {},
     });
   }
+
+  // Constant answers (versions, status, pubkey, isvalid) are written before fastify routes the request.
+  installFastPath(app, routes, {
+    logger: opts.logger,
+    genReqId,
+    rateLimited: (r) => limits.enabled && limits.perMinute[r.limit] !== undefined,
+    maxParamLength: MAX_PARAM_LENGTH,
+  });
 
   const knowsPath = pathMatcher(routes);
   app.setNotFoundHandler(async (req, reply) => {
