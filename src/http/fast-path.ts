@@ -26,8 +26,8 @@ export function precomputedAnswer(json: string): PrecomputedAnswer {
 
 /**
  * An endpoint's answer from memory, without fastify: `param` is the route's one path parameter
- * (percent-decoded, as fastify gives it; "" for a route without one), `query` the raw query string ("" without one). `undefined` sends
- * the request the normal way (fastify, with validation, errors and everything else).
+ * (percent-decoded, as fastify gives it; "" for a route without one), `query` the raw query string ("" without
+ * one). `undefined` sends the request the normal way (fastify, with validation, errors and everything else).
  */
 export type PrecomputedHandler = (param: string, query: string) => PrecomputedAnswer | undefined;
 
@@ -70,10 +70,11 @@ export function plainQueryValue(query: string, name: string): string | undefined
 
 /**
  * Puts the precomputed answers of `routes` in front of fastify on its own server (`app.server`): a `GET`
- * whose path is exactly one of these routes' (no trailing slash; only a parameter may be percent-encoded) and whose
- * endpoint answers from memory is written at once, with the headers fastify would send and the same log
- * line; every other request (HEAD, OPTIONS, other methods, an answer the endpoint declines) goes to
- * fastify unchanged. Only routes open to anyone without a rate limit take part.
+ * whose path is exactly one of these routes' (no trailing slash; only a parameter may be percent-encoded)
+ * and whose endpoint answers from memory is written at once, with the headers fastify would send, the same
+ * log line and the same metrics; every other request (HEAD, OPTIONS, other methods, an answer the endpoint
+ * declines) goes to fastify unchanged. Only routes open to anyone without a rate limit take part. Hooks
+ * added to `app` later do not see these answers: add per-request behaviour here too.
  */
 export function installFastPath(
   app: FastifyInstance,
