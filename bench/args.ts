@@ -31,6 +31,8 @@ export const HELP = `npm run bench -- [options]
   --scenario LIST             comma-separated, run in order on the same servers (default pubkey):
                                 pubkey      GET /v2/pubkey/ed25519:0
                                 isvalid     GET /v2/pubkey/isvalid (long-term key, in memory)
+                                versions    GET /_matrix/identity/versions
+                                status      GET /_matrix/identity/v2
                                 ephemeral   GET /v2/pubkey/ephemeral/isvalid (a database write)
                                 account     GET /v2/account with a Bearer token
                                 v1lookup    GET /api/v1/lookup (one signed association)
@@ -64,11 +66,10 @@ export const HELP = `npm run bench -- [options]
 `;
 
 const SCENARIO =
-  /^(pubkey|isvalid|ephemeral|account|v1lookup|storeinvite|requesttoken|bare|lookup\d+|latency\d+)$/;
+  /^(pubkey|isvalid|versions|status|ephemeral|account|v1lookup|storeinvite|requesttoken|bare|lookup\d+|latency\d+)$/;
 
 /** Scenarios that send mail (the benchmark then starts a local SMTP sink). */
 export const MAIL_SCENARIOS = ["storeinvite", "requesttoken"];
-
 export function parse(argv: string[] = process.argv.slice(2)): Args {
   const { values } = parseArgs({
     args: argv,

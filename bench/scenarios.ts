@@ -138,6 +138,10 @@ function loadScenario(name: string, ctx: Context): LoadScenario {
       return getOk(`${V2}/pubkey/ed25519:0`, {}, (b) => b.public_key === ctx.publicKey);
     case "isvalid":
       return getOk(`${V2}/pubkey/isvalid?public_key=${pk}`, {}, (b) => b.valid === true);
+    case "versions":
+      return getOk("/_matrix/identity/versions", {}, (b) => Array.isArray(b.versions));
+    case "status":
+      return getOk(V2, {}, (b) => Object.keys(b).length === 0);
     case "ephemeral":
       return getOk(
         `${V2}/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(ctx.seed.ephemeralKey)}`,

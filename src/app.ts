@@ -1,6 +1,7 @@
+import { createRequire } from "node:module";
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
-import pinoPretty from "pino-pretty";
+import type PinoPretty from "pino-pretty";
 import type { AdminParts } from "./admin/index.js";
 import { wireAdmin } from "./admin/wire.js";
 import type { ResolvedConfig } from "./config/load.js";
@@ -74,6 +75,8 @@ export function createLogger(level: string, format?: "pretty" | "json"): Logger 
     redact: { paths: ["req.headers.authorization", "*.password", "*.access_token", "*.client_secret"] },
   };
   if ((format ?? (process.stdout.isTTY ? "pretty" : "json")) === "json") return pino(options);
+  // pino-pretty only for the human format (it is not needed, nor loaded, for JSON lines).
+  const pinoPretty = createRequire(import.meta.url)("pino-pretty") as typeof PinoPretty;
   return pino(
     options,
     pinoPretty({ sync: true, colorize: process.stdout.isTTY === true, translateTime: "SYS:standard" }),

@@ -1,5 +1,7 @@
 import { readFileSync } from "node:fs";
-import { Counter, Gauge, type Registry } from "prom-client";
+import { createRequire } from "node:module";
+import type * as Prom from "prom-client";
+import type { Registry } from "prom-client";
 import type { KyselyAdminViewRepository } from "../store/admin-views.js";
 import type { RefusalReason } from "./abuse.js";
 
@@ -24,6 +26,8 @@ export function registerAdminMetrics(
   views: KyselyAdminViewRepository,
   now: () => number = Date.now,
 ): (reason: RefusalReason) => void {
+  // Only with metrics served, when Metrics.create has loaded prom-client already (the same module).
+  const { Counter, Gauge } = createRequire(import.meta.url)("prom-client") as typeof Prom;
   const refused = new Counter({
     name: "seraph_invites_refused_total",
     help: "store-invite requests refused by the abuse controls, by reason (server, room, keyword, suppressed)",

@@ -1,7 +1,7 @@
 /**
  * What every `seraph` command is made of: a name (one or more words, `keys generate`), a one-line summary,
  * its usage line, its options (node:util parseArgs descriptors with a description), an example, and `run`.
- * The dispatcher (src/main.ts, through ./dispatch.ts) parses the options strictly for the matched command.
+ * The dispatcher (src/cli/main.ts, through ./dispatch.ts) parses the options strictly for the matched command.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";

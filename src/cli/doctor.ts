@@ -1,5 +1,3 @@
-import { formatReport } from "../doctor/report.js";
-import { runDoctor } from "../doctor/run.js";
 import { CONFIG_OPTION, type Command, configFrom, stringOption } from "./command.js";
 
 export const doctor: Command = {
@@ -32,6 +30,11 @@ server, with the same configuration and user as the service. Exit 0 when nothing
     const cfg = configFrom(values);
     const homeserver = stringOption(values, "homeserver");
     const sendTestMail = stringOption(values, "send-test-mail");
+    // The checks load SMTP, Redis and HTTP clients: only for this command, never for `serve`.
+    const [{ runDoctor }, { formatReport }] = await Promise.all([
+      import("../doctor/run.js"),
+      import("../doctor/report.js"),
+    ]);
     const report = await runDoctor(cfg, {
       ...(homeserver !== undefined ? { homeserver } : {}),
       ...(sendTestMail !== undefined ? { sendTestMail } : {}),

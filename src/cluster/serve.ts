@@ -1,6 +1,7 @@
 import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
 import { ConfigError, type ResolvedConfig } from "../config/load.js";
+import { startupDone } from "../infra/startup-heap.js";
 
 /** `--workers` (or `server.workers`) as a number of processes: "auto" is one per available core. */
 export function workerCount(value: string | number | undefined, configured: number | "auto"): number {
@@ -25,10 +26,15 @@ export async function runServe(
 ): Promise<void> {
   if (cluster.isWorker) {
     const { runWorker } = await import("./worker.js");
-    return runWorker(cfg);
+    await runWorker(cfg);
+    return startupDone();
   }
   const n = workerCount(workersFlag, cfg.server.workers);
-  if (n === 1) return single(cfg);
+  if (n === 1) {
+    await single(cfg);
+    return startupDone();
+  }
+  startupDone();
   const { runPrimary } = await import("./primary.js");
   return runPrimary(cfg, n);
 }

@@ -4,8 +4,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import path from "node:path";
-import nodemailer, { type SendMailOptions, type Transporter } from "nodemailer";
+import type * as Nodemailer from "nodemailer";
+import type { SendMailOptions, Transporter } from "nodemailer";
 
 import type { Logger } from "../core/logger.js";
 import { type BrandInput, Presentation, printfNamed } from "./brands.js";
@@ -109,8 +111,12 @@ export function smtpConnectionOptions(smtp: SmtpConfig, ehloName: string | undef
   };
 }
 
+/** nodemailer (a large module), loaded when the first message is sent: an idle process does not need it. */
+const require = createRequire(import.meta.url);
+const nodemailer = (): typeof Nodemailer => require("nodemailer") as typeof Nodemailer;
+
 function createSmtpTransport(smtp: SmtpConfig, ehloName: string | undefined): Transporter {
-  return nodemailer.createTransport({
+  return nodemailer().createTransport({
     ...smtpConnectionOptions(smtp, ehloName),
     pool: true,
     connectionTimeout: SMTP_CONNECTION_TIMEOUT,
@@ -186,16 +192,21 @@ export function createMailer(cfg: EmailConfig, log: Logger, presentation?: Prese
   const idHost = messageIdHost(cfg.hostname, cfg.from);
   const store = new TemplateStore(cfg.templates_dir);
 
-  const smtp = cfg.smtp ? createSmtpTransport(cfg.smtp, cfg.hostname) : undefined;
+  // Both transports are made for the first message (nodemailer is loaded then).
+  let smtp: Transporter | undefined;
+  const smtpTransport = (c: SmtpConfig): Transporter => {
+    if (smtp) return smtp;
+    smtp = createSmtpTransport(c, cfg.hostname);
+    // A pooled connection can fail while idle; nodemailer re-emits that as 'error', which would crash
+    // the process without a listener.
+    smtp.on("error", (err: unknown) => log.warn(causeSummary(err), "SMTP transport error"));
+    return smtp;
+  };
   // Without SMTP, nodemailer still builds the MIME message (stream transport, CRLF), we store it.
-  const composer = smtp
-    ? undefined
-    : nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "windows" });
-  const outbox = smtp ? undefined : new Outbox(path.resolve(cfg.outbox_dir));
-
-  // A pooled connection can fail while idle; nodemailer re-emits that as 'error', which would crash
-  // the process without a listener.
-  smtp?.on("error", (err: unknown) => log.warn(causeSummary(err), "SMTP transport error"));
+  let composer: Transporter | undefined;
+  const composerTransport = (): Transporter =>
+    (composer ??= nodemailer().createTransport({ streamTransport: true, buffer: true, newline: "windows" }));
+  const outbox = cfg.smtp ? undefined : new Outbox(path.resolve(cfg.outbox_dir));
 
   if (
     !store.hasTemplates(cfg.default_brand, "invite") ||
@@ -268,12 +279,14 @@ export function createMailer(cfg: EmailConfig, log: Logger, presentation?: Prese
     }
 
     try {
-      if (smtp) {
-        await smtp.sendMail(options);
+      if (cfg.smtp) {
+        await smtpTransport(cfg.smtp).sendMail(options);
         log.info({ to: mail.to, template: mail.template, brand, lang, messageId }, "email sent");
       } else {
         const raw =
-          typeof options.raw === "string" ? options.raw : (await composer!.sendMail(options)).message;
+          typeof options.raw === "string"
+            ? options.raw
+            : (await composerTransport().sendMail(options)).message;
         const file = await outbox!.write(raw as Buffer | string);
         log.info({ to: mail.to, template: mail.template, brand, lang, file }, "email written to outbox");
       }

@@ -14,9 +14,11 @@
  * different servername, so `Host: hs.example:8448` gives SNI and certificate checks for `hs.example`.
  */
 import type { LookupAddress as DnsLookupAddress, LookupOptions } from "node:dns";
+import { createRequire } from "node:module";
 import { isIP, type Socket } from "node:net";
 import { rootCertificates } from "node:tls";
-import { Agent, buildConnector, request } from "undici";
+import type * as Undici from "undici";
+import type { Agent, buildConnector } from "undici";
 import type { DnsResolver } from "./dns.js";
 import { FederationError, type FederationErrorKind } from "./errors.js";
 import type { IpGuard } from "./ip-guard.js";
@@ -199,23 +201,35 @@ export function toFederationError(e: unknown, what: string, timedOut: boolean): 
   return new FederationError(kind, message, { cause: e });
 }
 
+/** undici (a large module), loaded with the first outbound request: an idle server does not need it. */
+const undici = (): typeof Undici => createRequire(import.meta.url)("undici") as typeof Undici;
+
 export class GuardedHttp {
-  readonly agent: Agent;
+  #agent: Agent | undefined;
+  readonly #options: GuardedHttpOptions;
   readonly #connectTimeoutMs: number;
   readonly #requestTimeoutMs: number;
   readonly #userAgent: string;
 
   constructor(options: GuardedHttpOptions) {
+    this.#options = options;
     this.#connectTimeoutMs = options.connectTimeoutMs;
     this.#requestTimeoutMs = options.requestTimeoutMs;
     this.#userAgent = options.userAgent;
+  }
+
+  /** The guarded agent, made for the first request. */
+  get agent(): Agent {
+    if (this.#agent) return this.#agent;
+    const options = this.#options;
+    const { Agent, buildConnector } = undici();
     const base = buildConnector({
       timeout: options.connectTimeoutMs,
       rejectUnauthorized: options.verifyCertificates,
       ...(options.caCertificates?.length ? { ca: [...rootCertificates, ...options.caCertificates] } : {}),
       lookup: guardedLookup(options.dns, options.guard),
     });
-    this.agent = new Agent({
+    this.#agent = new Agent({
       connect: guardConnector(base, options.guard),
       headersTimeout: options.requestTimeoutMs,
       bodyTimeout: options.requestTimeoutMs,
@@ -223,6 +237,7 @@ export class GuardedHttp {
       keepAliveTimeout: 10_000,
       keepAliveMaxTimeout: 60_000,
     });
+    return this.#agent;
   }
 
   /**
@@ -249,7 +264,7 @@ export class GuardedHttp {
       headers["content-type"] = "application/json";
     }
     try {
-      const res = await request(req.url, {
+      const res = await undici().request(req.url, {
         dispatcher: this.agent,
         method: req.method ?? "GET",
         headers,
@@ -281,6 +296,6 @@ export class GuardedHttp {
   }
 
   async close(): Promise<void> {
-    await this.agent.destroy();
+    await this.#agent?.destroy();
   }
 }

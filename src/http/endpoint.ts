@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
+import type { PrecomputedHandler } from "./fast-path.js";
 import type { JsonSchema } from "./schema.js";
 
 /** Typed parts of a request, as its schemas guarantee them. */
@@ -16,6 +17,11 @@ export interface Endpoint<P extends RequestParts = RequestParts> {
   readonly schema?: { body?: JsonSchema; querystring?: JsonSchema; params?: JsonSchema };
   /** Pre-serialised answer bodies (status → JSON schema) where the shape is fixed: faster than JSON.stringify. */
   readonly response?: Record<number, JsonSchema>;
+  /**
+   * For a `GET` open to anyone: its `200` answer from memory, served before fastify routes the request
+   * (src/http/fast-path.ts); must agree with `handle`, which serves everything it declines (and HEAD).
+   */
+  readonly precomputed?: PrecomputedHandler;
   handle(
     req: FastifyRequest<{ Body: P["Body"]; Querystring: P["Querystring"]; Params: P["Params"] }>,
     reply: FastifyReply,

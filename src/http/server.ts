@@ -1,6 +1,6 @@
-import { randomBytes } from "node:crypto";
 import rateLimit, { type FastifyRateLimitStore } from "@fastify/rate-limit";
 import Fastify, {
+  type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyRequest,
   type FastifyServerOptions,
@@ -8,17 +8,22 @@ import Fastify, {
   type preHandlerAsyncHookHandler,
 } from "fastify";
 import type { Redis } from "ioredis";
+import type { Logger } from "pino";
 import { MatrixError } from "../core/errors.js";
 import { matrixClientError } from "./client-errors.js";
 import { CORS_HEADERS } from "./cors.js";
 import type { Access, RateClass, Route } from "./endpoint.js";
 import { errorHandler, routerError } from "./errors.js";
+import { installFastPath } from "./fast-path.js";
 import { jsonDepthExceeds } from "./json-depth.js";
+import { lazyRequestLoggers, requestIdGenerator } from "./request-log.js";
 import { AJV_OPTIONS, schemaError } from "./schema.js";
 
 /** A @fastify/rate-limit store class whose counters live outside this process (the cluster primary). */
 export type RouteLimitStore = new () => FastifyRateLimitStore;
 
+/** Longest path parameter the router accepts (longer: 414 M_TOO_LARGE). */
+const MAX_PARAM_LENGTH = 1000;
 export interface HttpOptions {
   /** Recognises errors that mean the database is down (answered 503, not 500). */
   isDatabaseDown: (err: Error) => boolean;
@@ -34,7 +39,8 @@ export interface HttpOptions {
   guards: Record<Exclude<Access, "none">, preHandlerAsyncHookHandler | undefined>;
   maxBodyBytes: number;
   trustProxy: boolean | string[];
-  logger: FastifyServerOptions["loggerInstance"];
+  /** The log level is read once: the per-request line is not even prepared when `info` is off. */
+  logger: Logger;
   /** Slow-client limits (`http.request_timeout_seconds` etc.); none when absent (tests of the framework). */
   limits?: ConnectionLimits | undefined;
 }
@@ -117,14 +123,21 @@ export async function createHttpServer(
   opts: HttpOptions,
   routes: readonly Route[],
 ): Promise<FastifyInstance> {
+  const genReqId = requestIdGenerator();
   const app = Fastify({
-    loggerInstance: opts.logger,
+    loggerInstance: opts.logger as FastifyBaseLogger,
     bodyLimit: opts.maxBodyBytes,
     trustProxy: opts.trustProxy,
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000, querystringParser: parseQuery },
+    routerOptions: {
+      ignoreTrailingSlash: true,
+      maxParamLength: MAX_PARAM_LENGTH,
+      querystringParser: parseQuery,
+    },
     ajv: { customOptions: AJV_OPTIONS },
     schemaErrorFormatter: (errors, dataVar) => schemaError(errors, dataVar),
-    genReqId: () => randomBytes(6).toString("hex"),
+    genReqId,
+    // `req.log`'s child logger (with the request id) is made only when a request writes a line.
+    childLoggerFactory: lazyRequestLoggers,
     // One log line per request is written by the onResponse hook below, with secrets stripped.
     logController: new LogController({ disableRequestLogging: true }),
     // While closing, the listener is gone; requests already on open connections are still served.
@@ -156,25 +169,27 @@ export async function createHttpServer(
     }
   });
 
-  app.addHook("onRequest", async (req, reply) => {
+  // Synchronous hooks: an async one costs a promise and a microtask turn on every request.
+  app.addHook("onRequest", (req, reply, done) => {
     reply.headers(CORS_HEADERS);
-    if (req.method === "OPTIONS") {
-      reply.code(200).send({});
-      return reply;
-    }
+    if (req.method === "OPTIONS") reply.code(200).send({});
+    else done();
   });
 
-  app.addHook("onResponse", async (req, reply) => {
-    req.log.info(
-      {
-        method: req.method,
-        path: loggablePath(req.url),
-        status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime),
-      },
-      "request",
-    );
-  });
+  if (opts.logger.isLevelEnabled("info")) {
+    app.addHook("onResponse", (req, reply, done) => {
+      req.log.info(
+        {
+          method: req.method,
+          path: loggablePath(req.url),
+          status: reply.statusCode,
+          ms: Math.round(reply.elapsedTime),
+        },
+        "request",
+      );
+      done();
+    });
+  }
 
   for (const r of routes) {
     const guard = r.access === "none" ? undefined : opts.guards[r.access];
@@ -190,6 +205,14 @@ export async function createHttpServer(
       config: limits.enabled && perMinute ? { rateLimit: { max: perMinute, timeWindow: 60_000 } } : {},
     });
   }
+
+  // Constant answers (versions, status, pubkey, isvalid) are written before fastify routes the request.
+  installFastPath(app, routes, {
+    logger: opts.logger,
+    genReqId,
+    rateLimited: (r) => limits.enabled && limits.perMinute[r.limit] !== undefined,
+    maxParamLength: MAX_PARAM_LENGTH,
+  });
 
   const knowsPath = pathMatcher(routes);
   app.setNotFoundHandler(async (req, reply) => {

@@ -3,6 +3,7 @@ import type { FastifyInstance } from "fastify";
 import type * as Prom from "prom-client";
 import type { Mailer } from "../delivery/index.js";
 import type { SmsProvider } from "../delivery/sms/index.js";
+import { observeFastAnswers } from "../http/fast-path.js";
 
 /** What the services count with; without metrics served, calls do nothing. */
 export interface CounterLike<L extends string> {
@@ -87,10 +88,16 @@ export class Metrics {
   instrument(app: FastifyInstance): void {
     const { requests, duration } = this;
     if (!requests || !duration) return;
-    app.addHook("onResponse", async (req, reply) => {
+    app.addHook("onResponse", (req, reply, done) => {
       const route = req.routeOptions.url ?? "unmatched";
       requests.inc({ method: req.method, route, status: String(reply.statusCode) });
       duration.observe({ route }, reply.elapsedTime / 1000);
+      done();
+    });
+    // The constant answers written before fastify routes them (src/http/fast-path.ts) count the same way.
+    observeFastAnswers(app, (method, route, status, seconds) => {
+      requests.inc({ method, route, status: String(status) });
+      duration.observe({ route }, seconds);
     });
   }
 

@@ -1,4 +1,3 @@
-import { parsePhoneNumberFromString } from "libphonenumber-js/max";
 import type { ResolvedConfig } from "../config/load.js";
 import { MatrixError, UnavailableError } from "../core/errors.js";
 import { constantTimeEqual, randomDigits, randomToken } from "../crypto/hash.js";
@@ -6,6 +5,7 @@ import type { Mailer } from "../delivery/index.js";
 import { type BucketRule, bucketRule, enforceLimits, type KeyedRateLimiter } from "../infra/rate-limiter.js";
 import type { SessionRecord, SessionRepository } from "../store/validation-sessions.js";
 import { normaliseEmail } from "../threepid/email-address.js";
+import { parsePhoneNumberFromString } from "../threepid/phone-numbers.js";
 import { NextLinkPolicy } from "./next-link.js";
 
 /** Sends phone verification codes; implemented over the configured SMS provider. */

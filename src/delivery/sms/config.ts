@@ -12,8 +12,9 @@
  * - OpenMarket `username`/`password` → a provider: `log` (development), `twilio`, or a generic JSON `http` webhook.
  * - The per-number and per-country rate limits are not part of this section (the API layer applies them).
  */
-import { isSupportedCountry } from "libphonenumber-js/max";
+
 import { z } from "zod";
+import { isSupportedCountry } from "../../threepid/phone-numbers.js";
 import { renderSmsBody } from "./body.js";
 
 export type SmsCountryRule = "allow" | "reject";

@@ -1,5 +1,7 @@
 /** One POST with a hard deadline over a dedicated undici Agent, and the HTTP-status → error-reason mapping. */
-import { Agent, request } from "undici";
+import { createRequire } from "node:module";
+import type * as Undici from "undici";
+import type { Agent } from "undici";
 import { SmsSendError, type SmsSendErrorReason } from "./types.js";
 
 /** At most this much of a response body is read (error details only); the rest is discarded. */
@@ -12,7 +14,11 @@ export interface HttpAnswer {
   json: unknown;
 }
 
+/** undici, loaded when an HTTP SMS provider is made (the `log` provider, the default, never needs it). */
+const undici = (): typeof Undici => createRequire(import.meta.url)("undici") as typeof Undici;
+
 export function createAgent(timeoutMs: number): Agent {
+  const { Agent } = undici();
   return new Agent({
     connect: { timeout: timeoutMs },
     headersTimeout: timeoutMs,
@@ -40,7 +46,7 @@ export async function postWithDeadline(
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), timeoutMs);
   try {
-    const res = await request(url, {
+    const res = await undici().request(url, {
       method: "POST",
       headers,
       body,

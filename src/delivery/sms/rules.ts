@@ -1,5 +1,5 @@
 /** The per-destination rules: which regions may receive SMS, and which originator to use. */
-import { parsePhoneNumberFromString } from "libphonenumber-js/max";
+import { parsePhoneNumberFromString } from "../../threepid/phone-numbers.js";
 import type { SmsConfig } from "./config.js";
 
 function parse(e164: string) {

@@ -1,0 +1,24 @@
+/**
+ * libphonenumber-js with its full metadata (`/max`, about 13 MB in memory), loaded at the first phone number
+ * Seraph reads: a server that never sees one (no SMS configured, no msisdn requests) never loads it.
+ */
+import { createRequire } from "node:module";
+import type * as Lib from "libphonenumber-js/max";
+import type { CountryCode, PhoneNumber } from "libphonenumber-js/max";
+
+const require = createRequire(import.meta.url);
+let lib: typeof Lib | undefined;
+const phoneLib = (): typeof Lib => (lib ??= require("libphonenumber-js/max") as typeof Lib);
+
+/** libphonenumber's `parsePhoneNumberFromString`: the number, or undefined when it cannot be parsed. */
+export function parsePhoneNumberFromString(
+  text: string,
+  defaultCountry?: CountryCode,
+): PhoneNumber | undefined {
+  return phoneLib().parsePhoneNumberFromString(text, defaultCountry);
+}
+
+/** Whether libphonenumber knows `country` (ISO 3166-1 alpha-2, upper case). */
+export function isSupportedCountry(country: string): boolean {
+  return phoneLib().isSupportedCountry(country);
+}
