@@ -88,11 +88,14 @@ async function main(): Promise<void> {
     };
     const cfg = resolveConfig(base);
 
+    // Created once here, so that instances started together share one key (and the seed signs with it).
+    const { keys } = loadOrCreateKeyFile(cfg.signing_key_path);
     log(`seeding ${args.associations} associations (${args.backend})...`);
-    const seed = await seedDatabase(cfg.database, { associations: args.associations });
+    const seed = await seedDatabase(cfg.database, {
+      associations: args.associations,
+      signWith: { serverName: base.server_name, key: keys[0]! },
+    });
     log(`seeded in ${(seed.ms / 1000).toFixed(2)} s`);
-    // Created once here, so that instances started together share one key.
-    loadOrCreateKeyFile(cfg.signing_key_path);
     await mkdir(join(dir, "outbox"), { recursive: true });
 
     for (let i = 0; i < args.instances; i++) {

@@ -13,7 +13,9 @@ import { parseArgs } from "node:util";
 import { CompiledQuery, type Transaction } from "kysely";
 import { loadConfig } from "../src/config/load.js";
 import { encodeBase64 } from "../src/crypto/base64.js";
+import type { SigningKey } from "../src/crypto/ed25519.js";
 import { randomToken, sha256Hex } from "../src/crypto/hash.js";
+import { signAssociation } from "../src/services/signed-association.js";
 import { type DatabaseOptions, migrateToLatest, openStore, type Store } from "../src/store/database.js";
 import type { Database } from "../src/store/schema.js";
 import { lookupHash } from "../src/threepid/normalise.js";
@@ -45,6 +47,11 @@ export interface SeedOptions {
    * hashes the binds of its last `rotation_settle_seconds` in one pass, so 0 makes all of them recent.
    */
   bindAgeMs?: number;
+  /**
+   * Stores each association's signed JSON as a bind does (v1 lookup then answers stored bytes); without
+   * it the server's background task signs them all after start, which is not the steady state.
+   */
+  signWith?: { serverName: string; key: SigningKey };
   /** Rows per INSERT statement. */
   batch?: number;
   now?: number;
@@ -111,15 +118,26 @@ export async function seedStore(store: Store, opts: SeedOptions): Promise<SeedRe
       const end = Math.min(n, start + batch);
       const ph = placeholders(store.dialect);
       const rows: string[] = [];
-      const params: string[] = [];
+      const params: Array<string | null> = [];
       for (let i = start; i < end; i++) {
-        // Only strings are bound; the numbers are ours and inlined.
-        rows.push(`('${BENCH_MEDIUM}', ${ph()}, ${ph()}, ${bound}, ${bound}, ${notAfter})`);
-        params.push(benchAddress(i), benchMxid(i));
+        // Only strings (and nulls) are bound; the numbers are ours and inlined.
+        rows.push(`('${BENCH_MEDIUM}', ${ph()}, ${ph()}, ${bound}, ${bound}, ${notAfter}, ${ph()})`);
+        const record = {
+          medium: BENCH_MEDIUM,
+          address: benchAddress(i),
+          mxid: benchMxid(i),
+          ts: bound,
+          notBefore: bound,
+          notAfter,
+        };
+        const signed = opts.signWith
+          ? JSON.stringify(signAssociation(record, opts.signWith.serverName, opts.signWith.key))
+          : null;
+        params.push(record.address, record.mxid, signed);
       }
       const inserted = await tx.executeQuery<{ id: number | string; address: string; mxid: string }>(
         CompiledQuery.raw(
-          `insert into associations (medium, address, mxid, ts, not_before, not_after) values ${rows.join(", ")} returning id, address, mxid`,
+          `insert into associations (medium, address, mxid, ts, not_before, not_after, signed_json) values ${rows.join(", ")} returning id, address, mxid`,
           params,
         ),
       );

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { NO_LOG } from "../core/logger.js";
 import { type BackgroundGate, BackgroundTasks } from "./background.js";
 
@@ -78,5 +78,38 @@ describe("BackgroundTasks with a cluster gate", () => {
     await ran;
     expect(shared.count()).toBe(1);
     await tasks.stop();
+  });
+});
+
+describe("BackgroundTasks busyDelayMs", () => {
+  it("waits busyDelayMs, not the interval, after a run that found more to do", async () => {
+    vi.useFakeTimers();
+    const tasks = new BackgroundTasks(quiet);
+    try {
+      const runs: number[] = [];
+      let backlog = 3;
+      tasks.add(
+        "backlog",
+        3_600_000,
+        async () => {
+          runs.push(Date.now());
+          return backlog-- > 0 ? 1 : 0;
+        },
+        { busyDelayMs: 1000 },
+      );
+      const start = Date.now();
+      await vi.advanceTimersByTimeAsync(50);
+      expect(runs).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(999);
+      expect(runs).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(3_000);
+      // Three busy runs, each followed by a 1 s pause, then the idle one; the next waits an hour.
+      expect(runs.map((t) => t - start)).toEqual([50, 1050, 2050, 3050]);
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(runs).toHaveLength(4);
+    } finally {
+      await tasks.stop();
+      vi.useRealTimers();
+    }
   });
 });

@@ -17,6 +17,8 @@ interface Task {
   name: string;
   everyProcess: boolean;
   intervalMs: number;
+  /** Delay before the next run of a task whose run found more to do (0: at once). */
+  busyDelayMs: number;
   run: () => Promise<unknown>;
   timer?: NodeJS.Timeout;
   running?: Promise<void>;
@@ -41,14 +43,25 @@ export class BackgroundTasks {
     });
   }
 
-  /** `everyProcess`: runs in every process (e.g. refreshing what this process caches), not only in the leader. */
+  /**
+   * `everyProcess`: runs in every process (e.g. refreshing what this process caches), not only in the leader.
+   * `busyDelayMs`: a run that returns a number above 0 (it did a full batch) is followed after this delay
+   * (default 0: at once); a pause that spreads a long backlog so that it does not hold up requests.
+   */
   add(
     name: string,
     intervalMs: number,
     run: () => Promise<unknown>,
-    opts: { everyProcess?: boolean } = {},
+    opts: { everyProcess?: boolean; busyDelayMs?: number } = {},
   ): void {
-    const task: Task = { name, intervalMs, run, again: false, everyProcess: opts.everyProcess ?? false };
+    const task: Task = {
+      name,
+      intervalMs,
+      busyDelayMs: opts.busyDelayMs ?? 0,
+      run,
+      again: false,
+      everyProcess: opts.everyProcess ?? false,
+    };
     this.tasks.set(name, task);
     this.schedule(task, Math.min(intervalMs, 50));
   }
@@ -81,9 +94,9 @@ export class BackgroundTasks {
         task.running = undefined;
       }
       // Busy tasks (a full batch) continue at once; idle ones wait for their interval.
-      const again = task.again || more;
+      const kicked = task.again;
       task.again = false;
-      this.schedule(task, again ? 0 : task.intervalMs);
+      this.schedule(task, kicked ? 0 : more ? task.busyDelayMs : task.intervalMs);
     })();
   }
 

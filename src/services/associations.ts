@@ -94,11 +94,16 @@ export class AssociationService {
    * signatures were stored, or whose key was revoked) and stores it; returns how many it signed.
    */
   async signStored(batch = 500): Promise<number> {
-    let stored = 0;
-    for (const a of await this.repos.associations.unsigned(batch)) {
-      if (await this.repos.associations.storeSignature(a.id, a, JSON.stringify(this.sign(a)))) stored++;
-    }
-    return stored;
+    const signed = (await this.repos.associations.unsigned(batch)).map(
+      (a) => [a, JSON.stringify(this.sign(a))] as const,
+    );
+    if (signed.length === 0) return 0;
+    // One transaction for the batch: one commit, not one per row.
+    return this.transact(async (r) => {
+      let stored = 0;
+      for (const [a, json] of signed) if (await r.associations.storeSignature(a.id, a, json)) stored++;
+      return stored;
+    });
   }
 
   /**

@@ -13,8 +13,9 @@ export function startTasks(
   tasks.add("lookup-peppers", config.lookup.maintenance_interval_seconds * 1000, () => s.lookup.maintain());
   tasks.add("session-reaper", 10 * 60_000, () => s.validation.reap());
   tasks.add("invite-purge", 60 * 60_000, () => s.onbind.purgeExpiredInvites());
-  // Stores a signature for associations that have none (older data, a revoked key), for v1 lookup.
-  tasks.add("sign-associations", 10 * 60_000, () => s.associations.signStored());
+  // Stores a signature for associations that have none (older data, a revoked key), for v1 lookup: 500
+  // a second at most while there is a backlog (about 35 minutes per million), so requests are not held up.
+  tasks.add("sign-associations", 10 * 60_000, () => s.associations.signStored(500), { busyDelayMs: 1000 });
   // Revocations made with `seraph keys revoke` (possibly by another instance) reach this one.
   tasks.add("keys-refresh", 60_000, () => s.keys.refresh(), { everyProcess: true });
 }
