@@ -1,6 +1,7 @@
 import { MatrixError } from "../core/errors.js";
+import type { PrecomputedAnswer } from "../http/endpoint.js";
 import { endpoint } from "../http/endpoint.js";
-import { type PrecomputedAnswer, plainQueryValue, precomputedAnswer } from "../http/fast-path.js";
+import { plainQueryValue, precomputedAnswer } from "../http/fast-path.js";
 import { object, string } from "../http/schema.js";
 import type { KeyService } from "../services/keys.js";
 

@@ -1,6 +1,19 @@
+import type { OutgoingHttpHeaders } from "node:http";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { PrecomputedHandler } from "./fast-path.js";
 import type { JsonSchema } from "./schema.js";
+
+/** A whole `200` JSON answer, serialised once: its bytes and its headers (CORS, type, length). */
+export interface PrecomputedAnswer {
+  readonly body: Buffer;
+  readonly headers: OutgoingHttpHeaders;
+}
+
+/**
+ * An endpoint's answer from memory, without fastify: `param` is the route's one path parameter
+ * (percent-decoded, as fastify gives it; "" for a route without one), `query` the raw query string ("" without
+ * one). `undefined` sends the request the normal way (fastify, with validation, errors and everything else).
+ */
+export type PrecomputedHandler = (param: string, query: string) => PrecomputedAnswer | undefined;
 
 /** Typed parts of a request, as its schemas guarantee them. */
 export interface RequestParts {

@@ -1,15 +1,9 @@
-import type { IncomingMessage, OutgoingHttpHeaders, RequestListener, ServerResponse } from "node:http";
+import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { CORS_HEADERS } from "./cors.js";
-import type { Route } from "./endpoint.js";
-
-/** A whole `200` JSON answer, serialised once: its bytes and its headers (CORS, type, length). */
-export interface PrecomputedAnswer {
-  readonly body: Buffer;
-  readonly headers: OutgoingHttpHeaders;
-}
+import type { PrecomputedAnswer, PrecomputedHandler, Route } from "./endpoint.js";
 
 /** Builds the answer fastify would send for `json` returned as a string with type application/json. */
 export function precomputedAnswer(json: string): PrecomputedAnswer {
@@ -23,13 +17,6 @@ export function precomputedAnswer(json: string): PrecomputedAnswer {
     },
   };
 }
-
-/**
- * An endpoint's answer from memory, without fastify: `param` is the route's one path parameter
- * (percent-decoded, as fastify gives it; "" for a route without one), `query` the raw query string ("" without
- * one). `undefined` sends the request the normal way (fastify, with validation, errors and everything else).
- */
-export type PrecomputedHandler = (param: string, query: string) => PrecomputedAnswer | undefined;
 
 /** What a served fast answer tells the metrics: the route pattern, as fastify's `routeOptions.url`. */
 export type FastAnswerObserver = (method: string, route: string, status: number, seconds: number) => void;
