@@ -26,7 +26,7 @@ import {
 import type pg from "pg";
 import type { Logger } from "../core/logger.js";
 import { isDatabaseUnavailable } from "./errors.js";
-import { preparingPool } from "./postgres.js";
+import { preparingPool } from "./prepared-statements.js";
 import type { Database } from "./schema.js";
 
 export interface ReplicaOptions {
