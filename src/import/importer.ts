@@ -10,8 +10,6 @@ import {
   bump,
   type Counters,
   type ImportedBinding,
-  type ImportedInvite,
-  type ImportedSession,
   mapInvite,
   mapSession,
   pickBinding,
@@ -410,6 +408,41 @@ async function runPhase(ctx: RunContext, phase: Phase, state: PhaseState): Promi
     await new Promise<void>((resolve) => setImmediate(resolve));
   };
   const cursorOf = (fallback: string) => state.cursor || fallback;
+  /**
+   * A list phase: the rows after the cursor, each mapped to what is written (undefined: skipped, counted by
+   * `map`), a transaction per batch with the cursor (the last row read) saved in it. `write` returns how many
+   * were already there; the rest count as `counter`.
+   */
+  const copy = async <R, V>(
+    source: Iterable<R>,
+    cursorAfter: (row: R) => string,
+    map: (row: R) => V | undefined,
+    write: (w: ImportWriter, tx: Tx, values: V[]) => Promise<number>,
+    counter = "imported",
+  ): Promise<void> => {
+    let batch: V[] = [];
+    let rows = 0;
+    let last = "";
+    const put = async () => {
+      const values = batch;
+      await flush(rows, last, async (w, tx) => {
+        const skipped = await write(w, tx, values);
+        bump(c, "already_present", skipped);
+        bump(c, counter, values.length - skipped);
+      });
+      if (!ctx.writer) bump(c, counter, values.length);
+      batch = [];
+      rows = 0;
+    };
+    for (const row of source) {
+      rows++;
+      last = cursorAfter(row);
+      const value = map(row);
+      if (value !== undefined) batch.push(value);
+      if (rows >= ctx.batchSize) await put();
+    }
+    if (rows > 0) await put();
+  };
 
   const fast = phase === "bindings" ? ctx.writer?.fastBindings(ctx.merge) : undefined;
   if (fast) {
@@ -445,153 +478,71 @@ async function runPhase(ctx: RunContext, phase: Phase, state: PhaseState): Promi
     }
     if (rows > 0 || batch.size > 0) await write();
   } else if (phase === "ephemeral_keys") {
-    let batch: Array<{ publicKey: string; createdTs: number }> = [];
-    let last = Number(cursorOf("0"));
-    let rows = 0;
-    const write = async () => {
-      const values = batch;
-      await flush(rows, String(last), async (w, tx) => {
-        const skipped = await w.writeEphemeralKeys(tx, values);
-        bump(c, "already_present", skipped);
-        bump(c, "imported", values.length - skipped);
-      });
-      if (!ctx.writer) bump(c, "imported", values.length);
-      batch = [];
-      rows = 0;
-    };
-    for (const row of ctx.db.ephemeralKeys(last)) {
-      rows++;
-      last = row.id;
-      const publicKey = normalisePublicKey(row.public_key);
-      if (publicKey === null) bump(c, "invalid_skipped");
-      // sydent keeps persistence_ts in seconds.
-      else
-        batch.push({
-          publicKey,
-          createdTs: row.persistence_ts === null ? ctx.now : row.persistence_ts * 1000,
-        });
-      if (rows >= ctx.batchSize) await write();
-    }
-    if (rows > 0) await write();
+    await copy(
+      ctx.db.ephemeralKeys(Number(cursorOf("0"))),
+      (row) => String(row.id),
+      (row) => {
+        const publicKey = normalisePublicKey(row.public_key);
+        if (publicKey === null) {
+          bump(c, "invalid_skipped");
+          return undefined;
+        }
+        // sydent keeps persistence_ts in seconds.
+        return { publicKey, createdTs: row.persistence_ts === null ? ctx.now : row.persistence_ts * 1000 };
+      },
+      (w, tx, values) => w.writeEphemeralKeys(tx, values),
+    );
   } else if (phase === "invites") {
-    let batch: ImportedInvite[] = [];
-    let last = Number(cursorOf("0"));
-    let rows = 0;
-    const write = async () => {
-      const values = batch;
-      await flush(rows, String(last), async (w, tx) => {
+    await copy(
+      ctx.db.invites(Number(cursorOf("0"))),
+      (row) => String(row.id),
+      (row) => mapInvite(row, ctx.now, c),
+      async (w, tx, values) => {
         const [skipped, queued] = await w.writeInvites(tx, values, ctx.now);
-        bump(c, "already_present", skipped);
-        bump(c, "imported", values.length - skipped);
         bump(c, "queued_for_delivery", queued);
-      });
-      if (!ctx.writer) bump(c, "imported", values.length);
-      batch = [];
-      rows = 0;
-    };
-    for (const row of ctx.db.invites(last)) {
-      rows++;
-      last = row.id;
-      batch.push(mapInvite(row, ctx.now, c));
-      if (rows >= ctx.batchSize) await write();
-    }
-    if (rows > 0) await write();
+        return skipped;
+      },
+    );
   } else if (phase === "accounts") {
-    let batch: Array<{ userId: string; createdTs: number; consentVersion: string | null }> = [];
-    let last = cursorOf("");
-    let rows = 0;
-    const write = async () => {
-      const values = batch;
-      await flush(rows, last, async (w, tx) => {
-        const skipped = await w.writeAccounts(tx, values);
-        bump(c, "already_present", skipped);
-        bump(c, "imported", values.length - skipped);
-      });
-      if (!ctx.writer) bump(c, "imported", values.length);
-      batch = [];
-      rows = 0;
-    };
-    for (const row of ctx.db.accounts(last)) {
-      rows++;
-      last = row.user_id;
-      if (row.consent_version !== null) bump(c, "with_consent_version");
-      batch.push({
-        userId: row.user_id,
-        createdTs: row.created_ts,
-        consentVersion: row.consent_version === null ? null : String(row.consent_version),
-      });
-      if (rows >= ctx.batchSize) await write();
-    }
-    if (rows > 0) await write();
+    await copy(
+      ctx.db.accounts(cursorOf("")),
+      (row) => row.user_id,
+      (row) => {
+        if (row.consent_version !== null) bump(c, "with_consent_version");
+        return {
+          userId: row.user_id,
+          createdTs: row.created_ts,
+          consentVersion: row.consent_version === null ? null : String(row.consent_version),
+        };
+      },
+      (w, tx, values) => w.writeAccounts(tx, values),
+    );
   } else if (phase === "tokens") {
-    let batch: Array<{ token: string; userId: string; createdTs: number }> = [];
-    let last = cursorOf("");
-    let rows = 0;
-    const write = async () => {
-      const values = batch;
-      await flush(rows, last, async (w, tx) => {
-        const skipped = await w.writeTokens(tx, values);
-        bump(c, "already_present", skipped);
-        bump(c, "imported_as_hashes", values.length - skipped);
-      });
-      if (!ctx.writer) bump(c, "imported_as_hashes", values.length);
-      batch = [];
-      rows = 0;
-    };
-    for (const row of ctx.db.tokens(last)) {
-      rows++;
-      last = row.token;
-      if (row.created_ts === null) bump(c, "without_account_row");
-      batch.push({ token: row.token, userId: row.user_id, createdTs: row.created_ts ?? ctx.now });
-      if (rows >= ctx.batchSize) await write();
-    }
-    if (rows > 0) await write();
+    await copy(
+      ctx.db.tokens(cursorOf("")),
+      (row) => row.token,
+      (row) => {
+        if (row.created_ts === null) bump(c, "without_account_row");
+        return { token: row.token, userId: row.user_id, createdTs: row.created_ts ?? ctx.now };
+      },
+      (w, tx, values) => w.writeTokens(tx, values),
+      "imported_as_hashes",
+    );
   } else if (phase === "accepted_terms") {
-    let batch: Array<{ userId: string; url: string; acceptedTs: number }> = [];
-    let last = JSON.parse(cursorOf('["",""]')) as [string, string];
-    let rows = 0;
-    const write = async () => {
-      const values = batch;
-      await flush(rows, JSON.stringify(last), async (w, tx) => {
-        const skipped = await w.writeAcceptedTerms(tx, values);
-        bump(c, "already_present", skipped);
-        bump(c, "imported", values.length - skipped);
-      });
-      if (!ctx.writer) bump(c, "imported", values.length);
-      batch = [];
-      rows = 0;
-    };
-    for (const row of ctx.db.acceptedTerms(last)) {
-      rows++;
-      last = [row.user_id, row.url];
+    await copy(
+      ctx.db.acceptedTerms(JSON.parse(cursorOf('["",""]')) as [string, string]),
+      (row) => JSON.stringify([row.user_id, row.url]),
       // sydent does not record when; the account's creation is the best date known.
-      batch.push({ userId: row.user_id, url: row.url, acceptedTs: row.created_ts ?? ctx.now });
-      if (rows >= ctx.batchSize) await write();
-    }
-    if (rows > 0) await write();
+      (row) => ({ userId: row.user_id, url: row.url, acceptedTs: row.created_ts ?? ctx.now }),
+      (w, tx, values) => w.writeAcceptedTerms(tx, values),
+    );
   } else {
-    let batch: ImportedSession[] = [];
-    let last = Number(cursorOf("-1"));
-    let rows = 0;
-    const write = async () => {
-      const values = batch;
-      await flush(rows, String(last), async (w, tx) => {
-        const skipped = await w.writeSessions(tx, values);
-        bump(c, "already_present", skipped);
-        bump(c, "imported", values.length - skipped);
-      });
-      if (!ctx.writer) bump(c, "imported", values.length);
-      batch = [];
-      rows = 0;
-    };
-    for (const row of ctx.db.sessions(last, sessionsSince(ctx))) {
-      rows++;
-      last = row.id;
-      const s = mapSession(row, c);
-      if (s) batch.push(s);
-      if (rows >= ctx.batchSize) await write();
-    }
-    if (rows > 0) await write();
+    await copy(
+      ctx.db.sessions(Number(cursorOf("-1")), sessionsSince(ctx)),
+      (row) => String(row.id),
+      (row) => mapSession(row, c),
+      (w, tx, values) => w.writeSessions(tx, values),
+    );
   }
   state.done = true;
   if (ctx.writer) await ctx.writer.saveState(state, ctx.now);
