@@ -1,23 +1,8 @@
 import { existsSync } from "node:fs";
-import type { ResolvedConfig } from "../config/load.js";
 import { readKeyFile, rotateKeys, writeKeyFile } from "../crypto/key-file.js";
 import { KeyService } from "../services/keys.js";
-import { migrateToLatest, openStore, type Store } from "../store/database.js";
-import { KyselyKeyRepository } from "../store/keys.js";
+import { withMigratedStore } from "../store/database.js";
 import { CONFIG_OPTION, type Command, configFrom, UsageError } from "./command.js";
-
-async function withKeyRepo<T>(
-  cfg: ResolvedConfig,
-  fn: (repo: KyselyKeyRepository, store: Store) => Promise<T>,
-): Promise<T> {
-  const store = await openStore(cfg.database);
-  try {
-    await migrateToLatest(store);
-    return await fn(new KyselyKeyRepository(store.db), store);
-  } finally {
-    await store.close();
-  }
-}
 
 export const keysGenerate: Command = {
   name: "keys generate",
@@ -51,7 +36,8 @@ export const keysShow: Command = {
   examples: ["seraph keys show --config /etc/seraph/seraph.yaml"],
   async run({ values }) {
     const cfg = configFrom(values);
-    await withKeyRepo(cfg, async (repo) => {
+    await withMigratedStore(cfg.database, async (store) => {
+      const repo = store.repos.keys;
       // Loading records the file's keys as published, so that they are listed with the older ones.
       const keys = await KeyService.load(readKeyFile(cfg.signing_key_path), repo, Date.now());
       const current = keys.signingKey;
@@ -86,9 +72,9 @@ export const keysRevoke: Command = {
         "refusing to revoke the current signing key; rotate first (keys generate --rotate)",
       );
     }
-    const [n, resigned] = await withKeyRepo(cfg, async (repo, store) => {
+    const [n, resigned] = await withMigratedStore(cfg.database, async (store) => {
       // By key id, this revokes older keys that had the same id (a regenerated key file), never the current one.
-      const ids = await repo.revokeSigningKey(arg, Date.now(), current.publicKeyBase64);
+      const ids = await store.repos.keys.revokeSigningKey(arg, Date.now(), current.publicKeyBase64);
       // Stored signed associations by a revoked key are signed again with the current key when next read.
       const assocs = store.repos.associations;
       let forgotten = 0;

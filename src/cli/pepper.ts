@@ -1,6 +1,5 @@
 import { randomToken } from "../crypto/hash.js";
-import { migrateToLatest, openStore } from "../store/database.js";
-import { KyselyPepperRepository } from "../store/peppers.js";
+import { withMigratedStore } from "../store/database.js";
 import { CONFIG_OPTION, type Command, configFrom } from "./command.js";
 
 export const pepperRotate: Command = {
@@ -10,15 +9,10 @@ export const pepperRotate: Command = {
   options: { config: CONFIG_OPTION },
   examples: ["seraph pepper rotate --config /etc/seraph/seraph.yaml"],
   async run({ values }) {
-    const store = await openStore(configFrom(values).database);
-    try {
-      await migrateToLatest(store);
-      const repo = new KyselyPepperRepository(store.db);
-      await repo.insertIfAbsent(randomToken(32), "pending", Date.now());
-      process.stdout.write("a new lookup pepper is pending; running servers rehash and switch to it\n");
-    } finally {
-      await store.close();
-    }
+    await withMigratedStore(configFrom(values).database, (store) =>
+      store.repos.peppers.insertIfAbsent(randomToken(32), "pending", Date.now()),
+    );
+    process.stdout.write("a new lookup pepper is pending; running servers rehash and switch to it\n");
     return 0;
   },
 };

@@ -31,7 +31,7 @@ export interface HttpOptions {
   rateLimit: {
     enabled: boolean;
     redis?: Redis | undefined;
-    /** Used when there is no `redis`: counters shared with the other workers of one listener. */
+    /** Counters shared with the other workers of one listener (given only when there is no `redis`). */
     store?: RouteLimitStore | undefined;
     perMinute: Record<RateClass, number | undefined>;
   };
@@ -154,7 +154,7 @@ export async function createHttpServer(
       global: false,
       keyGenerator: (req) => req.ip,
       ...(limits.redis ? { redis: limits.redis, nameSpace: "seraph:route:", skipOnError: true } : {}),
-      ...(limits.store && !limits.redis ? { store: limits.store, skipOnError: true } : {}),
+      ...(limits.store ? { store: limits.store, skipOnError: true } : {}),
       errorResponseBuilder: (_req, ctx) =>
         new MatrixError("M_LIMIT_EXCEEDED", "Too many requests", { extra: { retry_after_ms: ctx.ttl } }),
     });

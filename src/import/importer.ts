@@ -6,14 +6,7 @@ import { readKeyFile, writeKeyFile } from "../crypto/key-file.js";
 import { normalisePublicKey } from "../crypto/keyring.js";
 import { migrateToLatest, openStore } from "../store/database.js";
 import { KyselyKeyRepository } from "../store/keys.js";
-import {
-  bump,
-  type Counters,
-  type ImportedBinding,
-  mapInvite,
-  mapSession,
-  pickBinding,
-} from "./mapping.js";
+import { bump, type Counters, type ImportedBinding, mapInvite, mapSession, pickBinding } from "./mapping.js";
 import type { SqliteBindingWriter } from "./sqlite-bindings.js";
 import { SydentConfig, SydentInputError } from "./sydent-config.js";
 import { SydentDb, type SydentGlobalRow } from "./sydent-db.js";

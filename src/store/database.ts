@@ -168,6 +168,23 @@ async function openReplicas(
 
 const NO_LOG: Logger = { info() {}, warn() {}, error() {}, debug() {} };
 
+/**
+ * Opens the configured database, migrates it, runs `work` and closes it: what a one-shot CLI command needs.
+ * Example: `await withMigratedStore(cfg.database, (store) => store.repos.peppers.live())`.
+ */
+export async function withMigratedStore<T>(
+  opts: DatabaseOptions,
+  work: (store: Store) => Promise<T>,
+): Promise<T> {
+  const store = await openStore(opts);
+  try {
+    await migrateToLatest(store);
+    return await work(store);
+  } finally {
+    await store.close();
+  }
+}
+
 /** Applies every pending migration; returns the names applied. Throws with the failing step's name. */
 export async function migrateToLatest(store: Store): Promise<string[]> {
   const migrator = new Migrator({
