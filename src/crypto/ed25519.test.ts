@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { decodeBase64, encodeBase64, encodeBase64Url } from "./base64.js";
-import { publicKeyObject, signingKeyFromSeed, signJson, verifyJsonSignature } from "./ed25519.js";
+import {
+  generateSigningKey,
+  publicKeyObject,
+  signingKeyFromSeed,
+  signJson,
+  verifyJsonSignature,
+} from "./ed25519.js";
 import { formatKeyFile, parseKeyFile, rotateKeys } from "./key-file.js";
 import { Keyring } from "./keyring.js";
 
@@ -31,6 +37,18 @@ describe("ed25519 JSON signing", () => {
     expect(verifyJsonSignature({ ...signed, a: 2 }, "is.example", "ed25519:1", pub)).toBe(false);
     expect(verifyJsonSignature(signed, "other", "ed25519:1", pub)).toBe(false);
     expect(verifyJsonSignature({ a: 1 }, "is.example", "ed25519:1", pub)).toBe(false);
+  });
+});
+
+describe("generateSigningKey", () => {
+  it("gives a key whose seed rebuilds the same key", () => {
+    const fresh = generateSigningKey("ed25519:7");
+    expect(fresh.keyId).toBe("ed25519:7");
+    expect(fresh.seed).toHaveLength(32);
+    const rebuilt = signingKeyFromSeed(fresh.seed, "ed25519:7");
+    expect(rebuilt.publicKeyBase64).toBe(fresh.publicKeyBase64);
+    expect(signJson({ a: 1 }, "d", fresh).signatures).toEqual(signJson({ a: 1 }, "d", rebuilt).signatures);
+    expect(generateSigningKey().publicKeyBase64).not.toBe(fresh.publicKeyBase64);
   });
 });
 

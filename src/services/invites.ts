@@ -2,7 +2,7 @@ import type { ResolvedConfig } from "../config/load.js";
 import { V1_PREFIX, V2_PREFIX } from "../core/api-paths.js";
 import { type JsonValue, MatrixError } from "../core/errors.js";
 import { decodeBase64, encodeBase64 } from "../crypto/base64.js";
-import { generateSeed, signingKeyFromSeed, signJson } from "../crypto/ed25519.js";
+import { generateSigningKey, signingKeyFromSeed, signJson } from "../crypto/ed25519.js";
 import { randomToken } from "../crypto/hash.js";
 import type { Mailer } from "../delivery/index.js";
 import { serverPartOfUserId } from "../federation/index.js";
@@ -128,7 +128,7 @@ export class InviteService {
     ]);
 
     const token = randomToken(64);
-    const ephemeral = signingKeyFromSeed(generateSeed());
+    const ephemeral = generateSigningKey();
     const now = this.now();
     await this.invites.insert({
       token,
@@ -194,7 +194,7 @@ export class InviteService {
     },
     replaceKey: (newPublicKey: string) => Promise<void>,
   ): Promise<void> {
-    const ephemeral = signingKeyFromSeed(generateSeed());
+    const ephemeral = generateSigningKey();
     await replaceKey(ephemeral.publicKeyBase64);
     const req: StoreInviteRequest = {
       medium: "email",
