@@ -167,6 +167,9 @@ function withLook(values: Map<string, string>, look: Record<string, string> | un
   for (const [k, v] of Object.entries(look ?? {})) values.set(k, v);
 }
 
+/** How long "this brand has no such template" is believed before the files are looked for again. */
+const ABSENT_RECHECK_MS = 10_000;
+
 export class TemplateStore {
   readonly root: string;
   /** HTML parts: every `<%= %>` is HTML-escaped. */
@@ -174,6 +177,8 @@ export class TemplateStore {
   /** Subjects, text parts and raw messages: no escaping. */
   private readonly etaText: Eta;
   private readonly cache = new Map<string, Promise<LoadedTemplates>>();
+  /** `brand/name` → true when present, else when it was last found absent (ms). */
+  private readonly present = new Map<string, true | number>();
 
   constructor(templatesDir: string) {
     this.root = path.resolve(templatesDir);
@@ -192,16 +197,27 @@ export class TemplateStore {
     this.etaText = new Eta({ ...common, autoEscape: false, autoTrim: false });
   }
 
-  /** Whether `brand` has its own `name` template set (`<name>.eml` or `<name>.subject.eta`). */
-  hasTemplates(brand: string, name: TemplateName): boolean {
+  /**
+   * Whether `brand` has its own `name` template set (`<name>.eml` or `<name>.subject.eta`). A yes is kept
+   * for the life of the process (templates are not reloaded either); a no is checked again after
+   * {@link ABSENT_RECHECK_MS}, so that a brand folder added while serving is picked up without a stat call
+   * per message.
+   */
+  hasTemplates(brand: string, name: TemplateName, now = Date.now()): boolean {
+    const key = `${brand}/${name}`;
+    const known = this.present.get(key);
+    if (known === true || (known !== undefined && now - known < ABSENT_RECHECK_MS)) return known === true;
+    let found: boolean;
     try {
-      return (
+      found =
         existsSync(this.filePath(brand, `${name}.eml`)) ||
-        existsSync(this.filePath(brand, `${name}.subject.eta`))
-      );
+        existsSync(this.filePath(brand, `${name}.subject.eta`));
     } catch {
-      return false;
+      found = false;
     }
+    if (this.present.size > 1000) this.present.clear();
+    this.present.set(key, found ? true : now);
+    return found;
   }
 
   /** Loads (once) the templates of `brand`/`name`. Rejects if the brand has no usable template set. */
