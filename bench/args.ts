@@ -23,6 +23,8 @@ export interface Args {
   maxSlowdown: number;
   /** Extra flags for the server processes' node, e.g. --max-semi-space-size=64. */
   nodeOptions: string[];
+  /** Servers on CPU 0, the load generator on CPU 1 (taskset). */
+  pin: boolean;
 }
 
 export const HELP = `npm run bench -- [options]
@@ -58,6 +60,8 @@ export const HELP = `npm run bench -- [options]
   --pg-url URL                superuser URL of an existing PostgreSQL server (default: embedded)
   --quiet-wait S              before each run, wait up to S seconds (default 60) for other processes
                               to leave the machine idle (at most --max-other cores busy)
+  --pin                       run the servers on CPU 0 and the load generator on CPU 1 (Linux taskset):
+                              no run shares a core by chance; for one process (--workers 1)
   --node-options=FLAGS        extra node flags for the servers (e.g. --node-options=--max-semi-space-size=64)
   --max-other C               a run during which other processes used more than C cores (default
                               0.25), or whose CPU probe was more than --max-slowdown F (default 0.15)
@@ -92,6 +96,7 @@ export function parse(argv: string[] = process.argv.slice(2)): Args {
       attempts: { type: "string", default: "3" },
       "max-slowdown": { type: "string", default: "0.15" },
       "node-options": { type: "string" },
+      pin: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -141,5 +146,6 @@ export function parse(argv: string[] = process.argv.slice(2)): Args {
     attempts: int("attempts", values.attempts, 1),
     maxSlowdown: positive("max-slowdown", values["max-slowdown"]),
     nodeOptions: (values["node-options"] ?? "").split(/\s+/).filter(Boolean),
+    pin: values.pin,
   };
 }

@@ -32,7 +32,7 @@ import {
   V2,
 } from "./scenarios.js";
 import { seedDatabase } from "./seed.js";
-import { freePort, type Instance, startBare, startSeraph, stopInstance } from "./servers.js";
+import { freePort, type Instance, pinProcesses, startBare, startSeraph, stopInstance } from "./servers.js";
 import { startBenchSink } from "./smtp-sink.js";
 
 async function main(): Promise<void> {
@@ -57,7 +57,8 @@ async function main(): Promise<void> {
   process.once("SIGTERM", onSignal);
 
   try {
-    const env = environment();
+    if (args.pin) pinProcesses("0", "1");
+    const env = environment() + (args.pin ? "; pinned: servers on CPU 0, load generator on CPU 1" : "");
     log(env);
     let database: Record<string, unknown>;
     let postmasterPid: number | undefined;

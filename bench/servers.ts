@@ -1,5 +1,5 @@
 /** The processes a benchmark drives: `seraph serve` instances and the bare node:http ceiling. */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,8 +25,21 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** CPUs the server processes are confined to (`--pin`), as taskset's list; undefined: anywhere. */
+let serverCpus: string | undefined;
+
 /**
- * Spawns `node [nodeOptions] <argv...>` and resolves once a stdout line matches
+ * Confines the server processes started from now on to `serverCpus` and this process (the load generator,
+ * all its threads) to `clientCpus` (Linux `taskset`): the two then never share a core, and a run does not
+ * depend on where the scheduler happened to put them.
+ */
+export function pinProcesses(server: string, client: string): void {
+  execFileSync("taskset", ["-a", "-pc", client, String(process.pid)], { stdio: "ignore" });
+  serverCpus = server;
+}
+
+/**
+ * Spawns `node [nodeOptions] <argv...>` (under `taskset` when pinned) and resolves once a stdout line matches
  * `listening`. Lines starting with `{` are log records (at level warn: worth seeing) and are counted.
  */
 async function startProcess(
@@ -37,7 +50,10 @@ async function startProcess(
 ): Promise<Instance> {
   // SERAPH_* variables would override the generated config: keep them out.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("SERAPH_")));
-  const child = spawn(process.execPath, [...nodeOptions, ...argv], {
+  const command = [process.execPath, ...nodeOptions, ...argv];
+  // taskset execs the command: the child's pid is node's.
+  if (serverCpus !== undefined) command.unshift("taskset", "-c", serverCpus);
+  const child = spawn(command[0]!, command.slice(1), {
     cwd: ROOT,
     env,
     stdio: ["ignore", "pipe", "pipe"],
