@@ -7,7 +7,6 @@ import { readKeyFile } from "../crypto/key-file.js";
 import { KeyService } from "../services/keys.js";
 import { BLOCK_KINDS, type BlockKind } from "../store/blocklist.js";
 import { migrateToLatest, openStore } from "../store/database.js";
-import { KyselyKeyRepository } from "../store/keys.js";
 import { createAdmin } from "./index.js";
 import { parseThreepid } from "./subject.js";
 
@@ -105,11 +104,7 @@ export async function adminMain(
     await migrateToLatest(store);
     const needsKeys = group === "bindings" && action === "add" && existsSync(cfg.signing_key_path);
     const keys = needsKeys
-      ? await KeyService.load(
-          readKeyFile(cfg.signing_key_path),
-          new KyselyKeyRepository(store.db),
-          Date.now(),
-        )
+      ? await KeyService.load(readKeyFile(cfg.signing_key_path), store.repos.keys, Date.now())
       : undefined;
     const admin = await createAdmin(store, {
       serverName: cfg.server_name,

@@ -5,7 +5,6 @@ import type { ResolvedConfig } from "../config/load.js";
 import type { SigningKey } from "../crypto/ed25519.js";
 import { readKeyFile } from "../crypto/key-file.js";
 import type { Store } from "../store/database.js";
-import { KyselyKeyRepository } from "../store/keys.js";
 import { errorText, type Report } from "./report.js";
 
 /** Returns the current signing key when the file could be read. */
@@ -51,7 +50,7 @@ export async function checkSigningKey(
 
   if (store) {
     try {
-      const published = await new KyselyKeyRepository(store.db).allSigningKeys();
+      const published = await store.repos.keys.allSigningKeys();
       const row = published.find((k) => k.publicKeyBase64 === current.publicKeyBase64);
       if (row?.revokedTs) {
         g.fail(

@@ -5,7 +5,6 @@ import { randomToken } from "../crypto/hash.js";
 import { readKeyFile, writeKeyFile } from "../crypto/key-file.js";
 import { normalisePublicKey } from "../crypto/keyring.js";
 import { migrateToLatest, openStore } from "../store/database.js";
-import { KyselyKeyRepository } from "../store/keys.js";
 import { bump, type Counters, type ImportedBinding, mapInvite, mapSession, pickBinding } from "./mapping.js";
 import type { SqliteBindingWriter } from "./sqlite-bindings.js";
 import { SydentConfig, SydentInputError } from "./sydent-config.js";
@@ -203,7 +202,7 @@ export async function importSydent(opts: ImportOptions): Promise<ImportReport> {
       }
 
       applyKey(opts.config.signing_key_path, keyPlan);
-      const keyRepo = new KyselyKeyRepository(store.db);
+      const keyRepo = store.repos.keys;
       if (keyPlan.replacedPublicKey)
         await keyRepo.revokeSigningKey(keyPlan.replacedPublicKey, now, key.publicKeyBase64);
       await keyRepo.recordSigningKey(key, now);

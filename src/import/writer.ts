@@ -1,7 +1,7 @@
 import { type Kysely, sql, type Transaction } from "kysely";
 import { sha256Hex } from "../crypto/hash.js";
-import { sqliteConnection } from "../store/database.js";
 import type { Database } from "../store/schema.js";
+import { sqliteConnection } from "../store/sqlite-connection.js";
 import { lookupHash } from "../threepid/normalise.js";
 import type { ImportedBinding, ImportedInvite, ImportedSession } from "./mapping.js";
 import { SqliteBindingWriter } from "./sqlite-bindings.js";

@@ -1,5 +1,17 @@
 import type { Kysely } from "kysely";
+import type { Dialect } from "./dialect.js";
+import { hotSelect } from "./hot-select.js";
 import type { Database } from "./schema.js";
+
+/** Every authenticated request reads these two. */
+const TOKEN_USER = hotSelect<{ user_id: string; expires_ts: number | null }>({
+  sqlite: "select user_id, expires_ts from access_tokens where token_hash = ?",
+  postgres: "select user_id, expires_ts from access_tokens where token_hash = $1",
+});
+const ACCEPTED_URLS = hotSelect<{ url: string }>({
+  sqlite: "select url from accepted_terms where user_id = ?",
+  postgres: "select url from accepted_terms where user_id = $1",
+});
 
 /** Accounts, their access tokens (hashed) and the terms they accepted. */
 export interface AccountRepository {
@@ -13,7 +25,10 @@ export interface AccountRepository {
 }
 
 export class KyselyAccountRepository implements AccountRepository {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: Dialect,
+  ) {}
 
   async createToken(userId: string, tokenHash: string, now: number, expiresTs: number | null): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
@@ -30,11 +45,7 @@ export class KyselyAccountRepository implements AccountRepository {
   }
 
   async userForToken(tokenHash: string, now: number): Promise<string | undefined> {
-    const row = await this.db
-      .selectFrom("access_tokens")
-      .select(["user_id", "expires_ts"])
-      .where("token_hash", "=", tokenHash)
-      .executeTakeFirst();
+    const [row] = await TOKEN_USER(this.db, this.dialect, [tokenHash]);
     if (!row || (row.expires_ts !== null && row.expires_ts <= now)) return undefined;
     return row.user_id;
   }
@@ -44,12 +55,7 @@ export class KyselyAccountRepository implements AccountRepository {
   }
 
   async acceptedUrls(userId: string): Promise<string[]> {
-    const rows = await this.db
-      .selectFrom("accepted_terms")
-      .select("url")
-      .where("user_id", "=", userId)
-      .execute();
-    return rows.map((r) => r.url);
+    return (await ACCEPTED_URLS(this.db, this.dialect, [userId])).map((r) => r.url);
   }
 
   async addAcceptedUrls(userId: string, urls: readonly string[], now: number): Promise<void> {

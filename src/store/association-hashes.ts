@@ -1,6 +1,15 @@
 import { type Kysely, sql } from "kysely";
-import { type Dialect, valueList } from "./dialect.js";
+import { type Dialect, valueParameter } from "./dialect.js";
+import { hotSelect } from "./hot-select.js";
 import type { Database } from "./schema.js";
+
+/** `POST /v2/lookup`: the hashes come as one parameter (a JSON array on SQLite, a text[] on PostgreSQL). */
+const BY_HASHES = hotSelect<{ hash: string; mxid: string }>({
+  sqlite:
+    "select hash, mxid from association_hashes where pepper_id = ? and hash in (select value from json_each(?))",
+  postgres:
+    "select hash, mxid from association_hashes where pepper_id = $1 and hash in (select unnest($2::text[]))",
+});
 
 /** Rows per INSERT statement (4 parameters each): far below SQLite's 32 766 and PostgreSQL's 65 535. */
 const INSERT_CHUNK = 1000;
@@ -52,10 +61,7 @@ export class KyselyHashRepository implements HashRepository {
 
   async lookup(pepperId: number, hashes: readonly string[]) {
     if (hashes.length === 0) return [];
-    const { rows } = await sql<{ hash: string; mxid: string }>`
-      select hash, mxid from association_hashes
-      where pepper_id = ${pepperId} and hash in ${valueList(this.dialect, hashes)}`.execute(this.db);
-    return rows;
+    return BY_HASHES(this.db, this.dialect, [pepperId, valueParameter(this.dialect, hashes)]);
   }
 
   async deleteForPepper(pepperId: number, limit: number): Promise<number> {

@@ -1,6 +1,25 @@
 import { type Kysely, sql } from "kysely";
 import { type Dialect, pairTable } from "./dialect.js";
+import { hotSelect } from "./hot-select.js";
 import type { Database } from "./schema.js";
+
+interface AssociationRow {
+  medium: string;
+  address: string;
+  mxid: string;
+  ts: number;
+  not_before: number;
+  not_after: number;
+  signed_json: string | null;
+}
+
+/** `GET /api/v1/lookup`, one indexed read. */
+const BY_THREEPID = hotSelect<AssociationRow>({
+  sqlite:
+    "select medium, address, mxid, ts, not_before, not_after, signed_json from associations where medium = ? and address = ?",
+  postgres:
+    "select medium, address, mxid, ts, not_before, not_after, signed_json from associations where medium = $1 and address = $2",
+});
 
 /** A local 3PID association. */
 export interface AssociationRecord {
@@ -39,15 +58,7 @@ export interface AssociationRepository {
   ): Promise<Array<{ medium: string; address: string; mxid: string }>>;
 }
 
-function toRecord(r: {
-  medium: string;
-  address: string;
-  mxid: string;
-  ts: number;
-  not_before: number;
-  not_after: number;
-  signed_json: string | null;
-}): AssociationRecord {
+function toRecord(r: AssociationRow): AssociationRecord {
   return {
     medium: r.medium,
     address: r.address,
@@ -66,12 +77,7 @@ export class KyselyAssociationRepository implements AssociationRepository {
   ) {}
 
   async findByThreepid(medium: string, address: string): Promise<AssociationRecord | undefined> {
-    const r = await this.db
-      .selectFrom("associations")
-      .select(["medium", "address", "mxid", "ts", "not_before", "not_after", "signed_json"])
-      .where("medium", "=", medium)
-      .where("address", "=", address)
-      .executeTakeFirst();
+    const [r] = await BY_THREEPID(this.db, this.dialect, [medium, address]);
     return r && toRecord(r);
   }
 

@@ -9,6 +9,7 @@ import { SeraphMigrations } from "./migrations.js";
 import { ReplicaReader } from "./replicas.js";
 import { type Repositories, repositories, type Transact } from "./repositories.js";
 import type { Database } from "./schema.js";
+import { registerSqliteConnection } from "./sqlite-connection.js";
 
 /** An open database: the typed query builder plus the dialect it speaks. */
 export interface Store {
@@ -53,18 +54,6 @@ async function answers(db: Kysely<Database>): Promise<boolean> {
 
 /** The `database` section of the configuration: PostgreSQL when `postgres` is set, else the SQLite file. */
 export type DatabaseOptions = Config["database"];
-
-/** The better-sqlite3 connection under each SQLite store's Kysely instance (see `sqliteConnection`). */
-const SQLITE_CONNECTIONS = new WeakMap<Kysely<Database>, BetterSqlite3.Database>();
-
-/**
- * The better-sqlite3 connection a SQLite store's queries run on, or undefined on PostgreSQL. Only for bulk
- * work that Kysely's statement building would slow down (`seraph import-sydent`); statements run on it share
- * the store's transactions, since there is a single connection.
- */
-export function sqliteConnection(db: Kysely<Database>): BetterSqlite3.Database | undefined {
-  return SQLITE_CONNECTIONS.get(db);
-}
 
 /**
  * Wraps better-sqlite3 so that each SQL text is prepared once and reused: Kysely's SQLite driver
@@ -139,7 +128,7 @@ export async function openStore(opts: DatabaseOptions, log: Logger = NO_LOG): Pr
   }
   const { database, raw } = cachingSqlite(opts.sqlite.path);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
-  SQLITE_CONNECTIONS.set(db, raw);
+  registerSqliteConnection(db, raw);
   return storeOver(db, "sqlite");
 }
 

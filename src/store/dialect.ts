@@ -8,11 +8,12 @@ export function idType(dialect: Dialect) {
   return dialect === "sqlite" ? ("integer" as const) : ("bigserial" as const);
 }
 
-/** A one-column table of `values` bound as one parameter: `h.hash in ${valueList(d, hashes)}`. */
-export function valueList(dialect: Dialect, values: readonly string[]): RawBuilder<unknown> {
-  return dialect === "sqlite"
-    ? sql`(select value from json_each(${JSON.stringify(values)}))`
-    : sql`(select unnest(${sql.val(values)}::text[]))`;
+/**
+ * A list of strings as one query parameter: a JSON array on SQLite (read with `json_each(?)`), a `text[]`
+ * on PostgreSQL (read with `unnest($n::text[])`).
+ */
+export function valueParameter(dialect: Dialect, values: readonly string[]): string | readonly string[] {
+  return dialect === "sqlite" ? JSON.stringify(values) : values;
 }
 
 /** A two-column table `q(medium, address)` of `pairs`, bound as one or two parameters. */

@@ -1,6 +1,14 @@
 import type { Kysely } from "kysely";
 import type { PublishedKey } from "../crypto/keyring.js";
+import type { Dialect } from "./dialect.js";
+import { hotSelect } from "./hot-select.js";
 import type { Database } from "./schema.js";
+
+/** `GET /pubkey/ephemeral/isvalid`. */
+const EPHEMERAL_KEY = hotSelect<{ created_ts: number }>({
+  sqlite: "select created_ts from ephemeral_keys where public_key = ?",
+  postgres: "select created_ts from ephemeral_keys where public_key = $1",
+});
 
 /** Long-term and ephemeral public keys. */
 export interface KeyRepository {
@@ -17,7 +25,10 @@ export interface KeyRepository {
 }
 
 export class KyselyKeyRepository implements KeyRepository {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: Dialect,
+  ) {}
 
   async recordSigningKey(key: PublishedKey, now: number): Promise<void> {
     await this.db
@@ -60,11 +71,6 @@ export class KyselyKeyRepository implements KeyRepository {
   }
 
   async ephemeralKeyExists(publicKey: string): Promise<boolean> {
-    const row = await this.db
-      .selectFrom("ephemeral_keys")
-      .select("created_ts")
-      .where("public_key", "=", publicKey)
-      .executeTakeFirst();
-    return row !== undefined;
+    return (await EPHEMERAL_KEY(this.db, this.dialect, [publicKey])).length > 0;
   }
 }

@@ -235,7 +235,7 @@ describe("PostgreSQL dialect", () => {
         single,
       );
       const texts = rows.map((r) => r.statement);
-      expect(texts.filter((t) => t.includes('from "access_tokens"'))).toHaveLength(1);
+      expect(texts.filter((t) => t.includes("from access_tokens"))).toHaveLength(1);
       expect(texts.some((t) => t.includes("*"))).toBe(false);
       expect(one.totalCount).toBe(1);
     } finally {

@@ -33,11 +33,11 @@ export type Transact = <T>(work: (repos: Repositories) => Promise<T>) => Promise
 /** The repositories over a database handle (the pool, or one transaction). */
 export function repositories(db: Kysely<Database>, dialect: Dialect): Repositories {
   return {
-    accounts: new KyselyAccountRepository(db),
+    accounts: new KyselyAccountRepository(db, dialect),
     associations: new KyselyAssociationRepository(db, dialect),
     hashes: new KyselyHashRepository(db, dialect),
     invites: new KyselyInviteRepository(db),
-    keys: new KyselyKeyRepository(db),
+    keys: new KyselyKeyRepository(db, dialect),
     onbindJobs: new KyselyOnbindJobRepository(db),
     peppers: new KyselyPepperRepository(db),
     sessions: new KyselySessionRepository(db),

@@ -1,0 +1,21 @@
+import type BetterSqlite3 from "better-sqlite3";
+import type { Kysely } from "kysely";
+import type { Database } from "./schema.js";
+
+/** The better-sqlite3 connection under each SQLite store's Kysely instance (set by `openStore`). */
+const SQLITE_CONNECTIONS = new WeakMap<Kysely<Database>, BetterSqlite3.Database>();
+
+/** Records the connection under a SQLite store's Kysely instance (`openStore` only). */
+export function registerSqliteConnection(db: Kysely<Database>, raw: BetterSqlite3.Database): void {
+  SQLITE_CONNECTIONS.set(db, raw);
+}
+
+/**
+ * The better-sqlite3 connection a SQLite store's queries run on, or undefined on PostgreSQL and for a
+ * transaction's handle. Only for work that Kysely's statement building would slow down (`seraph
+ * import-sydent`, hot SELECTs); statements run on it share the store's transactions, since there is a
+ * single connection.
+ */
+export function sqliteConnection(db: Kysely<Database>): BetterSqlite3.Database | undefined {
+  return SQLITE_CONNECTIONS.get(db);
+}
