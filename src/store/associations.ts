@@ -1,17 +1,9 @@
-import { type Kysely, sql } from "kysely";
+import { type Kysely, type Selectable, sql } from "kysely";
 import { type Dialect, pairTable } from "./dialect.js";
 import { hotSelect } from "./hot-select.js";
-import type { Database } from "./schema.js";
+import type { AssociationsTable, Database } from "./schema.js";
 
-interface AssociationRow {
-  medium: string;
-  address: string;
-  mxid: string;
-  ts: number;
-  not_before: number;
-  not_after: number;
-  signed_json: string | null;
-}
+type AssociationRow = Omit<Selectable<AssociationsTable>, "id">;
 
 /** `GET /api/v1/lookup`, one indexed read. */
 const BY_THREEPID = hotSelect<AssociationRow>({
