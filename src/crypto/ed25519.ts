@@ -38,6 +38,8 @@ export function generateSigningKey(keyId = "ed25519:0"): SigningKey {
   const jwk = privateKey.export({ format: "jwk" });
   const publicKey = Buffer.from(jwk.x ?? "", "base64url");
   const seed = Buffer.from(jwk.d ?? "", "base64url");
+  if (seed.length !== 32 || publicKey.length !== 32)
+    throw new Error("ed25519 key export gave no 32-byte key");
   return { keyId, seed, publicKey, publicKeyBase64: encodeBase64(publicKey), privateKey };
 }
 

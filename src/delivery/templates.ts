@@ -203,7 +203,7 @@ export class TemplateStore {
    * {@link ABSENT_RECHECK_MS}, so that a brand folder added while serving is picked up without a stat call
    * per message.
    */
-  hasTemplates(brand: string, name: TemplateName, now = Date.now()): boolean {
+  hasTemplates(brand: string, name: TemplateName, now = performance.now()): boolean {
     const key = `${brand}/${name}`;
     const known = this.present.get(key);
     if (known === true || (known !== undefined && now - known < ABSENT_RECHECK_MS)) return known === true;
