@@ -1,8 +1,10 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import type { Kysely } from "kysely";
 import { afterAll, describe, expect, it } from "vitest";
 import { sha256Hex } from "../../src/crypto/hash.js";
+import { type AdminDatabase, adminDb } from "../../src/store/admin-schema.js";
 import { lookupHash } from "../../src/threepid/normalise.js";
 import { V1, V2 } from "../support/paths.js";
 import { createTestDatabase } from "../support/postgres.js";
@@ -20,6 +22,18 @@ const servers: TestSeraph[] = [];
 afterAll(async () => {
   for (const s of servers) await s.close();
 });
+
+const ADMIN_TABLES = ["admin_tokens", "audit_log", "suppressions", "blocklist", "admin_secrets"] as const;
+
+/** Every row of the admin tables, in a stable order. */
+async function adminRows(db: Kysely<AdminDatabase>) {
+  const out: Record<string, unknown[]> = {};
+  for (const t of ADMIN_TABLES) {
+    const rows = await db.selectFrom(t).selectAll().execute();
+    out[t] = rows.map((r) => JSON.stringify(r)).sort();
+  }
+  return out;
+}
 
 /** What a client sees: public key, v1 signed lookups, the pepper and v2 lookups of every address. */
 async function answers(is: TestSeraph, emails: string[]) {
@@ -84,6 +98,43 @@ describe("seraph migrate-db", () => {
       body: { medium: "email", address: "pending@example.org", room_id: "!r:hs.test", sender: "@s:hs.test" },
     });
     expect(invite.status).toBe(200);
+    // The operator's side: a token, audit entries, a suppression, a blocklist entry; the store-invite above
+    // created the unsubscribe-link key in admin_secrets.
+    const admin = adminDb(db);
+    await admin
+      .insertInto("admin_tokens")
+      .values({ name: "ops", token_hash: sha256Hex("ops-token"), created_ts: 5, revoked_ts: null })
+      .execute();
+    for (const action of ["token.create", "bindings.delete"]) {
+      await admin
+        .insertInto("audit_log")
+        .values({
+          ts: 6,
+          actor: "ops",
+          action,
+          target_redacted: "u***@example.org",
+          target_hmac: "h",
+          result: "ok",
+          detail: null,
+        })
+        .execute();
+    }
+    await admin
+      .insertInto("suppressions")
+      .values({
+        address_hmac: "s1",
+        medium: "email",
+        redacted: "n***@example.org",
+        source: "unsubscribe",
+        created_ts: 7,
+      })
+      .execute();
+    await admin
+      .insertInto("blocklist")
+      .values({ kind: "server", value: "bad.example", reason: "spam", created_ts: 8 })
+      .execute();
+    const adminBefore = await adminRows(admin);
+    expect(adminBefore.admin_secrets?.length).toBeGreaterThan(0);
     const before = await answers(source, emails);
     expect(Object.keys(before.v2.mappings as object)).toHaveLength(40);
     await source.close();
@@ -99,6 +150,23 @@ describe("seraph migrate-db", () => {
     servers.push(target);
     expect(target.seraph.store.dialect).toBe("postgres");
     expect(await answers(target, emails)).toEqual(before);
+    const targetAdmin = adminDb(target.seraph.store.db);
+    expect(await adminRows(targetAdmin)).toEqual(adminBefore);
+    // The audit log's sequence continues after the copied ids.
+    const { id } = await targetAdmin
+      .insertInto("audit_log")
+      .values({
+        ts: 9,
+        actor: "ops",
+        action: "x",
+        target_redacted: null,
+        target_hmac: null,
+        result: "ok",
+        detail: null,
+      })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    expect(id).toBeGreaterThan(2);
     // Sequences continue after the copied ids: new rows work.
     const more = await call(`${target.url}${V1}/store-invite`, {
       body: { medium: "email", address: "later@example.org", room_id: "!r:hs.test", sender: "@s:hs.test" },
