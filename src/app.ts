@@ -11,6 +11,7 @@ import type { Mailer } from "./delivery/index.js";
 import type { SmsProvider } from "./delivery/sms/index.js";
 import type { HomeserverClient } from "./federation/index.js";
 import type { RouteLimitStore } from "./http/server.js";
+import { hasUnfinishedSydentImport } from "./import/unfinished.js";
 import { type BackgroundGate, BackgroundTasks } from "./infra/background.js";
 import { withAddressRedaction } from "./infra/log-redaction.js";
 import { Metrics } from "./infra/metrics.js";
@@ -117,6 +118,11 @@ export async function createSeraph(config: ResolvedConfig, opts: SeraphOptions =
     closers.push(() => store.close());
     const applied = await migrateToLatest(store);
     if (applied.length) log.info({ applied }, "database migrated");
+    if (await hasUnfinishedSydentImport(store.db)) {
+      throw new Error(
+        "this database holds an import from sydent that has not finished: run the same `seraph import-sydent` command with --resume first",
+      );
+    }
     const keys = await loadKeys(config.signing_key_path, store, log, now());
     // prom-client, the counters, the per-request hook and process metrics only when metrics are served.
     const metrics = await Metrics.create(config.metrics.enabled);
