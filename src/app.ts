@@ -1,4 +1,3 @@
-import { createRequire } from "node:module";
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import type PinoPretty from "pino-pretty";
@@ -6,6 +5,7 @@ import type { AdminParts } from "./admin/index.js";
 import { wireAdmin } from "./admin/wire.js";
 import type { ResolvedConfig } from "./config/load.js";
 import { configWarnings } from "./config/warnings.js";
+import { lazyModule } from "./core/lazy-module.js";
 import { loadOrCreateKeyFile } from "./crypto/key-file.js";
 import type { Mailer } from "./delivery/index.js";
 import type { SmsProvider } from "./delivery/sms/index.js";
@@ -66,6 +66,9 @@ export interface ClusterMember extends BackgroundGate {
   limits: { keyed: KeyedRateLimiter; routeStore(): RouteLimitStore };
 }
 
+/** pino-pretty, only for the human log format (not needed, nor loaded, for JSON lines). */
+const pinoPretty = lazyModule<typeof PinoPretty>("pino-pretty");
+
 /**
  * Creates the process logger; secrets in headers and query strings are never written. `pretty`: one coloured
  * human line per entry (pino-pretty); `json`: JSON lines. Default: pretty on a terminal, JSON otherwise.
@@ -76,11 +79,9 @@ export function createLogger(level: string, format?: "pretty" | "json"): Logger 
     redact: { paths: ["req.headers.authorization", "*.password", "*.access_token", "*.client_secret"] },
   };
   if ((format ?? (process.stdout.isTTY ? "pretty" : "json")) === "json") return pino(options);
-  // pino-pretty only for the human format (it is not needed, nor loaded, for JSON lines).
-  const pinoPretty = createRequire(import.meta.url)("pino-pretty") as typeof PinoPretty;
   return pino(
     options,
-    pinoPretty({ sync: true, colorize: process.stdout.isTTY === true, translateTime: "SYS:standard" }),
+    pinoPretty()({ sync: true, colorize: process.stdout.isTTY === true, translateTime: "SYS:standard" }),
   );
 }
 

@@ -1,9 +1,11 @@
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import type * as Prom from "prom-client";
 import type { Registry } from "prom-client";
+import { lazyModule } from "../core/lazy-module.js";
 import type { KyselyAdminViewRepository } from "../store/admin-views.js";
 import type { RefusalReason } from "./abuse.js";
+
+const promClient = lazyModule<typeof Prom>("prom-client");
 
 /** The version in package.json (`unknown` if it cannot be read). */
 export function seraphVersion(): string {
@@ -27,7 +29,7 @@ export function registerAdminMetrics(
   now: () => number = Date.now,
 ): (reason: RefusalReason) => void {
   // Only with metrics served, when Metrics.create has loaded prom-client already (the same module).
-  const { Counter, Gauge } = createRequire(import.meta.url)("prom-client") as typeof Prom;
+  const { Counter, Gauge } = promClient();
   const refused = new Counter({
     name: "seraph_invites_refused_total",
     help: "store-invite requests refused by the abuse controls, by reason (server, room, keyword, suppressed)",

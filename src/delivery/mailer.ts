@@ -4,11 +4,11 @@
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import path from "node:path";
 import type * as Nodemailer from "nodemailer";
 import type { SendMailOptions, Transporter } from "nodemailer";
 
+import { lazyModule } from "../core/lazy-module.js";
 import type { Logger } from "../core/logger.js";
 import { type BrandInput, Presentation, printfNamed } from "./brands.js";
 import {
@@ -112,8 +112,7 @@ export function smtpConnectionOptions(smtp: SmtpConfig, ehloName: string | undef
 }
 
 /** nodemailer (a large module), loaded when the first message is sent: an idle process does not need it. */
-const require = createRequire(import.meta.url);
-const nodemailer = (): typeof Nodemailer => require("nodemailer") as typeof Nodemailer;
+const nodemailer = lazyModule<typeof Nodemailer>("nodemailer");
 
 function createSmtpTransport(smtp: SmtpConfig, ehloName: string | undefined): Transporter {
   return nodemailer().createTransport({

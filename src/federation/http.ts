@@ -14,11 +14,11 @@
  * different servername, so `Host: hs.example:8448` gives SNI and certificate checks for `hs.example`.
  */
 import type { LookupAddress as DnsLookupAddress, LookupOptions } from "node:dns";
-import { createRequire } from "node:module";
 import { isIP, type Socket } from "node:net";
 import { rootCertificates } from "node:tls";
 import type * as Undici from "undici";
 import type { Agent, buildConnector } from "undici";
+import { lazyModule } from "../core/lazy-module.js";
 import type { DnsResolver } from "./dns.js";
 import { FederationError, type FederationErrorKind } from "./errors.js";
 import type { IpGuard } from "./ip-guard.js";
@@ -202,7 +202,7 @@ export function toFederationError(e: unknown, what: string, timedOut: boolean): 
 }
 
 /** undici (a large module), loaded with the first outbound request: an idle server does not need it. */
-const undici = (): typeof Undici => createRequire(import.meta.url)("undici") as typeof Undici;
+const undici = lazyModule<typeof Undici>("undici");
 
 export class GuardedHttp {
   #agent: Agent | undefined;

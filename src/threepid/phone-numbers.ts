@@ -2,13 +2,11 @@
  * libphonenumber-js with its full metadata (`/max`, about 13 MB in memory), loaded at the first phone number
  * Seraph reads: a server that never sees one (no SMS configured, no msisdn requests) never loads it.
  */
-import { createRequire } from "node:module";
 import type * as Lib from "libphonenumber-js/max";
 import type { CountryCode, PhoneNumber } from "libphonenumber-js/max";
+import { lazyModule } from "../core/lazy-module.js";
 
-const require = createRequire(import.meta.url);
-let lib: typeof Lib | undefined;
-const phoneLib = (): typeof Lib => (lib ??= require("libphonenumber-js/max") as typeof Lib);
+const phoneLib = lazyModule<typeof Lib>("libphonenumber-js/max");
 
 /** libphonenumber's `parsePhoneNumberFromString`: the number, or undefined when it cannot be parsed. */
 export function parsePhoneNumberFromString(

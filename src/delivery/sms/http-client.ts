@@ -1,7 +1,7 @@
 /** One POST with a hard deadline over a dedicated undici Agent, and the HTTP-status → error-reason mapping. */
-import { createRequire } from "node:module";
 import type * as Undici from "undici";
 import type { Agent } from "undici";
+import { lazyModule } from "../../core/lazy-module.js";
 import { SmsSendError, type SmsSendErrorReason } from "./types.js";
 
 /** At most this much of a response body is read (error details only); the rest is discarded. */
@@ -15,7 +15,7 @@ export interface HttpAnswer {
 }
 
 /** undici, loaded when an HTTP SMS provider is made (the `log` provider, the default, never needs it). */
-const undici = (): typeof Undici => createRequire(import.meta.url)("undici") as typeof Undici;
+const undici = lazyModule<typeof Undici>("undici");
 
 export function createAgent(timeoutMs: number): Agent {
   const { Agent } = undici();
