@@ -6,7 +6,7 @@ import { MatrixError } from "../core/errors.js";
 import { readKeyFile } from "../crypto/key-file.js";
 import { KeyService } from "../services/keys.js";
 import { BLOCK_KINDS, type BlockKind } from "../store/blocklist.js";
-import { migrateToLatest, openStore } from "../store/database.js";
+import { withMigratedStore } from "../store/database.js";
 import { createAdmin } from "./index.js";
 import { parseThreepid } from "./subject.js";
 
@@ -99,154 +99,162 @@ export async function adminMain(
     return 2;
   }
   const cfg = loadConfig(o.config);
-  const store = await openStore(cfg.database);
   try {
-    await migrateToLatest(store);
-    const needsKeys = group === "bindings" && action === "add" && existsSync(cfg.signing_key_path);
-    const keys = needsKeys
-      ? await KeyService.load(readKeyFile(cfg.signing_key_path), store.repos.keys, Date.now())
-      : undefined;
-    const admin = await createAdmin(store, {
-      serverName: cfg.server_name,
-      publicBaseUrl: cfg.public_base_url,
-      unsubscribeLinkDays: cfg.admin.unsubscribe_link_days,
-      log: { info() {} },
-      keys,
-    });
-    const actor = `cli:${userInfo().username}`;
-    const s = admin.service;
-    const show = (rows: readonly object[], doc: unknown = rows) =>
-      out(o.json ? `${JSON.stringify(doc, null, 2)}\n` : table(rows));
-    const page = { from: intOpt(o.from, "from"), limit: intOpt(o.limit, "limit") ?? 100 };
-    const subject = { address: o.address, medium: o.medium, mxid: o.mxid };
-    const done = (ok: boolean, what: string) => {
-      out(
-        o.json ? `${JSON.stringify({ ok })}\n` : `${ok ? what : "nothing to do: not found or already so"}\n`,
-      );
-      return ok ? 0 : 1;
-    };
-
-    switch (`${group} ${action ?? "list"}`) {
-      case "token create": {
-        const token = await admin.tokens.create(need(args[0], "NAME"), actor);
-        out(o.json ? `${JSON.stringify({ name: args[0], token })}\n` : `${token}\n`);
-        return 0;
-      }
-      case "token revoke":
-        return done(await admin.tokens.revoke(need(args[0], "NAME"), actor), "revoked");
-      case "token list":
-        show(await admin.tokens.list());
-        return 0;
-      case "bindings list": {
-        const res = await s.listBindings(subject, page);
-        show(res.items, res);
-        return 0;
-      }
-      case "bindings add": {
-        const a = await s.createBinding(actor, {
-          medium: o.medium,
-          address: need(args[0], "ADDRESS"),
-          mxid: need(args[1], "MXID"),
-        });
-        if (o.json) out(`${JSON.stringify(a, null, 2)}\n`);
-        else out(`bound ${a.medium} ${a.address} to ${a.mxid}\n`);
-        return 0;
-      }
-      case "bindings remove":
-        return done(
-          await s.deleteBinding(actor, { medium: o.medium, address: need(args[0], "ADDRESS"), mxid: o.mxid }),
-          "removed",
-        );
-      case "subjects export":
-        out(`${JSON.stringify(await s.exportSubject(actor, subject), null, 2)}\n`);
-        return 0;
-      case "subjects erase": {
-        const counts = await s.eraseSubject(actor, subject);
-        show(
-          Object.entries(counts).map(([t, n]) => ({ table: t, rows_deleted: n })),
-          { deleted: counts },
-        );
-        return 0;
-      }
-      case "invites list": {
-        const res = await s.listInvites(
-          {
-            address: o.address,
-            sender: o.sender,
-            roomId: o.room,
-            olderThanDays: intOpt(o["older-than-days"], "older-than-days"),
-          },
-          page,
-        );
-        show(res.items, res);
-        return 0;
-      }
-      case "invites revoke": {
-        const id = intOpt(need(args[0], "ID"), "ID")!;
-        const revoked = await s.revokeInvite(actor, id);
-        out(o.json ? `${JSON.stringify({ revoked })}\n` : `revoked invite ${id}\n`);
-        return 0;
-      }
-      case "onbind list": {
-        const res = await s.listOnbindJobs({ failing: o.failing }, page);
-        show(res.items, res);
-        return 0;
-      }
-      case "onbind retry":
-        await s.retryOnbindJob(actor, intOpt(need(args[0], "ID"), "ID")!);
-        return done(true, "due now; a running server delivers it at its next poll");
-      case "onbind drop":
-        await s.dropOnbindJob(actor, intOpt(need(args[0], "ID"), "ID")!);
-        return done(true, "dropped");
-      case "blocklist list":
-        show(await admin.policy.blocked(o.kind === undefined ? undefined : kind(o.kind)));
-        return 0;
-      case "blocklist add":
-        return done(
-          await admin.policy.block(kind(args[0]), need(args[1], "VALUE"), o.reason ?? null, actor),
-          "added",
-        );
-      case "blocklist remove":
-        return done(await admin.policy.unblock(kind(args[0]), need(args[1], "VALUE"), actor), "removed");
-      case "suppress list":
-        show(await admin.policy.suppressed(page.limit, page.from));
-        return 0;
-      case "suppress add": {
-        const t = parseThreepid(need(args[0], "ADDRESS"), o.medium);
-        return done(await admin.policy.suppress(t.medium, t.address, "operator", actor), "suppressed");
-      }
-      case "suppress remove": {
-        const t = parseThreepid(need(args[0], "ADDRESS"), o.medium);
-        return done(await admin.policy.unsuppress(t.address, actor), "removed");
-      }
-      case "suppress check": {
-        const t = parseThreepid(need(args[0], "ADDRESS"), o.medium);
-        const yes = await admin.policy.isSuppressed(t.address);
+    return await withMigratedStore(cfg.database, async (store) => {
+      const needsKeys = group === "bindings" && action === "add" && existsSync(cfg.signing_key_path);
+      const keys = needsKeys
+        ? await KeyService.load(readKeyFile(cfg.signing_key_path), store.repos.keys, Date.now())
+        : undefined;
+      const admin = await createAdmin(store, {
+        serverName: cfg.server_name,
+        publicBaseUrl: cfg.public_base_url,
+        unsubscribeLinkDays: cfg.admin.unsubscribe_link_days,
+        log: { info() {} },
+        keys,
+      });
+      const actor = `cli:${userInfo().username}`;
+      const s = admin.service;
+      const show = (rows: readonly object[], doc: unknown = rows) =>
+        out(o.json ? `${JSON.stringify(doc, null, 2)}\n` : table(rows));
+      const page = { from: intOpt(o.from, "from"), limit: intOpt(o.limit, "limit") ?? 100 };
+      const subject = { address: o.address, medium: o.medium, mxid: o.mxid };
+      const done = (ok: boolean, what: string) => {
         out(
-          o.json ? `${JSON.stringify({ suppressed: yes })}\n` : `${yes ? "suppressed" : "not suppressed"}\n`,
+          o.json
+            ? `${JSON.stringify({ ok })}\n`
+            : `${ok ? what : "nothing to do: not found or already so"}\n`,
         );
-        return yes ? 0 : 1;
+        return ok ? 0 : 1;
+      };
+
+      switch (`${group} ${action ?? "list"}`) {
+        case "token create": {
+          const token = await admin.tokens.create(need(args[0], "NAME"), actor);
+          out(o.json ? `${JSON.stringify({ name: args[0], token })}\n` : `${token}\n`);
+          return 0;
+        }
+        case "token revoke":
+          return done(await admin.tokens.revoke(need(args[0], "NAME"), actor), "revoked");
+        case "token list":
+          show(await admin.tokens.list());
+          return 0;
+        case "bindings list": {
+          const res = await s.listBindings(subject, page);
+          show(res.items, res);
+          return 0;
+        }
+        case "bindings add": {
+          const a = await s.createBinding(actor, {
+            medium: o.medium,
+            address: need(args[0], "ADDRESS"),
+            mxid: need(args[1], "MXID"),
+          });
+          if (o.json) out(`${JSON.stringify(a, null, 2)}\n`);
+          else out(`bound ${a.medium} ${a.address} to ${a.mxid}\n`);
+          return 0;
+        }
+        case "bindings remove":
+          return done(
+            await s.deleteBinding(actor, {
+              medium: o.medium,
+              address: need(args[0], "ADDRESS"),
+              mxid: o.mxid,
+            }),
+            "removed",
+          );
+        case "subjects export":
+          out(`${JSON.stringify(await s.exportSubject(actor, subject), null, 2)}\n`);
+          return 0;
+        case "subjects erase": {
+          const counts = await s.eraseSubject(actor, subject);
+          show(
+            Object.entries(counts).map(([t, n]) => ({ table: t, rows_deleted: n })),
+            { deleted: counts },
+          );
+          return 0;
+        }
+        case "invites list": {
+          const res = await s.listInvites(
+            {
+              address: o.address,
+              sender: o.sender,
+              roomId: o.room,
+              olderThanDays: intOpt(o["older-than-days"], "older-than-days"),
+            },
+            page,
+          );
+          show(res.items, res);
+          return 0;
+        }
+        case "invites revoke": {
+          const id = intOpt(need(args[0], "ID"), "ID")!;
+          const revoked = await s.revokeInvite(actor, id);
+          out(o.json ? `${JSON.stringify({ revoked })}\n` : `revoked invite ${id}\n`);
+          return 0;
+        }
+        case "onbind list": {
+          const res = await s.listOnbindJobs({ failing: o.failing }, page);
+          show(res.items, res);
+          return 0;
+        }
+        case "onbind retry":
+          await s.retryOnbindJob(actor, intOpt(need(args[0], "ID"), "ID")!);
+          return done(true, "due now; a running server delivers it at its next poll");
+        case "onbind drop":
+          await s.dropOnbindJob(actor, intOpt(need(args[0], "ID"), "ID")!);
+          return done(true, "dropped");
+        case "blocklist list":
+          show(await admin.policy.blocked(o.kind === undefined ? undefined : kind(o.kind)));
+          return 0;
+        case "blocklist add":
+          return done(
+            await admin.policy.block(kind(args[0]), need(args[1], "VALUE"), o.reason ?? null, actor),
+            "added",
+          );
+        case "blocklist remove":
+          return done(await admin.policy.unblock(kind(args[0]), need(args[1], "VALUE"), actor), "removed");
+        case "suppress list":
+          show(await admin.policy.suppressed(page.limit, page.from));
+          return 0;
+        case "suppress add": {
+          const t = parseThreepid(need(args[0], "ADDRESS"), o.medium);
+          return done(await admin.policy.suppress(t.medium, t.address, "operator", actor), "suppressed");
+        }
+        case "suppress remove": {
+          const t = parseThreepid(need(args[0], "ADDRESS"), o.medium);
+          return done(await admin.policy.unsuppress(t.address, actor), "removed");
+        }
+        case "suppress check": {
+          const t = parseThreepid(need(args[0], "ADDRESS"), o.medium);
+          const yes = await admin.policy.isSuppressed(t.address);
+          out(
+            o.json
+              ? `${JSON.stringify({ suppressed: yes })}\n`
+              : `${yes ? "suppressed" : "not suppressed"}\n`,
+          );
+          return yes ? 0 : 1;
+        }
+        case "audit list": {
+          const res = await s.auditPage({
+            ...page,
+            action: o.action,
+            actor: o.actor,
+            about: subject,
+          });
+          show(
+            res.items.map((r) => ({
+              ...r,
+              ts: new Date(r.ts).toISOString(),
+              targetHmac: r.targetHmac?.slice(0, 12),
+            })),
+            res,
+          );
+          return 0;
+        }
+        default:
+          throw new CliUsageError(`unknown action "${action}" for ${group}\n\n${USAGE[group]}`);
       }
-      case "audit list": {
-        const res = await s.auditPage({
-          ...page,
-          action: o.action,
-          actor: o.actor,
-          about: subject,
-        });
-        show(
-          res.items.map((r) => ({
-            ...r,
-            ts: new Date(r.ts).toISOString(),
-            targetHmac: r.targetHmac?.slice(0, 12),
-          })),
-          res,
-        );
-        return 0;
-      }
-      default:
-        throw new CliUsageError(`unknown action "${action}" for ${group}\n\n${USAGE[group]}`);
-    }
+    });
   } catch (e) {
     if (e instanceof CliUsageError) {
       err(`seraph admin: ${e.message}\n`);
@@ -257,8 +265,6 @@ export async function adminMain(
       return e.status === 404 ? 1 : 2;
     }
     throw e;
-  } finally {
-    await store.close();
   }
 }
 
