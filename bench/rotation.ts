@@ -73,6 +73,7 @@ async function main(): Promise<void> {
           rotationIntervalMs: 0,
           rehashBatchSize: batch,
           rotationSettleMs: settleMs,
+          memoryIndex: true,
         },
         store.repos,
         store.transaction,

@@ -119,6 +119,7 @@ describe("loadConfig without a file", () => {
       maintenance_interval_seconds: 10,
       rotation_settle_seconds: 30,
       allow_plaintext: true,
+      hash_index: "memory",
     });
     expect(cfg.onbind).toEqual({
       max_attempts: 100,

@@ -243,6 +243,8 @@ export const configSchema = z
         maintenance_interval_seconds: z.number().min(0.05).default(10),
         rotation_settle_seconds: z.number().min(0).default(30),
         allow_plaintext: z.boolean().default(true),
+        /** Where hashed lookups find the current pepper's hashes (src/services/hash-index.ts). */
+        hash_index: z.enum(["memory", "database"]).default("memory"),
       })
       .strict()
       .prefault({}),

@@ -92,6 +92,14 @@ export class SqliteBindingWriter {
     this.raw.function("seraph_import_lookup_hash", { deterministic: true }, (address, medium) =>
       lookupHash(String(address), String(medium), pepper.pepper),
     );
+    // The change log's triggers (migration 0160) would log each of these rows: drop them for this statement
+    // and log one "everything changed" row instead (processes holding the hashes in memory read them again).
+    const triggers = this.raw
+      .prepare(
+        "select name, sql from sqlite_master where type = 'trigger' and tbl_name = 'association_hashes' order by name",
+      )
+      .all() as Array<{ name: string; sql: string }>;
+    for (const t of triggers) this.raw.exec(`drop trigger "${t.name.replace(/"/g, '""')}"`);
     const n = this.raw
       .prepare(
         `insert into association_hashes (pepper_id, hash, association_id, mxid)
@@ -99,6 +107,9 @@ export class SqliteBindingWriter {
          on conflict (pepper_id, hash) do update set mxid = excluded.mxid`,
       )
       .run(pepper.id).changes;
+    for (const t of triggers) this.raw.exec(t.sql);
+    this.raw.exec(`update association_hash_version set v = v + 1;
+      insert into association_hash_changes (v, pepper_id, hash) select v, null, null from association_hash_version`);
     for (const create of indexes) this.raw.exec(create);
     return n;
   }

@@ -19,6 +19,7 @@ describe("pepper rotation", () => {
         rotationIntervalMs: 0,
         rehashBatchSize: 1000,
         rotationSettleMs: 30_000,
+        memoryIndex: true,
       },
       store.repos,
       store.transaction,

@@ -4,6 +4,7 @@ import { randomToken } from "../crypto/hash.js";
 import type { AssociationRow, PepperRecord } from "../store/peppers.js";
 import type { Repositories, Transact } from "../store/repositories.js";
 import { lookupHash, normaliseAddress } from "../threepid/normalise.js";
+import { HashIndex, type HashIndexEvents } from "./hash-index.js";
 
 /** The hash algorithms `hash_details` offers. */
 export type LookupAlgorithm = "sha256" | "none";
@@ -20,10 +21,17 @@ export interface LookupSettings {
    * bind that did not see the pending pepper has committed and can be hashed before the switch.
    */
   rotationSettleMs: number;
+  /** Hold the current pepper's hashes in memory (`lookup.hash_index: memory`). */
+  memoryIndex: boolean;
 }
 
 const PEPPER_CACHE_MS = 5_000;
 const MIN_RELOAD_MS = 1_000;
+/**
+ * How long the change log of `association_hashes` is kept: a process whose in-memory index has not asked for
+ * longer than this (no lookups) reads the whole index again on its next lookup.
+ */
+const CHANGE_LOG_RETENTION_MS = 10 * 60_000;
 
 interface PepperView {
   current: PepperRecord;
@@ -37,6 +45,9 @@ interface PepperView {
 export class LookupService {
   private view: PepperView | undefined;
   private loading: Promise<PepperView> | undefined;
+  private readonly index: HashIndex | undefined;
+  /** The table's version at each maintenance step (what the change log is pruned by). */
+  private readonly versions: Array<{ ts: number; version: number }> = [];
 
   constructor(
     private readonly settings: LookupSettings,
@@ -45,12 +56,21 @@ export class LookupService {
     private readonly now: () => number = Date.now,
     /** Where lookups read (a read replica when configured; writes always go through `repos`). */
     private readonly reads: Pick<Repositories, "associations" | "hashes"> = repos,
-  ) {}
+    indexEvents?: HashIndexEvents,
+  ) {
+    this.index = settings.memoryIndex ? new HashIndex(reads.hashes, indexEvents, now) : undefined;
+  }
+
+  /** Hashes held in memory (0 when `lookup.hash_index` is `database` or the index is not built yet). */
+  get indexedHashes(): number {
+    return this.index?.size ?? 0;
+  }
 
   /** Creates the first pepper when there is none (safe to call from several instances). */
   async init(): Promise<void> {
     await this.repos.peppers.insertIfAbsent(randomToken(32), "current", this.now());
-    await this.reload();
+    const view = await this.reload();
+    this.index?.prepare(view.current.id);
   }
 
   private async reload(): Promise<PepperView> {
@@ -128,7 +148,8 @@ export class LookupService {
     }
     const mappings: Record<string, string> = {};
     if (algorithm === "sha256") {
-      const rows = await this.reads.hashes.lookup(used.id, addresses);
+      const indexed = used.state === "current" ? await this.index?.lookup(used.id, addresses) : undefined;
+      const rows = indexed ?? (await this.reads.hashes.lookup(used.id, addresses));
       for (const r of rows) mappings[r.hash] = r.mxid;
       return mappings;
     }
@@ -237,14 +258,32 @@ export class LookupService {
       if (dropped < batch) await this.repos.peppers.deleteRetired(r.id);
       touched += dropped;
     }
+    await this.pruneChangeLog(now);
     return touched;
+  }
+
+  /** Forgets the hash changes older than the retention (by the versions this instance saw at its steps). */
+  private async pruneChangeLog(now: number): Promise<void> {
+    this.versions.push({ ts: now, version: await this.repos.hashes.version() });
+    let upTo: number | undefined;
+    while (this.versions.length > 1 && this.versions[0]!.ts + CHANGE_LOG_RETENTION_MS <= now) {
+      upTo = this.versions.shift()!.version;
+    }
+    if (upTo !== undefined) await this.repos.hashes.pruneChanges(upTo);
   }
 }
 
 /** Builds the lookup service from `lookup.*` and loads (or creates) the peppers. */
 export async function createLookupService(
   config: Config["lookup"],
-  deps: { repos: Repositories; transact: Transact; now: () => number; reads?: Repositories },
+  deps: {
+    repos: Repositories;
+    transact: Transact;
+    now: () => number;
+    reads?: Repositories;
+    /** What the in-memory index reports (read, or a read failed: lookups go to the database meanwhile). */
+    indexEvents?: HashIndexEvents;
+  },
 ): Promise<LookupService> {
   const service = new LookupService(
     {
@@ -253,11 +292,13 @@ export async function createLookupService(
       rotationIntervalMs: config.pepper_rotation_days * 86_400_000,
       rehashBatchSize: config.rehash_batch_size,
       rotationSettleMs: config.rotation_settle_seconds * 1000,
+      memoryIndex: config.hash_index === "memory",
     },
     deps.repos,
     deps.transact,
     deps.now,
     deps.reads,
+    deps.indexEvents,
   );
   await service.init();
   return service;

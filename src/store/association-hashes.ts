@@ -11,6 +11,46 @@ const BY_HASHES = hotSelect<{ hash: string; mxid: string }>({
     "select hash, mxid from association_hashes where pepper_id = $1 and hash in (select unnest($2::text[]))",
 });
 
+/**
+ * The change log since a version, in one statement (one snapshot, also on a replica): the version now
+ * (kind 0), the lowest logged version above the one given (kind 1: a gap below it means the log was pruned
+ * past it), and the changes above it for one pepper with each hash's mxid now (kind 2; NULL: gone), plus any
+ * "everything changed" rows (NULL hash).
+ */
+const CHANGES = hotSelect<{ kind: number; v: number | null; hash: string | null; mxid: string | null }>({
+  sqlite: `select 0 as kind, v, null as hash, null as mxid from association_hash_version
+    union all select 1, min(v), null, null from association_hash_changes where v > ?
+    union all select 2, c.v, c.hash, h.mxid from association_hash_changes c
+      left join association_hashes h on h.pepper_id = c.pepper_id and h.hash = c.hash
+      where c.v > ? and (c.pepper_id = ? or c.pepper_id is null)`,
+  postgres: `select 0 as kind, v, null::text as hash, null::text as mxid from association_hash_version
+    union all select 1, min(v), null, null from association_hash_changes where v > $1
+    union all select 2, c.v, c.hash, h.mxid from association_hash_changes c
+      left join association_hashes h on h.pepper_id = c.pepper_id and h.hash = c.hash
+      where c.v > $2 and (c.pepper_id = $3 or c.pepper_id is null)`,
+});
+
+/** A pepper's hashes in pages: by rowid on SQLite (the table's order: no random reads), by hash on PostgreSQL. */
+const SCAN = hotSelect<{ cursor: number | string; hash: string; mxid: string }>({
+  sqlite: `select rowid as cursor, hash, mxid from association_hashes not indexed
+    where rowid > ? and pepper_id = ? order by rowid limit ?`,
+  postgres: `select hash as cursor, hash, mxid from association_hashes
+    where hash > $1 and pepper_id = $2 order by hash limit $3`,
+});
+
+/** Where `HashRepository.scan` starts and goes on from. */
+export type ScanCursor = number | string;
+
+/** What changed in `association_hashes` above a version (see `HashRepository.changesSince`). */
+export interface HashChanges {
+  /** The version now. */
+  version: number;
+  /** The lowest version above the one asked that is still logged; null when none is. */
+  lowest: number | null;
+  /** Each change for the pepper, with the hash's mxid now (null: it is gone); a null hash: reread all. */
+  changes: Array<{ hash: string | null; mxid: string | null }>;
+}
+
 /** Rows per INSERT statement (4 parameters each): far below SQLite's 32 766 and PostgreSQL's 65 535. */
 const INSERT_CHUNK = 1000;
 
@@ -32,6 +72,18 @@ export interface HashRepository {
   lookup(pepperId: number, hashes: readonly string[]): Promise<Array<{ hash: string; mxid: string }>>;
   /** Deletes up to `limit` hashes of a pepper; returns how many went. */
   deleteForPepper(pepperId: number, limit: number): Promise<number>;
+  /** The changes logged above version `after` (by the table's triggers), read in one snapshot. */
+  changesSince(pepperId: number, after: number): Promise<HashChanges>;
+  /** Up to `limit` hashes of a pepper after `cursor` (none: from the start), and where to go on (none: done). */
+  scan(
+    pepperId: number,
+    cursor: ScanCursor | undefined,
+    limit: number,
+  ): Promise<{ rows: Array<{ hash: string; mxid: string }>; next: ScanCursor | undefined }>;
+  /** The version of the table now. */
+  version(): Promise<number>;
+  /** Forgets the changes logged at or below `version`; returns how many went. */
+  pruneChanges(version: number): Promise<number>;
 }
 
 export class KyselyHashRepository implements HashRepository {
@@ -62,6 +114,36 @@ export class KyselyHashRepository implements HashRepository {
   async lookup(pepperId: number, hashes: readonly string[]) {
     if (hashes.length === 0) return [];
     return BY_HASHES(this.db, this.dialect, [pepperId, valueParameter(this.dialect, hashes)]);
+  }
+
+  async changesSince(pepperId: number, after: number): Promise<HashChanges> {
+    const rows = await CHANGES(this.db, this.dialect, [after, after, pepperId]);
+    const out: HashChanges = { version: 0, lowest: null, changes: [] };
+    for (const r of rows) {
+      if (r.kind === 0) out.version = Number(r.v);
+      else if (r.kind === 1) out.lowest = r.v === null ? null : Number(r.v);
+      else out.changes.push({ hash: r.hash, mxid: r.mxid });
+    }
+    return out;
+  }
+
+  async scan(pepperId: number, cursor: ScanCursor | undefined, limit: number) {
+    const from = cursor ?? (this.dialect === "sqlite" ? 0 : "");
+    const rows = await SCAN(this.db, this.dialect, [from, pepperId, limit]);
+    return { rows, next: rows.length < limit ? undefined : rows[rows.length - 1]!.cursor };
+  }
+
+  async version(): Promise<number> {
+    const row = await this.db.selectFrom("association_hash_version").select("v").executeTakeFirst();
+    return Number(row?.v ?? 0);
+  }
+
+  async pruneChanges(version: number): Promise<number> {
+    const res = await this.db
+      .deleteFrom("association_hash_changes")
+      .where("v", "<=", version)
+      .executeTakeFirst();
+    return Number(res.numDeletedRows);
   }
 
   async deleteForPepper(pepperId: number, limit: number): Promise<number> {

@@ -194,7 +194,98 @@ const STEPS: Record<string, Step> = {
       .where(sql.ref("signed_json"), "is", null)
       .execute();
   },
+  // The change log of association_hashes (issue 12), written by triggers so that every writer is covered
+  // (binds, unbinds, rotations, erasure, imports, cascades): a process that holds the hashes in memory
+  // asks it on each lookup for what changed since the version it has (src/services/hash-index.ts).
+  // `association_hash_version.v` is raised once per changing row (SQLite) or statement (PostgreSQL); the
+  // row lock it takes orders the versions as the transactions commit. A change row with a NULL hash means
+  // "too much changed at once: read everything again".
+  "0160_hash_changes": async (db, dialect) => {
+    await db.schema
+      .createTable("association_hash_version")
+      .addColumn("id", "bigint", (c) => c.primaryKey())
+      .addColumn("v", "bigint", (c) => c.notNull())
+      .execute();
+    await sql`insert into association_hash_version (id, v) values (1, 0)`.execute(db);
+    await db.schema
+      .createTable("association_hash_changes")
+      .addColumn("v", "bigint", (c) => c.notNull())
+      .addColumn("pepper_id", "bigint")
+      .addColumn("hash", "text")
+      .execute();
+    await db.schema
+      .createIndex("association_hash_changes_v")
+      .on("association_hash_changes")
+      .column("v")
+      .execute();
+    for (const statement of dialect === "sqlite" ? SQLITE_HASH_TRIGGERS : POSTGRES_HASH_TRIGGERS) {
+      await sql.raw(statement).execute(db);
+    }
+  },
 };
+
+/** One version per changed row; a row whose key changes is logged under its old and new key. */
+const SQLITE_HASH_TRIGGERS = [
+  `create trigger association_hashes_log_insert after insert on association_hashes begin
+     update association_hash_version set v = v + 1;
+     insert into association_hash_changes (v, pepper_id, hash)
+       select v, new.pepper_id, new.hash from association_hash_version;
+   end`,
+  `create trigger association_hashes_log_update after update on association_hashes begin
+     update association_hash_version set v = v + 1;
+     insert into association_hash_changes (v, pepper_id, hash)
+       select v, new.pepper_id, new.hash from association_hash_version
+       union all select v, old.pepper_id, old.hash from association_hash_version
+         where old.pepper_id <> new.pepper_id or old.hash <> new.hash;
+   end`,
+  `create trigger association_hashes_log_delete after delete on association_hashes begin
+     update association_hash_version set v = v + 1;
+     insert into association_hash_changes (v, pepper_id, hash)
+       select v, old.pepper_id, old.hash from association_hash_version;
+   end`,
+];
+
+/**
+ * One version per statement that changed rows, from its transition tables; a statement that changed more
+ * than 10 000 rows (an import, a copy) is logged as one "read everything again" row.
+ */
+const POSTGRES_HASH_TRIGGERS = [
+  `create function seraph_log_hash_changes() returns trigger language plpgsql as $$
+   declare
+     changed bigint;
+     version bigint;
+   begin
+     if tg_op = 'DELETE' then
+       select count(*) into changed from old_rows;
+     else
+       select count(*) into changed from new_rows;
+     end if;
+     if changed = 0 then
+       return null;
+     end if;
+     update association_hash_version set v = v + 1 returning v into version;
+     if changed > 10000 then
+       insert into association_hash_changes (v, pepper_id, hash) values (version, null, null);
+     elsif tg_op = 'INSERT' then
+       insert into association_hash_changes (v, pepper_id, hash) select version, pepper_id, hash from new_rows;
+     elsif tg_op = 'DELETE' then
+       insert into association_hash_changes (v, pepper_id, hash) select version, pepper_id, hash from old_rows;
+     else
+       insert into association_hash_changes (v, pepper_id, hash)
+         select version, pepper_id, hash from new_rows
+         union select version, pepper_id, hash from old_rows;
+     end if;
+     return null;
+   end
+   $$`,
+  `create trigger association_hashes_log_insert after insert on association_hashes
+     referencing new table as new_rows for each statement execute function seraph_log_hash_changes()`,
+  `create trigger association_hashes_log_update after update on association_hashes
+     referencing old table as old_rows new table as new_rows
+     for each statement execute function seraph_log_hash_changes()`,
+  `create trigger association_hashes_log_delete after delete on association_hashes
+     referencing old table as old_rows for each statement execute function seraph_log_hash_changes()`,
+];
 
 /** A kysely MigrationProvider that hands each step the dialect it runs on. */
 export class SeraphMigrations implements MigrationProvider {

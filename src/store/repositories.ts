@@ -12,7 +12,8 @@ import { KyselySessionRepository, type SessionRepository } from "./validation-se
 
 /**
  * One repository per table group; each table is written by exactly one of them:
- * accounts (accounts, access_tokens, accepted_terms), associations, hashes (association_hashes),
+ * accounts (accounts, access_tokens, accepted_terms), associations, hashes (association_hashes; its
+ * triggers write association_hash_version and association_hash_changes, which it reads and prunes),
  * invites (invites, ephemeral_keys), keys (signing_keys), onbindJobs, peppers (lookup_peppers),
  * sessions (validation_sessions).
  */

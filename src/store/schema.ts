@@ -115,6 +115,20 @@ export interface AssociationHashesTable {
   mxid: string;
 }
 
+/** The version of `association_hashes` (one row): raised by its triggers on every change (migration 0160). */
+export interface AssociationHashVersionTable {
+  id: number;
+  v: number;
+}
+
+/** What changed in `association_hashes` at each version (written by its triggers; pruned by maintenance). */
+export interface AssociationHashChangesTable {
+  v: number;
+  /** NULL with `hash`: everything may have changed (a bulk statement). */
+  pepper_id: number | null;
+  hash: string | null;
+}
+
 /** Durable onbind deliveries (invites to hand to the mxid's homeserver). */
 export interface OnbindJobsTable {
   id: Generated<number>;
@@ -132,6 +146,8 @@ export interface Database {
   validation_sessions: ValidationSessionsTable;
   lookup_peppers: LookupPeppersTable;
   association_hashes: AssociationHashesTable;
+  association_hash_version: AssociationHashVersionTable;
+  association_hash_changes: AssociationHashChangesTable;
   onbind_jobs: OnbindJobsTable;
   accounts: AccountsTable;
   access_tokens: AccessTokensTable;

@@ -73,6 +73,10 @@ export async function createServices(config: ResolvedConfig, d: ServiceDeps): Pr
     transact,
     now,
     reads,
+    indexEvents: {
+      ready: (hashes, ms) => d.log.info({ hashes, ms }, "lookup hashes read into memory"),
+      failed: (err) => d.log.warn({ err: err.message }, "reading the lookup hashes into memory failed"),
+    },
   });
   const associations = new AssociationService(
     config.server_name,

@@ -35,13 +35,18 @@ const expected = JSON.parse(readFileSync(join(sydent, "expected.json"), "utf8"))
 const db = join(sydent, "sydent.db");
 const conf = join(sydent, "sydent.conf");
 
-/** SQLite: the schema's indexes and the journal mode (a fresh import drops and rebuilds the secondary ones). */
+/**
+ * SQLite: the schema's indexes and triggers and the journal mode (a fresh import drops and rebuilds the
+ * secondary indexes, and the change-log triggers of association_hashes around its one bulk statement).
+ */
 function sqliteSchema(dir: string): { indexes: unknown[]; journal: unknown } {
   const raw = new BetterSqlite3(join(dir, "seraph.db"));
   try {
     return {
       indexes: raw
-        .prepare("select name, tbl_name, sql from sqlite_master where type = 'index' order by name")
+        .prepare(
+          "select name, tbl_name, sql from sqlite_master where type in ('index', 'trigger') order by name",
+        )
         .all(),
       journal: raw.pragma("journal_mode", { simple: true }),
     };

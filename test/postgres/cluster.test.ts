@@ -120,7 +120,7 @@ async function validateAndBind(
     body: { sid, client_secret: secret, mxid: mxid(who) },
   });
   expect(bound.status, JSON.stringify(bound.body)).toBe(200);
-  return token;
+  return { token, sid, secret };
 }
 
 async function lookupOn(on: SeraphProcess, token: string, email: string): Promise<string | undefined> {
@@ -145,7 +145,7 @@ describe("two Seraph processes on one PostgreSQL", () => {
   }, 60_000);
 
   it("share sessions, tokens, terms and associations", async () => {
-    const token = await validateAndBind(a, b, a, "user1", "user1@example.org");
+    const { token } = await validateAndBind(a, b, a, "user1", "user1@example.org");
     expect(await lookupOn(b, token, "user1@example.org")).toBe(mxid("user1"));
     // Terms were accepted on A (in register): B lets the user in.
     const invite = await call(`${b.url}${V2}/store-invite`, {
@@ -153,6 +153,22 @@ describe("two Seraph processes on one PostgreSQL", () => {
       body: { medium: "email", address: "someone@example.org", room_id: "!r:x", sender: mxid("user1") },
     });
     expect(invite.status, JSON.stringify(invite.body)).toBe(200);
+  });
+
+  it("see each other's binds and unbinds at the next hashed lookup (in-memory indexes kept exact)", async () => {
+    const email = "exact@example.org";
+    const { token, sid, secret } = await validateAndBind(a, a, a, "exact", email);
+    for (let i = 0; i < 3; i++) {
+      expect(await lookupOn(b, token, email)).toBe(mxid("exact"));
+      expect(await lookupOn(a, token, email)).toBe(mxid("exact"));
+    }
+    const unbound = await call(`${a.url}${V2}/3pid/unbind`, {
+      headers: auth(token),
+      body: { sid, client_secret: secret, mxid: mxid("exact"), threepid: { medium: "email", address: email } },
+    });
+    expect(unbound.status, JSON.stringify(unbound.body)).toBe(200);
+    expect(await lookupOn(b, token, email)).toBeUndefined();
+    expect(await lookupOn(a, token, email)).toBeUndefined();
   });
 
   it("deliver an invite stored on A exactly once, whichever worker wins", async () => {

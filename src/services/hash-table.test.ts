@@ -1,0 +1,80 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { sha256Base64Url } from "../crypto/hash.js";
+import { HashTable } from "./hash-table.js";
+
+/** mxids of every kind the table must give back exactly: ASCII, other scripts, empty, long, too long for it. */
+const MXIDS = [
+  "@a:hs",
+  "@bé:hs",
+  "@用户:例子.test",
+  "",
+  `@${"x".repeat(300)}:hs`,
+  `@${"é".repeat(40_000)}:hs`,
+  "@😀:hs",
+];
+
+const hash = (i: number) => sha256Base64Url(`address${i} email pepper`);
+
+describe("HashTable", () => {
+  it("finds what was set, takes the latest mxid, forgets what was deleted", () => {
+    const t = new HashTable();
+    t.set(hash(1), "@a:hs");
+    t.set(hash(2), "@b:hs");
+    t.set(hash(1), "@c:hs");
+    expect(t.get(hash(1))).toBe("@c:hs");
+    expect(t.get(hash(2))).toBe("@b:hs");
+    expect(t.get(hash(3))).toBeUndefined();
+    t.delete(hash(1));
+    t.delete(hash(3));
+    expect(t.get(hash(1))).toBeUndefined();
+    expect(t.size).toBe(1);
+  });
+
+  it("tells apart hashes that differ only in their last character", () => {
+    const t = new HashTable();
+    const h = hash(7);
+    const other = `${h.slice(0, 42)}${h[42] === "A" ? "B" : "A"}`;
+    t.set(h, "@a:hs");
+    expect(t.get(other)).toBeUndefined();
+    t.set(other, "@b:hs");
+    expect([t.get(h), t.get(other)]).toEqual(["@a:hs", "@b:hs"]);
+  });
+
+  it("keeps strings that are not 43 base64url characters exactly", () => {
+    const t = new HashTable();
+    for (const odd of ["", "short", `${hash(1)}=`, `${hash(1).slice(0, 42)}+`, `${hash(1).slice(0, 42)}é`]) {
+      t.set(odd, `@${odd.length}:hs`);
+      expect(t.get(odd)).toBe(`@${odd.length}:hs`);
+    }
+    expect(t.get(hash(1))).toBeUndefined();
+    t.delete("short");
+    expect(t.get("short")).toBeUndefined();
+  });
+
+  it("agrees with a Map over any sequence of sets and deletes (growing and reusing freed entries)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 3000 }), fc.constantFrom(...MXIDS)), {
+          maxLength: 6000,
+        }),
+        (ops) => {
+          const t = new HashTable();
+          const m = new Map<string, string>();
+          for (const [isSet, key, value] of ops) {
+            if (isSet) {
+              t.set(hash(key), value);
+              m.set(hash(key), value);
+            } else {
+              t.delete(hash(key));
+              m.delete(hash(key));
+            }
+          }
+          expect(t.size).toBe(m.size);
+          for (let key = 0; key <= 3000; key++) expect(t.get(hash(key))).toBe(m.get(hash(key)));
+        },
+      ),
+      { numRuns: 20 },
+    );
+  });
+});
