@@ -68,12 +68,7 @@ export class HashIndex {
     if (this.table === undefined || !(await this.sync().catch(() => false))) return undefined;
     const table = this.table;
     if (table === undefined || this.pepperId !== pepperId) return undefined;
-    const out: Array<{ hash: string; mxid: string }> = [];
-    for (const hash of hashes) {
-      const mxid = table.get(hash);
-      if (mxid !== undefined) out.push({ hash, mxid });
-    }
-    return out;
+    return table.getMany(hashes);
   }
 
   /**

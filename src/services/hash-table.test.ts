@@ -48,6 +48,10 @@ describe("HashTable", () => {
       expect(t.get(odd)).toBe(`@${odd.length}:hs`);
     }
     expect(t.get(hash(1))).toBeUndefined();
+    expect(t.getMany(["short", hash(1), ""])).toEqual([
+      { hash: "short", mxid: "@5:hs" },
+      { hash: "", mxid: "@0:hs" },
+    ]);
     t.delete("short");
     expect(t.get("short")).toBeUndefined();
   });
@@ -71,7 +75,12 @@ describe("HashTable", () => {
             }
           }
           expect(t.size).toBe(m.size);
-          for (let key = 0; key <= 3000; key++) expect(t.get(hash(key))).toBe(m.get(hash(key)));
+          const all = Array.from({ length: 3001 }, (_, key) => hash(key));
+          for (const h of all) expect(t.get(h)).toBe(m.get(h));
+          // Looked up together (in groups), with odd strings and repeats among them: the same answers.
+          const asked = [...all, "short", all[5]!, `${all[6]!.slice(0, 42)}+`];
+          const expected = asked.flatMap((h) => (m.has(h) ? [{ hash: h, mxid: m.get(h)! }] : []));
+          expect(t.getMany(asked)).toEqual(expected);
         },
       ),
       { numRuns: 20 },

@@ -12,11 +12,12 @@
 export class HashTable {
   /** Room for this many entries in the per-entry arrays. */
   private capacity = 1024;
-  /** Entry i's key: words [i * WORDS, (i + 1) * WORDS). */
-  private keys = new Int32Array(WORDS * 1024);
-  /** Where entry i's mxid starts in `bytes` (UTF-8); FREE for a free entry. */
-  private mxidAt = new Int32Array(1024);
-  private mxidLength = new Uint16Array(1024);
+  /**
+   * Entry i's row, words [i * ROW, (i + 1) * ROW): its key (WORDS words), then where its mxid starts in
+   * `bytes` (FREE for a free entry) and its length in bytes. One row, so that a hit touches one place in
+   * memory besides its slot and its mxid (at a million entries each is a cache and TLB miss).
+   */
+  private rows = new Int32Array(ROW * 1024);
   private bytes = Buffer.allocUnsafe(64 * 1024);
   private bytesUsed = 0;
   /** Bytes of `bytes` no entry points to any more (replaced or deleted mxids). */
@@ -27,9 +28,16 @@ export class HashTable {
   private entries = 0;
   private live = 0;
   private deleted = 0;
-  /** Hashes that are not 43 base64url characters, and mxids too long for `mxidLength`. */
+  /** Hashes that are not 43 base64url characters, and mxids longer than MAX_MXID_BYTES. */
   private readonly odd = new Map<string, string>();
   private readonly scratch = new Int32Array(WORDS);
+  private readonly batch = {
+    keys: new Int32Array(GROUP * WORDS),
+    first: new Int32Array(GROUP),
+    found: new Int32Array(GROUP),
+  };
+  /** The sum of what `getMany` touched ahead, kept so that those loads cannot be optimised away. */
+  touchedSum = 0;
 
   /** Number of hashes held. */
   get size(): number {
@@ -40,9 +48,53 @@ export class HashTable {
     if (!encode(hash, this.scratch)) return this.odd.get(hash);
     const slot = this.find(this.scratch);
     if (slot < 0) return this.odd.size === 0 ? undefined : this.odd.get(hash);
-    const entry = this.slots[slot]! - 1;
-    const at = this.mxidAt[entry]!;
-    return this.bytes.toString("utf8", at, at + this.mxidLength[entry]!);
+    const row = (this.slots[slot]! - 1) * ROW;
+    const at = this.rows[row + AT]!;
+    return this.bytes.toString("utf8", at, at + this.rows[row + LENGTH]!);
+  }
+
+  /**
+   * The mxids of those of `hashes` that are held, in their order. Each group of hashes is looked up in
+   * phases (all keys, then all their slots, then all their rows, then all their mxids) instead of one hash
+   * after the other: at a million entries every step is a cache and TLB miss, and loads that do not depend
+   * on each other are waited for together.
+   */
+  getMany(hashes: readonly string[]): Array<{ hash: string; mxid: string }> {
+    const out: Array<{ hash: string; mxid: string }> = [];
+    const { keys, first, found } = this.batch;
+    const slots = this.slots;
+    const rows = this.rows;
+    const mask = slots.length - 1;
+    for (let from = 0; from < hashes.length; from += GROUP) {
+      const n = Math.min(GROUP, hashes.length - from);
+      let touched = 0;
+      for (let i = 0; i < n; i++) {
+        first[i] = encode(hashes[from + i]!, keys, i * WORDS) ? start(keys, i * WORDS, mask) : -1;
+      }
+      for (let i = 0; i < n; i++) if (first[i]! >= 0) touched += slots[first[i]!]!;
+      for (let i = 0; i < n; i++) {
+        const v = first[i]! >= 0 ? slots[first[i]!]! : 0;
+        if (v > 0) touched += rows[(v - 1) * ROW]!;
+      }
+      for (let i = 0; i < n; i++) {
+        const slot = first[i]! >= 0 ? this.find(keys, i * WORDS) : -1;
+        found[i] = slot < 0 ? -1 : (slots[slot]! - 1) * ROW;
+        if (found[i]! >= 0) touched += this.bytes[rows[found[i]! + AT]!]!;
+      }
+      this.touchedSum = touched;
+      for (let i = 0; i < n; i++) {
+        const hash = hashes[from + i]!;
+        const row = found[i]!;
+        if (row >= 0) {
+          const at = rows[row + AT]!;
+          out.push({ hash, mxid: this.bytes.toString("utf8", at, at + rows[row + LENGTH]!) });
+        } else if (this.odd.size > 0) {
+          const mxid = this.odd.get(hash);
+          if (mxid !== undefined) out.push({ hash, mxid });
+        }
+      }
+    }
+    return out;
   }
 
   set(hash: string, mxid: string): void {
@@ -56,13 +108,13 @@ export class HashTable {
     const found = this.find(this.scratch);
     if (found >= 0) {
       const entry = this.slots[found]! - 1;
-      this.bytesFreed += this.mxidLength[entry]!;
+      this.bytesFreed += this.rows[entry * ROW + LENGTH]!;
       this.storeMxid(entry, mxid);
       return;
     }
     if ((this.live + this.deleted + 1) * 2 > this.slots.length) this.resize();
     const entry = this.freeEntries.pop() ?? this.newEntry();
-    this.keys.set(this.scratch, entry * WORDS);
+    this.rows.set(this.scratch, entry * ROW);
     this.storeMxid(entry, mxid);
     this.insertSlot(entry);
     this.live++;
@@ -79,8 +131,8 @@ export class HashTable {
     if (slot < 0) return;
     const entry = this.slots[slot]! - 1;
     this.slots[slot] = DELETED;
-    this.bytesFreed += this.mxidLength[entry]!;
-    this.mxidAt[entry] = FREE;
+    this.bytesFreed += this.rows[entry * ROW + LENGTH]!;
+    this.rows[entry * ROW + AT] = FREE;
     this.freeEntries.push(entry);
     this.live--;
     this.deleted++;
@@ -89,15 +141,9 @@ export class HashTable {
   private newEntry(): number {
     if (this.entries === this.capacity) {
       const capacity = Math.ceil(this.capacity * 1.5);
-      const keys = new Int32Array(capacity * WORDS);
-      keys.set(this.keys);
-      this.keys = keys;
-      const at = new Int32Array(capacity);
-      at.set(this.mxidAt);
-      this.mxidAt = at;
-      const length = new Uint16Array(capacity);
-      length.set(this.mxidLength);
-      this.mxidLength = length;
+      const rows = new Int32Array(capacity * ROW);
+      rows.set(this.rows);
+      this.rows = rows;
       this.capacity = capacity;
     }
     return this.entries++;
@@ -106,8 +152,8 @@ export class HashTable {
   private storeMxid(entry: number, mxid: string): void {
     if (this.bytesUsed + mxid.length * 3 > this.bytes.length) this.makeRoom(mxid.length * 3);
     const n = this.bytes.write(mxid, this.bytesUsed, "utf8");
-    this.mxidAt[entry] = this.bytesUsed;
-    this.mxidLength[entry] = n;
+    this.rows[entry * ROW + AT] = this.bytesUsed;
+    this.rows[entry * ROW + LENGTH] = n;
     this.bytesUsed += n;
   }
 
@@ -122,12 +168,13 @@ export class HashTable {
   private repack(size: number): void {
     const bytes = Buffer.allocUnsafe(Math.max(size, 1024));
     let used = 0;
-    for (let e = 0; e < this.entries; e++) {
-      const at = this.mxidAt[e]!;
+    const rows = this.rows;
+    for (let r = 0; r < this.entries * ROW; r += ROW) {
+      const at = rows[r + AT]!;
       if (at === FREE) continue;
-      const n = this.mxidLength[e]!;
+      const n = rows[r + LENGTH]!;
       this.bytes.copy(bytes, used, at, at + n);
-      this.mxidAt[e] = used;
+      rows[r + AT] = used;
       used += n;
     }
     this.bytes = bytes;
@@ -139,9 +186,7 @@ export class HashTable {
   trim(): void {
     const capacity = Math.max(1024, this.entries + (this.entries >> 4));
     if (capacity < this.capacity) {
-      this.keys = this.keys.slice(0, capacity * WORDS);
-      this.mxidAt = this.mxidAt.slice(0, capacity);
-      this.mxidLength = this.mxidLength.slice(0, capacity);
+      this.rows = this.rows.slice(0, capacity * ROW);
       this.capacity = capacity;
     }
     const liveBytes = this.bytesUsed - this.bytesFreed;
@@ -149,17 +194,17 @@ export class HashTable {
   }
 
   /** The slot holding `key`, or -1. */
-  private find(key: Int32Array): number {
+  private find(key: Int32Array, at = 0): number {
     const slots = this.slots;
     const mask = slots.length - 1;
-    const keys = this.keys;
-    for (let s = start(key, 0, mask); ; s = (s + 1) & mask) {
+    const rows = this.rows;
+    for (let s = start(key, at, mask); ; s = (s + 1) & mask) {
       const v = slots[s]!;
       if (v === EMPTY) return -1;
       if (v === DELETED) continue;
-      const base = (v - 1) * WORDS;
+      const base = (v - 1) * ROW;
       let i = 0;
-      while (i < WORDS && keys[base + i] === key[i]) i++;
+      while (i < WORDS && rows[base + i] === key[at + i]) i++;
       if (i === WORDS) return s;
     }
   }
@@ -167,7 +212,7 @@ export class HashTable {
   private insertSlot(entry: number): void {
     const slots = this.slots;
     const mask = slots.length - 1;
-    let s = start(this.keys, entry * WORDS, mask);
+    let s = start(this.rows, entry * ROW, mask);
     while (slots[s]! > 0) s = (s + 1) & mask;
     if (slots[s] === DELETED) this.deleted--;
     slots[s] = entry + 1;
@@ -178,12 +223,18 @@ export class HashTable {
     const size = (this.live + 1) * 4 > this.slots.length ? this.slots.length * 2 : this.slots.length;
     this.slots = new Int32Array(size);
     this.deleted = 0;
-    for (let e = 0; e < this.entries; e++) if (this.mxidAt[e] !== FREE) this.insertSlot(e);
+    for (let e = 0; e < this.entries; e++) if (this.rows[e * ROW + AT] !== FREE) this.insertSlot(e);
   }
 }
 
 /** 43 characters, five per word and three in the last. */
 const WORDS = 9;
+/** Hashes looked up together by `getMany`. */
+const GROUP = 64;
+/** A row: the key's words, the mxid's offset and its length. */
+const ROW = WORDS + 2;
+const AT = WORDS;
+const LENGTH = WORDS + 1;
 const HASH_LENGTH = 43;
 const EMPTY = 0;
 const DELETED = -1;
@@ -198,7 +249,7 @@ for (const [i, c] of [..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 }
 
 /** Writes the words of a 43-character base64url string into `out`; false for any other string. */
-function encode(hash: string, out: Int32Array): boolean {
+function encode(hash: string, out: Int32Array, at = 0): boolean {
   if (hash.length !== HASH_LENGTH) return false;
   let i = 0;
   for (let w = 0; w < WORDS; w++) {
@@ -210,7 +261,7 @@ function encode(hash: string, out: Int32Array): boolean {
       if (v < 0) return false;
       word = (word << 6) | v;
     }
-    out[w] = word;
+    out[at + w] = word;
   }
   return true;
 }
