@@ -84,6 +84,7 @@ describe.each(backends)("in-memory lookup index on $name", ({ open, dialect }) =
     const reads = reader.repos.hashes;
     index = new HashIndex({
       version: () => reads.version(),
+      count: (p) => reads.count(p),
       changesSince: (p, after) => reads.changesSince(p, after),
       scan: (p, cursor, limit) => {
         scans++;

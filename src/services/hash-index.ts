@@ -7,7 +7,7 @@ const SCAN_PAGE = 10_000;
 const RETRY_MS = 5_000;
 
 /** What the index reads: the lookup's own reads (a replica when configured). */
-export type HashIndexReads = Pick<HashRepository, "changesSince" | "scan" | "version">;
+export type HashIndexReads = Pick<HashRepository, "changesSince" | "count" | "scan" | "version">;
 
 /** What the index reports (logged by the caller). */
 export interface HashIndexEvents {
@@ -95,7 +95,7 @@ export class HashIndex {
       try {
         // The version first: a change made while the pages are read is applied again by the next sync.
         const version = await this.reads.version();
-        const table = new HashTable();
+        const table = new HashTable(await this.reads.count(pepperId));
         let cursor: ScanCursor | undefined;
         do {
           const page = await this.reads.scan(pepperId, cursor, SCAN_PAGE);

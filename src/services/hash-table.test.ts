@@ -56,14 +56,15 @@ describe("HashTable", () => {
     expect(t.get("short")).toBeUndefined();
   });
 
-  it("agrees with a Map over any sequence of sets and deletes (growing and reusing freed entries)", () => {
+  it("agrees with a Map over any sequence of sets and deletes (sized ahead or growing, reusing freed entries)", () => {
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 3000 }), fc.constantFrom(...MXIDS)), {
           maxLength: 6000,
         }),
-        (ops) => {
-          const t = new HashTable();
+        fc.constantFrom(0, 10, 3000, 20_000),
+        (ops, sizedFor) => {
+          const t = new HashTable(sizedFor);
           const m = new Map<string, string>();
           for (const [isSet, key, value] of ops) {
             if (isSet) {

@@ -11,19 +11,19 @@
  */
 export class HashTable {
   /** Room for this many entries in the per-entry arrays. */
-  private capacity = 1024;
+  private capacity: number;
   /**
    * Entry i's row, words [i * ROW, (i + 1) * ROW): its key (WORDS words), then where its mxid starts in
    * `bytes` (FREE for a free entry) and its length in bytes. One row, so that a hit touches one place in
    * memory besides its slot and its mxid (at a million entries each is a cache and TLB miss).
    */
-  private rows = new Int32Array(ROW * 1024);
-  private bytes = Buffer.allocUnsafe(64 * 1024);
+  private rows: Int32Array;
+  private bytes: Buffer;
   private bytesUsed = 0;
   /** Bytes of `bytes` no entry points to any more (replaced or deleted mxids). */
   private bytesFreed = 0;
   /** Entry index + 1; EMPTY or DELETED. Its length is a power of two. */
-  private slots = new Int32Array(2048);
+  private slots: Int32Array;
   private readonly freeEntries: number[] = [];
   private entries = 0;
   private live = 0;
@@ -38,6 +38,19 @@ export class HashTable {
   };
   /** The sum of what `getMany` touched ahead, kept so that those loads cannot be optimised away. */
   touchedSum = 0;
+
+  /**
+   * `expected`: how many hashes it will hold, if known: everything is allocated once at that size
+   * (growing by copies leaves freed blocks that the allocator may not give back to the system).
+   */
+  constructor(expected = 0) {
+    this.capacity = Math.max(1024, expected + (expected >> 4));
+    this.rows = new Int32Array(this.capacity * ROW);
+    this.bytes = Buffer.allocUnsafe(Math.max(64 * 1024, expected * MXID_BYTES_GUESS));
+    let slots = 2048;
+    while (slots < (expected + 1) * 2) slots *= 2;
+    this.slots = new Int32Array(slots);
+  }
 
   /** Number of hashes held. */
   get size(): number {
@@ -182,15 +195,15 @@ export class HashTable {
     this.bytesFreed = 0;
   }
 
-  /** Gives back most of the room kept for growth (once a table is built: about 1/16 is kept). */
+  /** Gives back the room kept for growth when it is more than an eighth (once a table is built). */
   trim(): void {
     const capacity = Math.max(1024, this.entries + (this.entries >> 4));
-    if (capacity < this.capacity) {
+    if (capacity + (capacity >> 4) < this.capacity) {
       this.rows = this.rows.slice(0, capacity * ROW);
       this.capacity = capacity;
     }
     const liveBytes = this.bytesUsed - this.bytesFreed;
-    this.repack(liveBytes + (liveBytes >> 4));
+    if (liveBytes + (liveBytes >> 3) + 1024 < this.bytes.length) this.repack(liveBytes + (liveBytes >> 4));
   }
 
   /** The slot holding `key`, or -1. */
@@ -229,6 +242,8 @@ export class HashTable {
 
 /** 43 characters, five per word and three in the last. */
 const WORDS = 9;
+/** Bytes per mxid allocated ahead for an expected number of hashes (`@localpart:server.name`). */
+const MXID_BYTES_GUESS = 24;
 /** Hashes looked up together by `getMany`. */
 const GROUP = 64;
 /** A row: the key's words, the mxid's offset and its length. */

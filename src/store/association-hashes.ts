@@ -82,6 +82,8 @@ export interface HashRepository {
   ): Promise<{ rows: Array<{ hash: string; mxid: string }>; next: ScanCursor | undefined }>;
   /** The version of the table now. */
   version(): Promise<number>;
+  /** How many hashes a pepper has. */
+  count(pepperId: number): Promise<number>;
   /** Forgets the changes logged at or below `version`; returns how many went. */
   pruneChanges(version: number): Promise<number>;
 }
@@ -131,6 +133,15 @@ export class KyselyHashRepository implements HashRepository {
     const from = cursor ?? (this.dialect === "sqlite" ? 0 : "");
     const rows = await SCAN(this.db, this.dialect, [from, pepperId, limit]);
     return { rows, next: rows.length < limit ? undefined : rows[rows.length - 1]!.cursor };
+  }
+
+  async count(pepperId: number): Promise<number> {
+    const row = await this.db
+      .selectFrom("association_hashes")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("pepper_id", "=", pepperId)
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
   }
 
   async version(): Promise<number> {

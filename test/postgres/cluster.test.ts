@@ -164,7 +164,12 @@ describe("two Seraph processes on one PostgreSQL", () => {
     }
     const unbound = await call(`${a.url}${V2}/3pid/unbind`, {
       headers: auth(token),
-      body: { sid, client_secret: secret, mxid: mxid("exact"), threepid: { medium: "email", address: email } },
+      body: {
+        sid,
+        client_secret: secret,
+        mxid: mxid("exact"),
+        threepid: { medium: "email", address: email },
+      },
     });
     expect(unbound.status, JSON.stringify(unbound.body)).toBe(200);
     expect(await lookupOn(b, token, email)).toBeUndefined();
