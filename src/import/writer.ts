@@ -1,5 +1,6 @@
 import { type Kysely, sql, type Transaction } from "kysely";
 import { sha256Hex } from "../crypto/hash.js";
+import { lockHashVersion } from "../store/association-hashes.js";
 import type { Database } from "../store/schema.js";
 import { sqliteConnection } from "../store/sqlite-connection.js";
 import { lookupHash } from "../threepid/normalise.js";
@@ -191,6 +192,7 @@ export class ImportWriter {
       await tx.deleteFrom("lookup_peppers").where("state", "=", "pending").execute();
       rehash = current !== undefined;
     } else {
+      await lockHashVersion(tx);
       await tx.deleteFrom("association_hashes").execute();
       await tx.deleteFrom("lookup_peppers").execute();
     }
@@ -225,6 +227,7 @@ export class ImportWriter {
     merge: boolean,
   ): Promise<number> {
     let skipped = 0;
+    await lockHashVersion(tx);
     for (const part of chunks(batch)) {
       const values = part.map((b) => ({
         medium: b.medium,

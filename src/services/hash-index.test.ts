@@ -236,3 +236,49 @@ describe.each(backends)("in-memory lookup index on $name", ({ open, dialect }) =
     expect(index.size).toBe(1);
   });
 });
+
+describe("in-memory lookup index over reads from several servers", () => {
+  const h = (i: number) => lookupHash(address(i), "email", "p");
+  const none = { lowest: null, changes: [], tooMany: false };
+
+  it("replays from the oldest version any page was read at (a page from a replica behind the others)", async () => {
+    const asked: number[] = [];
+    const index = new HashIndex({
+      version: async () => 5,
+      count: async () => 1,
+      scan: async () => ({ rows: [{ hash: h(1), mxid: "@a:hs" }], next: undefined, version: 3 }),
+      changesSince: async (_p, after) => {
+        asked.push(after);
+        return after === 3
+          ? { version: 5, lowest: 4, changes: [{ hash: h(2), mxid: "@b:hs" }], tooMany: false }
+          : { version: 5, ...none };
+      },
+    });
+    await ready(index, 1);
+    expect(asked[0]).toBe(3);
+    expect(await index.lookup(1, [h(1), h(2)])).toEqual([
+      { hash: h(1), mxid: "@a:hs" },
+      { hash: h(2), mxid: "@b:hs" },
+    ]);
+  });
+
+  it("reads everything again rather than too many changes at once", async () => {
+    let scans = 0;
+    let version = 1;
+    const index = new HashIndex({
+      version: async () => version,
+      count: async () => 0,
+      scan: async () => {
+        scans++;
+        return { rows: [], next: undefined, version: undefined };
+      },
+      changesSince: async (_p, after) =>
+        after < version ? { version, lowest: after + 1, changes: [], tooMany: true } : { version, ...none },
+    });
+    await ready(index, 1);
+    version = 2;
+    expect(await index.lookup(1, [h(1)])).toBeUndefined();
+    await ready(index, 1);
+    expect(scans).toBe(2);
+  });
+});

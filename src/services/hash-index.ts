@@ -94,12 +94,15 @@ export class HashIndex {
     void (async () => {
       try {
         // The version first: a change made while the pages are read is applied again by the next sync.
-        const version = await this.reads.version();
+        // The oldest version any page was read at: with replicas, pages may come from different servers,
+        // and the changes above it (applied again by the next sync) bring every page up to date.
+        let version = await this.reads.version();
         const table = new HashTable(await this.reads.count(pepperId));
         let cursor: ScanCursor | undefined;
         do {
           const page = await this.reads.scan(pepperId, cursor, SCAN_PAGE);
           if (generation !== this.generation) return;
+          if (page.version !== undefined && page.version < version) version = page.version;
           for (const r of page.rows) table.set(r.hash, r.mxid);
           cursor = page.next;
           if (cursor !== undefined) await new Promise<void>((resolve) => setImmediate(resolve));
@@ -145,13 +148,15 @@ export class HashIndex {
   private async syncOnce(): Promise<boolean> {
     const generation = this.generation;
     const pepperId = this.pepperId;
-    const c = await this.reads.changesSince(pepperId, this.applied);
+    const applied = this.applied;
+    const c = await this.reads.changesSince(pepperId, applied);
     const table = this.table;
-    if (generation !== this.generation || table === undefined) return false;
+    // A build finished meanwhile (another base): this answer goes to the database, the next sync applies.
+    if (generation !== this.generation || table === undefined || applied !== this.applied) return false;
     // Nothing newer (a replica behind another one may even show an older version: nothing to apply).
-    if (c.version <= this.applied) return true;
-    if (c.lowest !== this.applied + 1 || c.changes.some((ch) => ch.hash === null)) {
-      // The log was pruned past our version, or a bulk statement changed too much to log row by row.
+    if (c.version <= applied) return true;
+    if (c.lowest !== applied + 1 || c.tooMany || c.changes.some((ch) => ch.hash === null)) {
+      // The log was pruned past our version, or too much changed to apply row by row.
       this.build(pepperId);
       return false;
     }

@@ -31,6 +31,14 @@ describe("HashTable", () => {
     expect(t.size).toBe(1);
   });
 
+  it("replaces a long mxid with a short one whose room comes from a repack", () => {
+    const t = new HashTable();
+    t.set(hash(1), "€".repeat(21_845));
+    t.set(hash(1), "@x:example.org");
+    t.set(hash(2), "@y:example.org");
+    expect([t.get(hash(1)), t.get(hash(2))]).toEqual(["@x:example.org", "@y:example.org"]);
+  });
+
   it("tells apart hashes that differ only in their last character", () => {
     const t = new HashTable();
     const h = hash(7);

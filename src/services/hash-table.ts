@@ -122,6 +122,8 @@ export class HashTable {
     if (found >= 0) {
       const entry = this.slots[found]! - 1;
       this.bytesFreed += this.rows[entry * ROW + LENGTH]!;
+      // Its old bytes are garbage now: a repack made room for the new ones must not keep them.
+      this.rows[entry * ROW + AT] = FREE;
       this.storeMxid(entry, mxid);
       return;
     }

@@ -234,6 +234,7 @@ export class LookupService {
       if (rows.length) {
         const cursor = rows[rows.length - 1]!.id;
         await this.transact(async (r) => {
+          await r.hashes.lockVersion();
           await r.hashes.insert(hashes(pending, rows));
           await r.peppers.advanceCursor(pending.id, cursor);
         });
@@ -243,7 +244,10 @@ export class LookupService {
         const recent = await this.repos.peppers.associationsSince(
           pending.createdTs - this.settings.rotationSettleMs,
         );
-        await this.repos.hashes.insert(hashes(pending, recent));
+        await this.transact(async (r) => {
+          await r.hashes.lockVersion();
+          await r.hashes.insert(hashes(pending, recent));
+        });
         if (await this.repos.peppers.activate(pending.id, now)) await this.reload();
       }
     } else if (
@@ -254,7 +258,10 @@ export class LookupService {
       touched += 1;
     }
     for (const r of v.retired) {
-      const dropped = await this.repos.hashes.deleteForPepper(r.id, batch);
+      const dropped = await this.transact(async (t) => {
+        await t.hashes.lockVersion();
+        return t.hashes.deleteForPepper(r.id, batch);
+      });
       if (dropped < batch) await this.repos.peppers.deleteRetired(r.id);
       touched += dropped;
     }

@@ -13,6 +13,7 @@ export function publishAssociation(
   now: number,
 ): Promise<boolean> {
   return transact(async (r) => {
+    await r.hashes.lockVersion();
     const id = await r.associations.upsert(record);
     const peppers = await r.peppers.live();
     await r.hashes.insert(
@@ -37,6 +38,8 @@ export function removeAssociation(
   mxid: string,
 ): Promise<boolean> {
   return transact(async (r) => {
+    // Its hashes go by the foreign key's cascade.
+    await r.hashes.lockVersion();
     const removed = await r.associations.delete(medium, address, mxid);
     if (removed) await r.onbindJobs.clearFor(medium, address, mxid);
     return removed;

@@ -1,4 +1,4 @@
-import { type Kysely, sql } from "kysely";
+import { type Kysely, type QueryExecutorProvider, sql } from "kysely";
 import { type Dialect, valueParameter } from "./dialect.js";
 import { hotSelect } from "./hot-select.js";
 import type { Database } from "./schema.js";
@@ -11,6 +11,9 @@ const BY_HASHES = hotSelect<{ hash: string; mxid: string }>({
     "select hash, mxid from association_hashes where pepper_id = $1 and hash in (select unnest($2::text[]))",
 });
 
+/** More changes than this at once are not read one by one: the caller reads the whole table again. */
+const MAX_CHANGES = 10_000;
+
 /**
  * The change log since a version, in one statement (one snapshot, also on a replica): the version now
  * (kind 0), the lowest logged version above the one given (kind 1: a gap below it means the log was pruned
@@ -20,23 +23,34 @@ const BY_HASHES = hotSelect<{ hash: string; mxid: string }>({
 const CHANGES = hotSelect<{ kind: number; v: number | null; hash: string | null; mxid: string | null }>({
   sqlite: `select 0 as kind, v, null as hash, null as mxid from association_hash_version
     union all select 1, min(v), null, null from association_hash_changes where v > ?
-    union all select 2, c.v, c.hash, h.mxid from association_hash_changes c
+    union all select * from (select 2, c.v, c.hash, h.mxid from association_hash_changes c
       left join association_hashes h on h.pepper_id = c.pepper_id and h.hash = c.hash
-      where c.v > ? and (c.pepper_id = ? or c.pepper_id is null)`,
+      where c.v > ? and (c.pepper_id = ? or c.pepper_id is null) limit ${MAX_CHANGES + 1})`,
   postgres: `select 0 as kind, v, null::text as hash, null::text as mxid from association_hash_version
     union all select 1, min(v), null, null from association_hash_changes where v > $1
-    union all select 2, c.v, c.hash, h.mxid from association_hash_changes c
+    union all (select 2, c.v, c.hash, h.mxid from association_hash_changes c
       left join association_hashes h on h.pepper_id = c.pepper_id and h.hash = c.hash
-      where c.v > $2 and (c.pepper_id = $3 or c.pepper_id is null)`,
+      where c.v > $2 and (c.pepper_id = $3 or c.pepper_id is null) limit ${MAX_CHANGES + 1})`,
 });
 
 /** A pepper's hashes in pages: by rowid on SQLite (the table's order: no random reads), by hash on PostgreSQL. */
-const SCAN = hotSelect<{ cursor: number | string; hash: string; mxid: string }>({
-  sqlite: `select rowid as cursor, hash, mxid from association_hashes not indexed
-    where rowid > ? and pepper_id = ? order by rowid limit ?`,
-  postgres: `select hash as cursor, hash, mxid from association_hashes
-    where hash > $1 and pepper_id = $2 order by hash limit $3`,
+const SCAN = hotSelect<{ cursor: number | string; hash: string; mxid: string; version: number }>({
+  sqlite: `select rowid as cursor, hash, mxid, (select v from association_hash_version) as version
+    from association_hashes not indexed where rowid > ? and pepper_id = ? order by rowid limit ?`,
+  postgres: `select hash as cursor, hash, mxid, (select v from association_hash_version) as version
+    from association_hashes where hash > $1 and pepper_id = $2 order by hash limit $3`,
 });
+
+/**
+ * Takes the lock of `association_hashes`' version row for the rest of the transaction. Every transaction
+ * that writes hashes (or deletes associations, whose hashes go by cascade) calls it before anything else:
+ * the table's triggers update that row, and a transaction that took it only at its first hash write,
+ * holding other row locks already, could deadlock with another waiting for it (PostgreSQL; on SQLite
+ * writers take turns anyway). Binds therefore take turns across the cluster.
+ */
+export async function lockHashVersion(db: QueryExecutorProvider): Promise<void> {
+  await sql`update association_hash_version set v = v`.execute(db);
+}
 
 /** Where `HashRepository.scan` starts and goes on from. */
 export type ScanCursor = number | string;
@@ -49,6 +63,8 @@ export interface HashChanges {
   lowest: number | null;
   /** Each change for the pepper, with the hash's mxid now (null: it is gone); a null hash: reread all. */
   changes: Array<{ hash: string | null; mxid: string | null }>;
+  /** More changes than are read at once: read the whole table again instead. */
+  tooMany: boolean;
 }
 
 /** Rows per INSERT statement (4 parameters each): far below SQLite's 32 766 and PostgreSQL's 65 535. */
@@ -72,14 +88,24 @@ export interface HashRepository {
   lookup(pepperId: number, hashes: readonly string[]): Promise<Array<{ hash: string; mxid: string }>>;
   /** Deletes up to `limit` hashes of a pepper; returns how many went. */
   deleteForPepper(pepperId: number, limit: number): Promise<number>;
+  /** `lockHashVersion` on this repository's transaction: call first in a transaction that writes hashes. */
+  lockVersion(): Promise<void>;
   /** The changes logged above version `after` (by the table's triggers), read in one snapshot. */
   changesSince(pepperId: number, after: number): Promise<HashChanges>;
-  /** Up to `limit` hashes of a pepper after `cursor` (none: from the start), and where to go on (none: done). */
+  /**
+   * Up to `limit` hashes of a pepper after `cursor` (none: from the start), where to go on (none: done),
+   * and the table's version in the statement's snapshot (none for an empty page): with replicas each page
+   * may come from another server.
+   */
   scan(
     pepperId: number,
     cursor: ScanCursor | undefined,
     limit: number,
-  ): Promise<{ rows: Array<{ hash: string; mxid: string }>; next: ScanCursor | undefined }>;
+  ): Promise<{
+    rows: Array<{ hash: string; mxid: string }>;
+    next: ScanCursor | undefined;
+    version: number | undefined;
+  }>;
   /** The version of the table now. */
   version(): Promise<number>;
   /** How many hashes a pepper has. */
@@ -120,19 +146,28 @@ export class KyselyHashRepository implements HashRepository {
 
   async changesSince(pepperId: number, after: number): Promise<HashChanges> {
     const rows = await CHANGES(this.db, this.dialect, [after, after, pepperId]);
-    const out: HashChanges = { version: 0, lowest: null, changes: [] };
+    const out: HashChanges = { version: 0, lowest: null, changes: [], tooMany: false };
     for (const r of rows) {
       if (r.kind === 0) out.version = Number(r.v);
       else if (r.kind === 1) out.lowest = r.v === null ? null : Number(r.v);
       else out.changes.push({ hash: r.hash, mxid: r.mxid });
     }
+    out.tooMany = out.changes.length > MAX_CHANGES;
     return out;
   }
 
   async scan(pepperId: number, cursor: ScanCursor | undefined, limit: number) {
     const from = cursor ?? (this.dialect === "sqlite" ? 0 : "");
     const rows = await SCAN(this.db, this.dialect, [from, pepperId, limit]);
-    return { rows, next: rows.length < limit ? undefined : rows[rows.length - 1]!.cursor };
+    return {
+      rows,
+      next: rows.length < limit ? undefined : rows[rows.length - 1]!.cursor,
+      version: rows.length ? Number(rows[0]!.version) : undefined,
+    };
+  }
+
+  async lockVersion(): Promise<void> {
+    await lockHashVersion(this.db);
   }
 
   async count(pepperId: number): Promise<number> {

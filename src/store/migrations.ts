@@ -247,7 +247,7 @@ const SQLITE_HASH_TRIGGERS = [
 
 /**
  * One version per statement that changed rows, from its transition tables; a statement that changed more
- * than 10 000 rows (an import, a copy) is logged as one "read everything again" row.
+ * than 10 000 rows (an import, a copy) is logged as one "read this pepper's hashes again" row per pepper.
  */
 const POSTGRES_HASH_TRIGGERS = [
   `create function seraph_log_hash_changes() returns trigger language plpgsql as $$
@@ -264,8 +264,10 @@ const POSTGRES_HASH_TRIGGERS = [
        return null;
      end if;
      update association_hash_version set v = v + 1 returning v into version;
-     if changed > 10000 then
-       insert into association_hash_changes (v, pepper_id, hash) values (version, null, null);
+     if changed > 10000 and tg_op = 'DELETE' then
+       insert into association_hash_changes (v, pepper_id, hash) select distinct version, pepper_id, null::text from old_rows;
+     elsif changed > 10000 then
+       insert into association_hash_changes (v, pepper_id, hash) select distinct version, pepper_id, null::text from new_rows;
      elsif tg_op = 'INSERT' then
        insert into association_hash_changes (v, pepper_id, hash) select version, pepper_id, hash from new_rows;
      elsif tg_op = 'DELETE' then

@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from "kysely";
+import { lockHashVersion } from "./association-hashes.js";
 import type { Database } from "./schema.js";
 
 /** One person, by a 3PID, a Matrix ID, or both. */
@@ -154,6 +155,7 @@ export class KyselySubjectRepository {
       const user = s.mxid ?? NONE;
       const address = s.threepid?.address ?? NONE;
       const medium = s.threepid?.medium ?? NONE;
+      await lockHashVersion(tx);
       const ids = await this.associationIds(tx, s);
       const { to, from } = await this.invitesOf(tx, s);
       const inviteIds = [...to, ...from].map((i) => Number(i.id));
