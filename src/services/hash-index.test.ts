@@ -202,6 +202,31 @@ describe.each(backends)("in-memory lookup index on $name", ({ open, dialect }) =
     },
   );
 
+  it.runIf(dialect === "postgres")(
+    "lets a bind wait for a rotation batch instead of deadlocking with it",
+    async () => {
+      const [{ id }] = (await sql<{ id: number }>`select min(id) as id from associations`.execute(writer.db))
+        .rows as [{ id: number }];
+      let release = () => {};
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      // A batch of two statements (as a rotation of more than 1000 rows writes): the second writes the hash
+      // that the bind, started between them, writes too.
+      const batch = writer.transaction(async (r) => {
+        await r.hashes.lockVersion();
+        await r.hashes.insert([{ pepperId: pepper.id, associationId: Number(id), hash: "first-statement" }]);
+        await gate;
+        await r.hashes.insert([{ pepperId: pepper.id, associationId: Number(id), hash: hash(60) }]);
+      });
+      const bind = publishAssociation(reader.transaction, record(60), 1);
+      await new Promise((r) => setTimeout(r, 300));
+      release();
+      await Promise.all([batch, bind]);
+      await expectAnswer([60], { 60: "@u60:hs.test" });
+    },
+  );
+
   it("logs every version without a gap, and a bulk delete as well as single rows", async () => {
     const from = await writer.repos.hashes.version();
     await writer.repos.hashes.deleteForPepper(pepper.id, 5);
