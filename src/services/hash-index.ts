@@ -65,7 +65,8 @@ export class HashIndex {
     if (this.prepare(pepperId)) return undefined;
     // A failed read of the log (the database is down) leaves the answer to the database's own lookup,
     // which fails or fails over as any read does.
-    if (this.table === undefined || !(await this.sync().catch(() => false))) return undefined;
+    if (!(await this.sync().catch(() => false))) return undefined;
+    // A rebuild or another pepper may have started while the log was read.
     const table = this.table;
     if (table === undefined || this.pepperId !== pepperId) return undefined;
     return table.getMany(hashes);
@@ -93,9 +94,8 @@ export class HashIndex {
     const started = this.now();
     void (async () => {
       try {
-        // The version first: a change made while the pages are read is applied again by the next sync.
-        // The oldest version any page was read at: with replicas, pages may come from different servers,
-        // and the changes above it (applied again by the next sync) bring every page up to date.
+        // The oldest version the table and any of its pages was read at (with replicas, pages may come from
+        // different servers): the next sync applies the changes above it, made while the pages were read.
         let version = await this.reads.version();
         const table = new HashTable(await this.reads.count(pepperId));
         let cursor: ScanCursor | undefined;

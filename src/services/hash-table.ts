@@ -58,12 +58,7 @@ export class HashTable {
   }
 
   get(hash: string): string | undefined {
-    if (!encode(hash, this.scratch)) return this.odd.get(hash);
-    const slot = this.find(this.scratch);
-    if (slot < 0) return this.odd.size === 0 ? undefined : this.odd.get(hash);
-    const row = (this.slots[slot]! - 1) * ROW;
-    const at = this.rows[row + AT]!;
-    return this.bytes.toString("utf8", at, at + this.rows[row + LENGTH]!);
+    return this.getMany([hash])[0]?.mxid;
   }
 
   /**

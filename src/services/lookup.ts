@@ -2,7 +2,7 @@ import type { Config } from "../config/schema.js";
 import { MatrixError } from "../core/errors.js";
 import { randomToken } from "../crypto/hash.js";
 import type { AssociationRow, PepperRecord } from "../store/peppers.js";
-import type { Repositories, Transact } from "../store/repositories.js";
+import { type Repositories, type Transact, writingHashes } from "../store/repositories.js";
 import { lookupHash, normaliseAddress } from "../threepid/normalise.js";
 import { HashIndex, type HashIndexEvents } from "./hash-index.js";
 
@@ -59,11 +59,6 @@ export class LookupService {
     indexEvents?: HashIndexEvents,
   ) {
     this.index = settings.memoryIndex ? new HashIndex(reads.hashes, indexEvents, now) : undefined;
-  }
-
-  /** Hashes held in memory (0 when `lookup.hash_index` is `database` or the index is not built yet). */
-  get indexedHashes(): number {
-    return this.index?.size ?? 0;
   }
 
   /** Creates the first pepper when there is none (safe to call from several instances). */
@@ -233,8 +228,7 @@ export class LookupService {
       const rows = await this.repos.peppers.associationsAfter(pending.rehashCursor, batch);
       if (rows.length) {
         const cursor = rows[rows.length - 1]!.id;
-        await this.transact(async (r) => {
-          await r.hashes.lockVersion();
+        await writingHashes(this.transact)(async (r) => {
           await r.hashes.insert(hashes(pending, rows));
           await r.peppers.advanceCursor(pending.id, cursor);
         });
@@ -244,10 +238,7 @@ export class LookupService {
         const recent = await this.repos.peppers.associationsSince(
           pending.createdTs - this.settings.rotationSettleMs,
         );
-        await this.transact(async (r) => {
-          await r.hashes.lockVersion();
-          await r.hashes.insert(hashes(pending, recent));
-        });
+        await writingHashes(this.transact)((r) => r.hashes.insert(hashes(pending, recent)));
         if (await this.repos.peppers.activate(pending.id, now)) await this.reload();
       }
     } else if (
@@ -258,10 +249,7 @@ export class LookupService {
       touched += 1;
     }
     for (const r of v.retired) {
-      const dropped = await this.transact(async (t) => {
-        await t.hashes.lockVersion();
-        return t.hashes.deleteForPepper(r.id, batch);
-      });
+      const dropped = await writingHashes(this.transact)((t) => t.hashes.deleteForPepper(r.id, batch));
       if (dropped < batch) await this.repos.peppers.deleteRetired(r.id);
       touched += dropped;
     }

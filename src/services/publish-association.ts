@@ -1,5 +1,5 @@
 import type { AssociationRecord } from "../store/associations.js";
-import type { Transact } from "../store/repositories.js";
+import { type Transact, writingHashes } from "../store/repositories.js";
 import { lookupHash } from "../threepid/normalise.js";
 
 /**
@@ -12,8 +12,7 @@ export function publishAssociation(
   record: AssociationRecord,
   now: number,
 ): Promise<boolean> {
-  return transact(async (r) => {
-    await r.hashes.lockVersion();
+  return writingHashes(transact)(async (r) => {
     const id = await r.associations.upsert(record);
     const peppers = await r.peppers.live();
     await r.hashes.insert(
@@ -37,9 +36,8 @@ export function removeAssociation(
   address: string,
   mxid: string,
 ): Promise<boolean> {
-  return transact(async (r) => {
-    // Its hashes go by the foreign key's cascade.
-    await r.hashes.lockVersion();
+  // Its hashes go by the foreign key's cascade.
+  return writingHashes(transact)(async (r) => {
     const removed = await r.associations.delete(medium, address, mxid);
     if (removed) await r.onbindJobs.clearFor(medium, address, mxid);
     return removed;

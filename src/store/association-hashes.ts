@@ -88,7 +88,7 @@ export interface HashRepository {
   lookup(pepperId: number, hashes: readonly string[]): Promise<Array<{ hash: string; mxid: string }>>;
   /** Deletes up to `limit` hashes of a pepper; returns how many went. */
   deleteForPepper(pepperId: number, limit: number): Promise<number>;
-  /** `lockHashVersion` on this repository's transaction: call first in a transaction that writes hashes. */
+  /** `lockHashVersion` on this repository's transaction (`writingHashes` calls it first). */
   lockVersion(): Promise<void>;
   /** The changes logged above version `after` (by the table's triggers), read in one snapshot. */
   changesSince(pepperId: number, after: number): Promise<HashChanges>;

@@ -31,6 +31,20 @@ export interface Repositories {
 /** Runs `work` in one database transaction, over repositories bound to it; commits when it resolves. */
 export type Transact = <T>(work: (repos: Repositories) => Promise<T>) => Promise<T>;
 
+/**
+ * `transact` for work that writes lookup hashes (or deletes associations, whose hashes go by cascade): the
+ * lock of their version row is taken first (see `lockHashVersion`).
+ *
+ *   await writingHashes(store.transaction)(async (r) => r.hashes.insert(rows));
+ */
+export function writingHashes(transact: Transact): Transact {
+  return (work) =>
+    transact(async (r) => {
+      await r.hashes.lockVersion();
+      return work(r);
+    });
+}
+
 /** The repositories over a database handle (the pool, or one transaction). */
 export function repositories(db: Kysely<Database>, dialect: Dialect): Repositories {
   return {
