@@ -201,36 +201,44 @@ export class KyselySubjectRepository {
     });
   }
 
-  /** Accounts older than `createdBefore` with no access token and no binding (and their accepted terms). */
+  /**
+   * Accounts older than `createdBefore` with no access token and no binding (and their accepted terms).
+   * One DELETE decides and deletes, so a token or binding committed before it starts keeps the account.
+   */
   async purgeStaleAccounts(createdBefore: number, limit = 1000): Promise<number> {
     return this.db.transaction().execute(async (tx) => {
-      const stale = await tx
-        .selectFrom("accounts")
-        .select("user_id")
-        .where("created_ts", "<", createdBefore)
-        .where(({ not, exists, selectFrom }) =>
-          not(
-            exists(
-              selectFrom("access_tokens")
-                .select("token_hash")
-                .whereRef("access_tokens.user_id", "=", "accounts.user_id"),
-            ),
-          ),
+      const gone = await tx
+        .deleteFrom("accounts")
+        .where(
+          "user_id",
+          "in",
+          tx
+            .selectFrom("accounts as a")
+            .select("a.user_id")
+            .where("a.created_ts", "<", createdBefore)
+            .where(({ not, exists, selectFrom }) =>
+              not(
+                exists(
+                  selectFrom("access_tokens")
+                    .select("token_hash")
+                    .whereRef("access_tokens.user_id", "=", "a.user_id"),
+                ),
+              ),
+            )
+            .where(({ not, exists, selectFrom }) =>
+              not(
+                exists(
+                  selectFrom("associations").select("id").whereRef("associations.mxid", "=", "a.user_id"),
+                ),
+              ),
+            )
+            .limit(limit),
         )
-        .where(({ not, exists, selectFrom }) =>
-          not(
-            exists(
-              selectFrom("associations").select("id").whereRef("associations.mxid", "=", "accounts.user_id"),
-            ),
-          ),
-        )
-        .limit(limit)
+        .returning("user_id")
         .execute();
-      const users = stale.map((r) => r.user_id);
-      if (users.length === 0) return 0;
-      await tx.deleteFrom("accepted_terms").where("user_id", "in", users).execute();
-      const res = await tx.deleteFrom("accounts").where("user_id", "in", users).executeTakeFirst();
-      return Number(res.numDeletedRows);
+      const users = gone.map((r) => r.user_id);
+      if (users.length > 0) await tx.deleteFrom("accepted_terms").where("user_id", "in", users).execute();
+      return users.length;
     });
   }
 

@@ -15,37 +15,41 @@ describe("purge of stale accounts and expired tokens", () => {
     const db = is.seraph.store.db;
     const now = Date.now();
     const old = now - 100 * DAY;
-    await db
-      .insertInto("accounts")
-      .values([
-        { user_id: "@stale:hs.test", created_ts: old },
-        { user_id: "@token:hs.test", created_ts: old },
-        { user_id: "@bound:hs.test", created_ts: old },
-        { user_id: "@recent:hs.test", created_ts: now - DAY },
-      ])
-      .execute();
-    await db
-      .insertInto("accepted_terms")
-      .values({ user_id: "@stale:hs.test", url: "https://is.test/tos", accepted_ts: old })
-      .execute();
-    await db
-      .insertInto("access_tokens")
-      .values([
-        { token_hash: "live", user_id: "@token:hs.test", created_ts: old, expires_ts: null },
-        { token_hash: "expired", user_id: "@recent:hs.test", created_ts: old, expires_ts: now - DAY },
-      ])
-      .execute();
-    await db
-      .insertInto("associations")
-      .values({
-        medium: "email",
-        address: "bound@example.org",
-        mxid: "@bound:hs.test",
-        ts: old,
-        not_before: old,
-        not_after: now + DAY,
-      })
-      .execute();
+    // One transaction: the purge runs in the background and must not see the accounts before their
+    // token and binding (it would rightly delete them).
+    await db.transaction().execute(async (tx) => {
+      await tx
+        .insertInto("accounts")
+        .values([
+          { user_id: "@stale:hs.test", created_ts: old },
+          { user_id: "@token:hs.test", created_ts: old },
+          { user_id: "@bound:hs.test", created_ts: old },
+          { user_id: "@recent:hs.test", created_ts: now - DAY },
+        ])
+        .execute();
+      await tx
+        .insertInto("accepted_terms")
+        .values({ user_id: "@stale:hs.test", url: "https://is.test/tos", accepted_ts: old })
+        .execute();
+      await tx
+        .insertInto("access_tokens")
+        .values([
+          { token_hash: "live", user_id: "@token:hs.test", created_ts: old, expires_ts: null },
+          { token_hash: "expired", user_id: "@recent:hs.test", created_ts: old, expires_ts: now - DAY },
+        ])
+        .execute();
+      await tx
+        .insertInto("associations")
+        .values({
+          medium: "email",
+          address: "bound@example.org",
+          mxid: "@bound:hs.test",
+          ts: old,
+          not_before: old,
+          not_after: now + DAY,
+        })
+        .execute();
+    });
 
     const users = async () =>
       (await db.selectFrom("accounts").select("user_id").orderBy("user_id").execute()).map((r) => r.user_id);
