@@ -12,9 +12,15 @@ const MXIDS = [
   `@${"x".repeat(300)}:hs`,
   `@${"é".repeat(40_000)}:hs`,
   "@😀:hs",
+  `@${"x".repeat(27)}`, // 28 bytes: the most a row holds
+  `@${"x".repeat(28)}`,
+  `@${"x".repeat(26)}é`, // 29 bytes, the last character across the row's end
 ];
 
 const hash = (i: number) => sha256Base64Url(`address${i} email pepper`);
+/** Hashes in four families that share their first ten characters: each family starts at one row (long runs). */
+const PREFIXES = ["AAAAAAAAAA", "__________", "n4bQgYhMfW", "-9-9-9-9-9"];
+const clustered = (i: number) => `${PREFIXES[i % 4]}${hash(i).slice(10)}`;
 
 describe("HashTable", () => {
   it("finds what was set, takes the latest mxid, forgets what was deleted", () => {
@@ -71,20 +77,21 @@ describe("HashTable", () => {
           maxLength: 6000,
         }),
         fc.constantFrom(0, 10, 3000, 20_000),
-        (ops, sizedFor) => {
+        fc.constantFrom(hash, clustered),
+        (ops, sizedFor, keyOf) => {
           const t = new HashTable(sizedFor);
           const m = new Map<string, string>();
           for (const [isSet, key, value] of ops) {
             if (isSet) {
-              t.set(hash(key), value);
-              m.set(hash(key), value);
+              t.set(keyOf(key), value);
+              m.set(keyOf(key), value);
             } else {
-              t.delete(hash(key));
-              m.delete(hash(key));
+              t.delete(keyOf(key));
+              m.delete(keyOf(key));
             }
           }
           expect(t.size).toBe(m.size);
-          const all = Array.from({ length: 3001 }, (_, key) => hash(key));
+          const all = Array.from({ length: 3001 }, (_, key) => keyOf(key));
           for (const h of all) expect(t.get(h)).toBe(m.get(h));
           // Looked up together (in groups), with odd strings and repeats among them: the same answers.
           const asked = [...all, "short", all[5]!, `${all[6]!.slice(0, 42)}+`];
@@ -92,7 +99,39 @@ describe("HashTable", () => {
           expect(t.getMany(asked)).toEqual(expected);
         },
       ),
-      { numRuns: 20 },
+      { numRuns: 30 },
     );
+  });
+
+  it("keeps every hash of long runs that wrap past the last row while rows are deleted in any order", () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 699 }), { maxLength: 700 }), (deletes) => {
+        // 700 hashes in 1024 rows (no growth), in four runs of 175: at least one run wraps.
+        const t = new HashTable(0);
+        const m = new Map<string, string>();
+        for (let i = 0; i < 700; i++) {
+          t.set(clustered(i), `@${i}:hs`);
+          m.set(clustered(i), `@${i}:hs`);
+        }
+        for (const i of deletes) {
+          t.delete(clustered(i));
+          m.delete(clustered(i));
+          expect(t.get(clustered((i + 4) % 700))).toBe(m.get(clustered((i + 4) % 700)));
+        }
+        for (let i = 0; i < 700; i++) expect(t.get(clustered(i))).toBe(m.get(clustered(i)));
+        expect(t.size).toBe(m.size);
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it("gives back the room of a table sized for more than it holds, keeping every hash", () => {
+    const t = new HashTable(50_000);
+    for (let i = 0; i < 300; i++) t.set(hash(i), i % 3 ? `@${i}:hs` : `@${"y".repeat(40)}${i}:hs`);
+    for (let i = 0; i < 100; i++) t.set(hash(i), `@${i}:again`);
+    t.trim();
+    for (let i = 0; i < 300; i++) {
+      expect(t.get(hash(i))).toBe(i < 100 ? `@${i}:again` : i % 3 ? `@${i}:hs` : `@${"y".repeat(40)}${i}:hs`);
+    }
   });
 });

@@ -1,41 +1,37 @@
 /**
- * An exact in-memory map from lookup hash to mxid, compact enough for millions of entries: a sha256 lookup
- * hash (43 unpadded base64url characters) is held as nine 30-bit words in one Int32Array instead of a
- * JavaScript string key, its mxid as UTF-8 in one shared buffer, and it is found by open addressing with
- * linear probing: about 80 bytes per hash instead of about 200 for a `Map` of strings. A hash of any other
- * form (never written by Seraph, but possible in an imported database) goes into a small `Map`.
+ * An exact in-memory map from lookup hash to mxid, compact enough for millions of entries. A sha256 lookup
+ * hash (43 unpadded base64url characters) and its mxid live in one 64-byte row of one Int32Array: the hash
+ * as nine words of its 6-bit characters (exact, nothing dropped), the mxid's UTF-8 bytes beside it when
+ * they fit (28 bytes: `@localpart:server.name` mostly does), else in a shared buffer. Rows are found by
+ * linear probing in that same array, so a lookup at a million entries touches one place in memory (one
+ * cache and TLB miss) where a table of pointers would touch three. A hash of any other form (never written
+ * by Seraph, but possible in an imported database) goes into a small `Map`.
  *
  *   const t = new HashTable();
  *   t.set("n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg", "@alice:example.org");
  *   t.get("n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg"); // "@alice:example.org"
  */
 export class HashTable {
-  /** Room for this many entries in the per-entry arrays. */
+  /** Rows in `rows`; at most LOAD of them are used. */
   private capacity: number;
   /**
-   * Entry i's row, words [i * ROW, (i + 1) * ROW): its key (WORDS words), then where its mxid starts in
-   * `bytes` (FREE for a free entry) and its length in bytes. One row, so that a hit touches one place in
-   * memory besides its slot and its mxid (at a million entries each is a cache and TLB miss).
+   * Row r is words [r * ROW, (r + 1) * ROW): KEY_WORDS words of the key, then META (the key's last 18 bits
+   * and the mxid's length code: EMPTY_CODE for a free row, 1 + n for n bytes inline, OUTSIDE for bytes in
+   * `outside`), then the inline bytes (or, for OUTSIDE, their offset and length).
    */
   private rows: Int32Array;
-  private bytes: Buffer;
-  private bytesUsed = 0;
-  /** Bytes of `bytes` no entry points to any more (replaced or deleted mxids). */
-  private bytesFreed = 0;
-  /** Entry index + 1; EMPTY or DELETED. Its length is a power of two. */
-  private slots: Int32Array;
-  private readonly freeEntries: number[] = [];
-  private entries = 0;
+  /** The bytes of `rows`, for the inline mxids. */
+  private rowBytes: Buffer;
+  /** mxids too long for a row. */
+  private outside: Buffer;
+  private outsideUsed = 0;
+  /** Bytes of `outside` no row points to any more (replaced or deleted mxids). */
+  private outsideFreed = 0;
   private live = 0;
-  private deleted = 0;
   /** Hashes that are not 43 base64url characters, and mxids longer than MAX_MXID_BYTES. */
   private readonly odd = new Map<string, string>();
   private readonly scratch = new Int32Array(WORDS);
-  private readonly batch = {
-    keys: new Int32Array(GROUP * WORDS),
-    first: new Int32Array(GROUP),
-    found: new Int32Array(GROUP),
-  };
+  private readonly batch = { keys: new Int32Array(GROUP * WORDS), found: new Int32Array(GROUP) };
   /** The sum of what `getMany` touched ahead, kept so that those loads cannot be optimised away. */
   touchedSum = 0;
 
@@ -44,12 +40,10 @@ export class HashTable {
    * (growing by copies leaves freed blocks that the allocator may not give back to the system).
    */
   constructor(expected = 0) {
-    this.capacity = Math.max(1024, expected + (expected >> 4));
+    this.capacity = rowsFor(expected);
     this.rows = new Int32Array(this.capacity * ROW);
-    this.bytes = Buffer.allocUnsafe(Math.max(64 * 1024, expected * MXID_BYTES_GUESS));
-    let slots = 2048;
-    while (slots < (expected + 1) * 2) slots *= 2;
-    this.slots = new Int32Array(slots);
+    this.rowBytes = Buffer.from(this.rows.buffer, this.rows.byteOffset, this.rows.byteLength);
+    this.outside = Buffer.allocUnsafe(4096);
   }
 
   /** Number of hashes held. */
@@ -63,40 +57,27 @@ export class HashTable {
 
   /**
    * The mxids of those of `hashes` that are held, in their order. Each group of hashes is looked up in
-   * phases (all keys, then all their slots, then all their rows, then all their mxids) instead of one hash
-   * after the other: at a million entries every step is a cache and TLB miss, and loads that do not depend
-   * on each other are waited for together.
+   * phases (all keys, then the first row of each, then the comparisons and the mxids) instead of one hash
+   * after the other: at a million entries each first row is a cache and TLB miss, and loads that do not
+   * depend on each other are waited for together.
    */
   getMany(hashes: readonly string[]): Array<{ hash: string; mxid: string }> {
     const out: Array<{ hash: string; mxid: string }> = [];
-    const { keys, first, found } = this.batch;
-    const slots = this.slots;
+    const { keys, found } = this.batch;
     const rows = this.rows;
-    const mask = slots.length - 1;
     for (let from = 0; from < hashes.length; from += GROUP) {
       const n = Math.min(GROUP, hashes.length - from);
       let touched = 0;
       for (let i = 0; i < n; i++) {
-        first[i] = encode(hashes[from + i]!, keys, i * WORDS) ? start(keys, i * WORDS, mask) : -1;
+        found[i] = encode(hashes[from + i]!, keys, i * WORDS) ? home(keys, i * WORDS, this.capacity) : -1;
       }
-      for (let i = 0; i < n; i++) if (first[i]! >= 0) touched += slots[first[i]!]!;
-      for (let i = 0; i < n; i++) {
-        const v = first[i]! >= 0 ? slots[first[i]!]! : 0;
-        if (v > 0) touched += rows[(v - 1) * ROW]!;
-      }
-      for (let i = 0; i < n; i++) {
-        const slot = first[i]! >= 0 ? this.find(keys, i * WORDS) : -1;
-        found[i] = slot < 0 ? -1 : (slots[slot]! - 1) * ROW;
-        if (found[i]! >= 0) touched += this.bytes[rows[found[i]! + AT]!]!;
-      }
+      for (let i = 0; i < n; i++) if (found[i]! >= 0) touched += rows[found[i]! * ROW + META]!;
       this.touchedSum = touched;
+      for (let i = 0; i < n; i++) if (found[i]! >= 0) found[i] = this.probe(keys, i * WORDS, found[i]!);
       for (let i = 0; i < n; i++) {
         const hash = hashes[from + i]!;
-        const row = found[i]!;
-        if (row >= 0) {
-          const at = rows[row + AT]!;
-          out.push({ hash, mxid: this.bytes.toString("utf8", at, at + rows[row + LENGTH]!) });
-        } else if (this.odd.size > 0) {
+        if (found[i]! >= 0) out.push({ hash, mxid: this.mxidAt(found[i]!) });
+        else if (this.odd.size > 0) {
           const mxid = this.odd.get(hash);
           if (mxid !== undefined) out.push({ hash, mxid });
         }
@@ -113,21 +94,16 @@ export class HashTable {
       return;
     }
     if (this.odd.size > 0) this.odd.delete(hash);
-    const found = this.find(this.scratch);
-    if (found >= 0) {
-      const entry = this.slots[found]! - 1;
-      this.bytesFreed += this.rows[entry * ROW + LENGTH]!;
-      // Its old bytes are garbage now: a repack made room for the new ones must not keep them.
-      this.rows[entry * ROW + AT] = FREE;
-      this.storeMxid(entry, mxid);
-      return;
+    let row = this.probe(this.scratch, 0, home(this.scratch, 0, this.capacity));
+    if (row >= 0) {
+      this.freeOutside(row);
+    } else {
+      if (this.live + 1 > this.capacity * LOAD) this.rebuild(this.capacity * 2);
+      row = this.freeRow(this.scratch, 0);
+      this.rows.set(this.scratch.subarray(0, KEY_WORDS), row * ROW);
+      this.live++;
     }
-    if ((this.live + this.deleted + 1) * 2 > this.slots.length) this.resize();
-    const entry = this.freeEntries.pop() ?? this.newEntry();
-    this.rows.set(this.scratch, entry * ROW);
-    this.storeMxid(entry, mxid);
-    this.insertSlot(entry);
-    this.live++;
+    this.storeMxid(row, this.scratch[KEY_WORDS]!, mxid);
   }
 
   delete(hash: string): void {
@@ -135,124 +111,167 @@ export class HashTable {
     if (encode(hash, this.scratch)) this.remove();
   }
 
-  /** Removes the entry whose key is in `scratch`, if any. */
-  private remove(): void {
-    const slot = this.find(this.scratch);
-    if (slot < 0) return;
-    const entry = this.slots[slot]! - 1;
-    this.slots[slot] = DELETED;
-    this.bytesFreed += this.rows[entry * ROW + LENGTH]!;
-    this.rows[entry * ROW + AT] = FREE;
-    this.freeEntries.push(entry);
-    this.live--;
-    this.deleted++;
-  }
-
-  private newEntry(): number {
-    if (this.entries === this.capacity) {
-      const capacity = Math.ceil(this.capacity * 1.5);
-      const rows = new Int32Array(capacity * ROW);
-      rows.set(this.rows);
-      this.rows = rows;
-      this.capacity = capacity;
-    }
-    return this.entries++;
-  }
-
-  private storeMxid(entry: number, mxid: string): void {
-    if (this.bytesUsed + mxid.length * 3 > this.bytes.length) this.makeRoom(mxid.length * 3);
-    const n = this.bytes.write(mxid, this.bytesUsed, "utf8");
-    this.rows[entry * ROW + AT] = this.bytesUsed;
-    this.rows[entry * ROW + LENGTH] = n;
-    this.bytesUsed += n;
-  }
-
-  /** Drops the freed bytes when they are most of the buffer, else grows it by half. */
-  private makeRoom(need: number): void {
-    const liveBytes = this.bytesUsed - this.bytesFreed;
-    const grown = liveBytes * 2 <= this.bytes.length ? this.bytes.length : Math.ceil(this.bytes.length * 1.5);
-    this.repack(Math.max(grown, liveBytes + need * 2));
-  }
-
-  /** Copies the live mxids into a new buffer of `size` bytes (at least what they need). */
-  private repack(size: number): void {
-    const bytes = Buffer.allocUnsafe(Math.max(size, 1024));
-    let used = 0;
-    const rows = this.rows;
-    for (let r = 0; r < this.entries * ROW; r += ROW) {
-      const at = rows[r + AT]!;
-      if (at === FREE) continue;
-      const n = rows[r + LENGTH]!;
-      this.bytes.copy(bytes, used, at, at + n);
-      rows[r + AT] = used;
-      used += n;
-    }
-    this.bytes = bytes;
-    this.bytesUsed = used;
-    this.bytesFreed = 0;
-  }
-
   /** Gives back the room kept for growth when it is more than an eighth (once a table is built). */
   trim(): void {
-    const capacity = Math.max(1024, this.entries + (this.entries >> 4));
-    if (capacity + (capacity >> 4) < this.capacity) {
-      this.rows = this.rows.slice(0, capacity * ROW);
-      this.capacity = capacity;
-    }
-    const liveBytes = this.bytesUsed - this.bytesFreed;
-    if (liveBytes + (liveBytes >> 3) + 1024 < this.bytes.length) this.repack(liveBytes + (liveBytes >> 4));
+    const capacity = rowsFor(this.live);
+    if (capacity + (capacity >> 3) < this.capacity) this.rebuild(capacity);
+    const live = this.outsideUsed - this.outsideFreed;
+    if (live + (live >> 3) + 4096 < this.outside.length) this.repack(live);
   }
 
-  /** The slot holding `key`, or -1. */
-  private find(key: Int32Array, at = 0): number {
-    const slots = this.slots;
-    const mask = slots.length - 1;
+  /** The row holding the key at `keys[at]`, probing from row `from`; -1 when none does. */
+  private probe(keys: Int32Array, at: number, from: number): number {
     const rows = this.rows;
-    for (let s = start(key, at, mask); ; s = (s + 1) & mask) {
-      const v = slots[s]!;
-      if (v === EMPTY) return -1;
-      if (v === DELETED) continue;
-      const base = (v - 1) * ROW;
-      let i = 0;
-      while (i < WORDS && rows[base + i] === key[at + i]) i++;
-      if (i === WORDS) return s;
+    const capacity = this.capacity;
+    const first = keys[at]!;
+    const meta = keys[at + KEY_WORDS]!;
+    for (let r = from; ; r = r + 1 === capacity ? 0 : r + 1) {
+      const base = r * ROW;
+      const m = rows[base + META]!;
+      if (m === EMPTY_CODE) return -1;
+      if ((m & TAIL_MASK) !== meta || rows[base]! !== first) continue;
+      let i = 1;
+      while (i < KEY_WORDS && rows[base + i] === keys[at + i]) i++;
+      if (i === KEY_WORDS) return r;
     }
   }
 
-  private insertSlot(entry: number): void {
-    const slots = this.slots;
-    const mask = slots.length - 1;
-    let s = start(this.rows, entry * ROW, mask);
-    while (slots[s]! > 0) s = (s + 1) & mask;
-    if (slots[s] === DELETED) this.deleted--;
-    slots[s] = entry + 1;
+  /** The first free row on the probe sequence of the key at `keys[at]` (there is one: load < 1). */
+  private freeRow(keys: Int32Array, at: number): number {
+    const rows = this.rows;
+    let r = home(keys, at, this.capacity);
+    while (rows[r * ROW + META] !== EMPTY_CODE) r = r + 1 === this.capacity ? 0 : r + 1;
+    return r;
   }
 
-  /** Rebuilds the slots: twice as many when more than a quarter are live, else as many (dropping tombstones). */
-  private resize(): void {
-    const size = (this.live + 1) * 4 > this.slots.length ? this.slots.length * 2 : this.slots.length;
-    this.slots = new Int32Array(size);
-    this.deleted = 0;
-    for (let e = 0; e < this.entries; e++) if (this.rows[e * ROW + AT] !== FREE) this.insertSlot(e);
+  private mxidAt(row: number): string {
+    const base = row * ROW;
+    const code = this.rows[base + META]! >>> CODE_SHIFT;
+    if (code === OUTSIDE) {
+      const at = this.rows[base + INLINE]!;
+      return this.outside.toString("utf8", at, at + this.rows[base + INLINE + 1]!);
+    }
+    const start = base * 4 + INLINE * 4;
+    return this.rowBytes.toString("utf8", start, start + code - 1);
+  }
+
+  /** Writes `mxid` into `row` (its key already there) with the key's last bits `tail`. */
+  private storeMxid(row: number, tail: number, mxid: string): void {
+    const base = row * ROW;
+    if (mxid.length <= INLINE_BYTES) {
+      const n = this.rowBytes.write(mxid, base * 4 + INLINE * 4, INLINE_BYTES, "utf8");
+      // write() stops short of a character that does not fit: then the bytes go outside.
+      if (n === Buffer.byteLength(mxid)) {
+        this.rows[base + META] = tail | ((n + 1) << CODE_SHIFT);
+        return;
+      }
+    }
+    if (this.outsideUsed + mxid.length * 3 > this.outside.length) this.makeRoom(mxid.length * 3);
+    const n = this.outside.write(mxid, this.outsideUsed, "utf8");
+    this.rows[base + INLINE] = this.outsideUsed;
+    this.rows[base + INLINE + 1] = n;
+    this.rows[base + META] = tail | (OUTSIDE << CODE_SHIFT);
+    this.outsideUsed += n;
+  }
+
+  /**
+   * Counts `row`'s outside bytes, if any, as freed, and points the row at none (an empty inline mxid): a
+   * repack while its new mxid is stored must not keep them.
+   */
+  private freeOutside(row: number): void {
+    const base = row * ROW;
+    const meta = this.rows[base + META]!;
+    if (meta >>> CODE_SHIFT !== OUTSIDE) return;
+    this.outsideFreed += this.rows[base + INLINE + 1]!;
+    this.rows[base + META] = (meta & TAIL_MASK) | (1 << CODE_SHIFT);
+  }
+
+  /** Removes the row whose key is in `scratch`, if any, and moves later rows of its run back into the gap. */
+  private remove(): void {
+    let gap = this.probe(this.scratch, 0, home(this.scratch, 0, this.capacity));
+    if (gap < 0) return;
+    this.freeOutside(gap);
+    this.live--;
+    const rows = this.rows;
+    const capacity = this.capacity;
+    for (let r = gap + 1 === capacity ? 0 : gap + 1; ; r = r + 1 === capacity ? 0 : r + 1) {
+      if (rows[r * ROW + META] === EMPTY_CODE) break;
+      const h = home(rows, r * ROW, capacity);
+      // The row at r may fill the gap if its home is not cyclically within (gap, r].
+      const between = gap <= r ? h > gap && h <= r : h > gap || h <= r;
+      if (between) continue;
+      rows.copyWithin(gap * ROW, r * ROW, (r + 1) * ROW);
+      gap = r;
+    }
+    rows.fill(0, gap * ROW, (gap + 1) * ROW);
+  }
+
+  /** Moves every row into a new array of `capacity` rows. */
+  private rebuild(capacity: number): void {
+    const old = this.rows;
+    const oldCapacity = this.capacity;
+    this.capacity = capacity;
+    this.rows = new Int32Array(capacity * ROW);
+    this.rowBytes = Buffer.from(this.rows.buffer, this.rows.byteOffset, this.rows.byteLength);
+    for (let r = 0; r < oldCapacity; r++) {
+      if (old[r * ROW + META] === EMPTY_CODE) continue;
+      const to = this.freeRow(old, r * ROW);
+      this.rows.set(old.subarray(r * ROW, (r + 1) * ROW), to * ROW);
+    }
+  }
+
+  /** Drops the freed outside bytes when they are most of the buffer, else grows it by half. */
+  private makeRoom(need: number): void {
+    const live = this.outsideUsed - this.outsideFreed;
+    const grown =
+      live * 2 <= this.outside.length ? this.outside.length : Math.ceil(this.outside.length * 1.5);
+    this.repack(Math.max(grown, live + need * 2));
+  }
+
+  /** Copies the live outside mxids into a new buffer of `size` bytes (at least what they need). */
+  private repack(size: number): void {
+    const bytes = Buffer.allocUnsafe(Math.max(size, 4096));
+    let used = 0;
+    const rows = this.rows;
+    for (let base = 0; base < this.capacity * ROW; base += ROW) {
+      if (rows[base + META]! >>> CODE_SHIFT !== OUTSIDE) continue;
+      const at = rows[base + INLINE]!;
+      const n = rows[base + INLINE + 1]!;
+      this.outside.copy(bytes, used, at, at + n);
+      rows[base + INLINE] = used;
+      used += n;
+    }
+    this.outside = bytes;
+    this.outsideUsed = used;
+    this.outsideFreed = 0;
   }
 }
 
-/** 43 characters, five per word and three in the last. */
+/** 43 characters: five per word in eight words, the last three in the ninth (18 bits). */
 const WORDS = 9;
-/** Bytes per mxid allocated ahead for an expected number of hashes (`@localpart:server.name`). */
-const MXID_BYTES_GUESS = 24;
+const KEY_WORDS = WORDS - 1;
+/** Words per row: 64 bytes. */
+const ROW = 16;
+/** The word holding the key's last 18 bits and the mxid's length code. */
+const META = KEY_WORDS;
+const TAIL_MASK = (1 << 18) - 1;
+const CODE_SHIFT = 18;
+const EMPTY_CODE = 0;
+/** Length code: the mxid is in `outside` (offset and length in the first two inline words). */
+const OUTSIDE = 63;
+const INLINE = META + 1;
+const INLINE_BYTES = (ROW - INLINE) * 4;
+/** At most this share of the rows is used: a hit reads ~2.5 rows, a miss ~8.5 (neighbours in memory). */
+const LOAD = 0.75;
 /** Hashes looked up together by `getMany`. */
 const GROUP = 64;
-/** A row: the key's words, the mxid's offset and its length. */
-const ROW = WORDS + 2;
-const AT = WORDS;
-const LENGTH = WORDS + 1;
 const HASH_LENGTH = 43;
-const EMPTY = 0;
-const DELETED = -1;
-const FREE = -1;
 /** Longer mxids (the Matrix limit is 255 bytes) go to the `odd` map. */
 const MAX_MXID_BYTES = 65_535;
+
+function rowsFor(entries: number): number {
+  return Math.max(1024, Math.ceil((entries + 1) / LOAD));
+}
 
 /** The 6-bit value of each base64url character by char code; -1 for any other. */
 const SEXTET = new Int8Array(128).fill(-1);
@@ -278,7 +297,12 @@ function encode(hash: string, out: Int32Array, at = 0): boolean {
   return true;
 }
 
-/** The first slot to probe: the first two words mixed (the words of a sha256 hash are already uniform). */
-function start(words: Int32Array, at: number, mask: number): number {
-  return (words[at]! ^ Math.imul(words[at + 1]!, 0x9e3779b1)) & mask;
+/**
+ * The row where the key at `words[at]` starts its probe: its first two words mixed into 30 bits (the words of
+ * a sha256 hash are already uniform), scaled to `capacity` (the product's rounding, past 2^53, is far
+ * smaller than `capacity`: the result stays below it).
+ */
+function home(words: Int32Array, at: number, capacity: number): number {
+  const h = (words[at]! ^ Math.imul(words[at + 1]!, 0x9e3779b1)) >>> 2;
+  return Math.floor((h * capacity) / 1073741824);
 }
