@@ -9,6 +9,7 @@ import type { HashChanges } from "../store/association-hashes.js";
 import { migrateToLatest, openStore, type Store } from "../store/database.js";
 import { lookupHash } from "../threepid/normalise.js";
 import { HashIndex } from "./hash-index.js";
+import { LookupService } from "./lookup.js";
 import { publishAssociation, removeAssociation } from "./publish-association.js";
 
 const address = (i: number) => `user${i}@example.org`;
@@ -238,6 +239,51 @@ describe.each(backends)("in-memory lookup index on $name", ({ open, dialect }) =
     const size = index.size;
     await ask(1);
     expect(index.size).toBe(size - 5);
+  });
+
+  it("logs nothing of a pending pepper, and its switch makes a table read before it read again", async () => {
+    let clock = 10_000;
+    const rotation = new LookupService(
+      {
+        maxAddresses: 10_000,
+        previousPepperGraceMs: 3_600_000,
+        rotationIntervalMs: 0,
+        rehashBatchSize: 1000,
+        rotationSettleMs: 60_000,
+        memoryIndex: false,
+      },
+      writer.repos,
+      writer.transaction,
+      () => clock,
+    );
+    await rotation.rotate();
+    const next = (await writer.repos.peppers.live()).find((p) => p.state === "pending")!;
+    const from = await writer.repos.hashes.version();
+    // Every association hashed under the pending pepper; younger than the settle time: not switched yet.
+    expect(await rotation.maintain()).toBeGreaterThan(0);
+    expect(await writer.repos.hashes.count(next.id)).toBeGreaterThan(0);
+    expect((await writer.repos.hashes.changesSince(next.id, from)).changes).toEqual([]);
+    // A table of the pending pepper read now (as from a replica that has not replayed the switch yet),
+    // then a bind that writes its hash under both peppers: only the current pepper's is logged.
+    const reads = reader.repos.hashes;
+    const early = new HashIndex({
+      version: () => reads.version(),
+      count: (p) => reads.count(p),
+      changesSince: (p, after) => reads.changesSince(p, after),
+      scan: (p, cursor, limit) => reads.scan(p, cursor, limit),
+    });
+    await ready(early, next.id);
+    await publishAssociation(writer.transaction, record(70), 1);
+    clock += 60_000;
+    await rotation.maintain();
+    expect((await writer.repos.peppers.live()).find((p) => p.id === next.id)?.state).toBe("current");
+    expect((await writer.repos.hashes.changesSince(next.id, from)).changes).toEqual([
+      { hash: null, mxid: null },
+    ]);
+    const h70 = lookupHash(address(70), "email", next.pepper);
+    expect(await early.lookup(next.id, [h70])).toBeUndefined();
+    await ready(early, next.id);
+    expect(await early.lookup(next.id, [h70])).toEqual([{ hash: h70, mxid: "@u70:hs.test" }]);
   });
 
   it("is dropped and read again for another pepper", async () => {

@@ -239,7 +239,15 @@ export class LookupService {
           pending.createdTs - this.settings.rotationSettleMs,
         );
         await writingHashes(this.transact)((r) => r.hashes.insert(hashes(pending, recent)));
-        if (await this.repos.peppers.activate(pending.id, now)) await this.reload();
+        // Under the version lock: a write to the pending pepper (not logged) is then either committed
+        // before the switch or logged after it. A table of the new pepper read from a replica that was
+        // behind the switch is read again once the replica logs it.
+        const activated = await writingHashes(this.transact)(async (r) => {
+          if (!(await r.peppers.activate(pending.id, now))) return false;
+          await r.hashes.logReread(pending.id);
+          return true;
+        });
+        if (activated) await this.reload();
       }
     } else if (
       this.settings.rotationIntervalMs > 0 &&

@@ -90,6 +90,8 @@ export interface HashRepository {
   deleteForPepper(pepperId: number, limit: number): Promise<number>;
   /** `lockHashVersion` on this repository's transaction (`writingHashes` calls it first). */
   lockVersion(): Promise<void>;
+  /** Logs "read this pepper's hashes again" under a new version (a pepper made current). */
+  logReread(pepperId: number): Promise<void>;
   /** The changes logged above version `after` (by the table's triggers), read in one snapshot. */
   changesSince(pepperId: number, after: number): Promise<HashChanges>;
   /**
@@ -168,6 +170,12 @@ export class KyselyHashRepository implements HashRepository {
 
   async lockVersion(): Promise<void> {
     await lockHashVersion(this.db);
+  }
+
+  async logReread(pepperId: number): Promise<void> {
+    await sql`update association_hash_version set v = v + 1`.execute(this.db);
+    await sql`insert into association_hash_changes (v, pepper_id, hash)
+      select v, ${pepperId}, null from association_hash_version`.execute(this.db);
   }
 
   async count(pepperId: number): Promise<number> {

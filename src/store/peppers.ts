@@ -98,7 +98,9 @@ export class KyselyPepperRepository implements PepperRepository {
   }
 
   async activate(pendingId: number, now: number): Promise<boolean> {
-    return this.db.transaction().execute(async (tx) => {
+    const inTransaction = (work: (tx: Kysely<Database>) => Promise<boolean>) =>
+      this.db.isTransaction ? work(this.db) : this.db.transaction().execute(work);
+    return inTransaction(async (tx) => {
       // Retire the current pepper first (the unique index allows one current), then promote the pending one
       // only if it is still pending: a second instance doing the same finds nothing to promote.
       const pending = await tx
