@@ -9,7 +9,7 @@ import { SeraphMigrations } from "./migrations.js";
 import { ReplicaReader } from "./replicas.js";
 import { type Repositories, repositories, type Transact } from "./repositories.js";
 import type { Database } from "./schema.js";
-import { registerSqliteConnection } from "./sqlite-connection.js";
+import { registerSqliteConnection, sqliteConnection } from "./sqlite-connection.js";
 
 /** An open database: the typed query builder plus the dialect it speaks. */
 export interface Store {
@@ -37,7 +37,13 @@ export function storeOver(db: Kysely<Database>, dialect: Dialect, reader?: () =>
     dialect,
     reader: reader ?? (() => db),
     repos: repositories(db, dialect),
-    transaction: (work) => db.transaction().execute((tx) => work(repositories(tx, dialect))),
+    transaction: (work) =>
+      db.transaction().execute((tx) => {
+        // The transaction runs on the store's one SQLite connection: its handle may use it directly too.
+        const raw = sqliteConnection(db);
+        if (raw) registerSqliteConnection(tx, raw);
+        return work(repositories(tx, dialect));
+      }),
     ping: () => answers(db),
     close: () => db.destroy(),
   };

@@ -11,10 +11,10 @@ export function registerSqliteConnection(db: Kysely<Database>, raw: BetterSqlite
 }
 
 /**
- * The better-sqlite3 connection a SQLite store's queries run on, or undefined on PostgreSQL and for a
- * transaction's handle. Only for work that Kysely's statement building would slow down (`seraph
- * import-sydent`, hot SELECTs); statements run on it share the store's transactions, since there is a
- * single connection.
+ * The better-sqlite3 connection a SQLite store's queries run on (also for the handle of a transaction
+ * begun by `Store.transaction`), or undefined on PostgreSQL. Only for work that Kysely's statement
+ * building would slow down (`seraph import-sydent`, hot SELECTs, hash inserts); statements run on it share
+ * the store's transactions, since there is a single connection.
  */
 export function sqliteConnection(db: Kysely<Database>): BetterSqlite3.Database | undefined {
   return SQLITE_CONNECTIONS.get(db);
