@@ -31,6 +31,20 @@ async function ready(index: HashIndex, pepperId: number): Promise<void> {
   throw new Error("the index never became ready");
 }
 
+/** An index over a store's reads; `onScan` is told of every page read. */
+function indexOver(store: Store, onScan = () => {}): HashIndex {
+  const reads = store.repos.hashes;
+  return new HashIndex({
+    version: () => reads.version(),
+    count: (p) => reads.count(p),
+    changesSince: (p, after) => reads.changesSince(p, after),
+    scan: (p, cursor, limit) => {
+      onScan();
+      return reads.scan(p, cursor, limit);
+    },
+  });
+}
+
 const backends = [
   {
     name: "SQLite (two connections to one file)",
@@ -82,16 +96,7 @@ describe.each(backends)("in-memory lookup index on $name", ({ open, dialect }) =
     await writer.repos.peppers.insertIfAbsent("pepper-one", "current", 1);
     pepper = (await writer.repos.peppers.live())[0]!;
     for (let i = 1; i <= 30; i++) await publishAssociation(writer.transaction, record(i), 1);
-    const reads = reader.repos.hashes;
-    index = new HashIndex({
-      version: () => reads.version(),
-      count: (p) => reads.count(p),
-      changesSince: (p, after) => reads.changesSince(p, after),
-      scan: (p, cursor, limit) => {
-        scans++;
-        return reads.scan(p, cursor, limit);
-      },
-    });
+    index = indexOver(reader, () => scans++);
     await ready(index, pepper.id);
   });
 
@@ -265,13 +270,7 @@ describe.each(backends)("in-memory lookup index on $name", ({ open, dialect }) =
     expect((await writer.repos.hashes.changesSince(next.id, from)).changes).toEqual([]);
     // A table of the pending pepper read now (as from a replica that has not replayed the switch yet),
     // then a bind that writes its hash under both peppers: only the current pepper's is logged.
-    const reads = reader.repos.hashes;
-    const early = new HashIndex({
-      version: () => reads.version(),
-      count: (p) => reads.count(p),
-      changesSince: (p, after) => reads.changesSince(p, after),
-      scan: (p, cursor, limit) => reads.scan(p, cursor, limit),
-    });
+    const early = indexOver(reader);
     await ready(early, next.id);
     await publishAssociation(writer.transaction, record(70), 1);
     clock += 60_000;

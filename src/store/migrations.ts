@@ -222,29 +222,18 @@ const STEPS: Record<string, Step> = {
       await sql.raw(statement).execute(db);
     }
   },
-  // A pending pepper's hashes are not logged: no process holds that pepper in memory before it is current
-  // (a rotation's batches had doubled its cost on SQLite). Its activation takes the version lock and logs
-  // "read this pepper again", for a table read from a replica that had not replayed every write before it.
-  "0170_hash_changes_not_pending": async (db, dialect) => {
-    if (dialect === "sqlite") {
-      for (const op of ["insert", "update", "delete"]) {
-        await sql.raw(`drop trigger association_hashes_log_${op}`).execute(db);
-      }
-    }
-    for (const statement of dialect === "sqlite"
-      ? SQLITE_HASH_TRIGGERS_NOT_PENDING
-      : [POSTGRES_LOG_NOT_PENDING]) {
-      await sql.raw(statement).execute(db);
-    }
-  },
 };
 
 /** True unless `pepper` (a column reference) is a pending pepper's id. */
 const notPending = (pepper: string) =>
   `(select state from lookup_peppers where id = ${pepper}) is not 'pending'`;
 
-/** As SQLITE_HASH_TRIGGERS, for rows of peppers that are not pending. */
-const SQLITE_HASH_TRIGGERS_NOT_PENDING = [
+/**
+ * One version per changed row; a row whose key changes is logged under its old and new key. A pending
+ * pepper's rows are not logged: no process holds that pepper in memory before it is current, and its
+ * switch to current takes the version lock and logs "read this pepper again" (`LookupService.maintain`).
+ */
+const SQLITE_HASH_TRIGGERS = [
   `create trigger association_hashes_log_insert after insert on association_hashes
    when ${notPending("new.pepper_id")} begin
      update association_hash_version set v = v + 1;
@@ -267,9 +256,13 @@ const SQLITE_HASH_TRIGGERS_NOT_PENDING = [
    end`,
 ];
 
-/** As the function in POSTGRES_HASH_TRIGGERS, for rows of peppers that are not pending. */
-const POSTGRES_LOG_NOT_PENDING = `create or replace function seraph_log_hash_changes() returns trigger
-   language plpgsql as $$
+/**
+ * One version per statement that changed rows (but a pending pepper's, as on SQLite), from its transition
+ * tables; a statement that changed more than 10 000 rows (an import, a copy) is logged as one "read this
+ * pepper's hashes again" row per pepper.
+ */
+const POSTGRES_HASH_TRIGGERS = [
+  `create function seraph_log_hash_changes() returns trigger language plpgsql as $$
    declare
      pending bigint[] := array(select id from lookup_peppers where state = 'pending');
      changed bigint;
@@ -303,63 +296,6 @@ const POSTGRES_LOG_NOT_PENDING = `create or replace function seraph_log_hash_cha
        insert into association_hash_changes (v, pepper_id, hash)
          select version, pepper_id, hash from new_rows where pepper_id <> all(pending)
          union select version, pepper_id, hash from old_rows where pepper_id <> all(pending);
-     end if;
-     return null;
-   end
-   $$`;
-
-/** One version per changed row; a row whose key changes is logged under its old and new key. */
-const SQLITE_HASH_TRIGGERS = [
-  `create trigger association_hashes_log_insert after insert on association_hashes begin
-     update association_hash_version set v = v + 1;
-     insert into association_hash_changes (v, pepper_id, hash)
-       select v, new.pepper_id, new.hash from association_hash_version;
-   end`,
-  `create trigger association_hashes_log_update after update on association_hashes begin
-     update association_hash_version set v = v + 1;
-     insert into association_hash_changes (v, pepper_id, hash)
-       select v, new.pepper_id, new.hash from association_hash_version
-       union all select v, old.pepper_id, old.hash from association_hash_version
-         where old.pepper_id <> new.pepper_id or old.hash <> new.hash;
-   end`,
-  `create trigger association_hashes_log_delete after delete on association_hashes begin
-     update association_hash_version set v = v + 1;
-     insert into association_hash_changes (v, pepper_id, hash)
-       select v, old.pepper_id, old.hash from association_hash_version;
-   end`,
-];
-
-/**
- * One version per statement that changed rows, from its transition tables; a statement that changed more
- * than 10 000 rows (an import, a copy) is logged as one "read this pepper's hashes again" row per pepper.
- */
-const POSTGRES_HASH_TRIGGERS = [
-  `create function seraph_log_hash_changes() returns trigger language plpgsql as $$
-   declare
-     changed bigint;
-     version bigint;
-   begin
-     if tg_op = 'DELETE' then
-       select count(*) into changed from old_rows;
-     else
-       select count(*) into changed from new_rows;
-     end if;
-     if changed = 0 then
-       return null;
-     end if;
-     update association_hash_version set v = v + 1 returning v into version;
-     if changed > 10000 and tg_op = 'DELETE' then
-       insert into association_hash_changes (v, pepper_id, hash) select distinct version, pepper_id, null::text from old_rows;
-     elsif changed > 10000 then
-       insert into association_hash_changes (v, pepper_id, hash) select distinct version, pepper_id, null::text from new_rows;
-     elsif tg_op = 'INSERT' then
-       insert into association_hash_changes (v, pepper_id, hash) select version, pepper_id, hash from new_rows;
-     elsif tg_op = 'DELETE' then
-       insert into association_hash_changes (v, pepper_id, hash) select version, pepper_id, hash from old_rows;
-     else
-       insert into association_hash_changes (v, pepper_id, hash)
-         select version, pepper_id, hash from new_rows
-         union select version, pepper_id, hash from old_rows;
      end if;
      return null;
    end
