@@ -125,6 +125,17 @@ describe("HashTable", () => {
     );
   });
 
+  it("takes a twenty-fifth more hashes than it was built for before it copies, and then grows by a quarter", () => {
+    const t = new HashTable(20_000);
+    const built = t.bytes;
+    for (let i = 0; i < 20_800; i++) t.set(hash(i), `@${i}:hs`);
+    expect(t.bytes).toBe(built);
+    for (let i = 20_800; i < 22_000; i++) t.set(hash(i), `@${i}:hs`);
+    expect(t.bytes).toBeGreaterThan(built);
+    expect(t.bytes).toBeLessThan(built * 1.3);
+    for (let i = 0; i < 22_000; i++) expect(t.get(hash(i))).toBe(`@${i}:hs`);
+  });
+
   it("gives back the room of a table sized for more than it holds, keeping every hash", () => {
     const t = new HashTable(50_000);
     for (let i = 0; i < 300; i++) t.set(hash(i), i % 3 ? `@${i}:hs` : `@${"y".repeat(40)}${i}:hs`);
