@@ -176,6 +176,10 @@ export class ImportWriter {
     merge: boolean,
     now: number,
   ): Promise<{ id: number; rehash: boolean }> {
+    // Before reading the peppers: a running server's switch to a pending pepper holds this lock from its
+    // read of the pending row to its commit, so the two take turns (else a switch that read the pending row
+    // before this commit would retire the pepper installed here, and leave no current one).
+    await lockHashVersion(tx);
     const current = await tx
       .selectFrom("lookup_peppers")
       .select(["id", "pepper"])
@@ -192,7 +196,6 @@ export class ImportWriter {
       await tx.deleteFrom("lookup_peppers").where("state", "=", "pending").execute();
       rehash = current !== undefined;
     } else {
-      await lockHashVersion(tx);
       await tx.deleteFrom("association_hashes").execute();
       await tx.deleteFrom("lookup_peppers").execute();
     }
@@ -293,6 +296,7 @@ export class ImportWriter {
       .execute();
     if (rows.length === 0) return undefined;
     await this.transaction(async (tx) => {
+      await lockHashVersion(tx);
       for (const part of chunks(rows)) {
         await tx
           .insertInto("association_hashes")

@@ -1,0 +1,110 @@
+import { sql } from "kysely";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, dropTestDatabase } from "../../test/support/postgres.js";
+import { resolveConfig } from "../config/load.js";
+import { migrateToLatest, openStore, type Store } from "../store/database.js";
+import { writingHashes } from "../store/repositories.js";
+import { lookupHash } from "../threepid/normalise.js";
+import { ImportWriter } from "./writer.js";
+
+/** Waits (up to 20 s) until a backend of this database waits on a lock. */
+async function someoneWaitsOnALock(store: Store): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+      where datname = current_database() and wait_event_type = 'Lock'`.execute(store.db);
+    if (rows[0]!.n > 0) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("no backend ever waited on a lock");
+}
+
+/** Runs `hold` in a transaction that writes hashes (it takes the version lock first) until `release()`. */
+function holdVersionLock(store: Store, hold: (r: Store["repos"]) => Promise<void> = async () => {}) {
+  let release = () => {};
+  const released = new Promise<void>((r) => {
+    release = r;
+  });
+  const done = writingHashes(store.transaction)(async (r) => {
+    await released;
+    await hold(r);
+  });
+  return { release, done };
+}
+
+describe("import writes on PostgreSQL take turns with a running server's hash writes", () => {
+  let url: string;
+  let server: Store;
+  let importer: Store;
+  let writer: ImportWriter;
+
+  beforeAll(async () => {
+    url = await createTestDatabase();
+    const database = resolveConfig({ database: { postgres: { url } } }).database;
+    server = await openStore(database);
+    await migrateToLatest(server);
+    importer = await openStore(database);
+    writer = new ImportWriter(importer.db);
+  });
+
+  afterAll(async () => {
+    await importer?.close();
+    await server?.close();
+    if (url) await dropTestDatabase(url);
+  });
+
+  it("a merge's pepper waits for a switch to a pending pepper, and one pepper is current after both", async () => {
+    await server.repos.peppers.insertIfAbsent("server-current", "current", 1);
+    await server.repos.peppers.insertIfAbsent("server-pending", "pending", 2);
+    const pending = (await server.repos.peppers.live()).find((p) => p.pepper === "server-pending")!;
+    // The server's switch has taken the version lock and is about to read the pending row.
+    const sw = holdVersionLock(server, async (r) => {
+      expect(await r.peppers.activate(pending.id, 3)).toBe(true);
+    });
+    const installed = writer.transaction((tx) => writer.installPepper(tx, "sydent-pepper", true, 4));
+    await someoneWaitsOnALock(server);
+    sw.release();
+    await sw.done;
+    expect(await installed).toMatchObject({ rehash: true });
+    const states = await server.db
+      .selectFrom("lookup_peppers")
+      .select(["pepper", "state"])
+      .orderBy("pepper")
+      .execute();
+    expect(states).toEqual([
+      { pepper: "server-current", state: "previous" },
+      { pepper: "server-pending", state: "previous" },
+      { pepper: "sydent-pepper", state: "current" },
+    ]);
+  });
+
+  it("hashing the associations under sydent's pepper takes the version lock before its first row", async () => {
+    const pepper = (await server.repos.peppers.live()).find((p) => p.pepper === "sydent-pepper")!;
+    const { id } = await server.db
+      .insertInto("associations")
+      .values({
+        medium: "email",
+        address: "a@example.org",
+        mxid: "@a:hs.test",
+        ts: 1,
+        not_before: 1,
+        not_after: 9,
+      })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    // A bind's transaction holds the lock and then writes the hash the import is about to write: had the
+    // import written it first and then waited for the lock (in the table's trigger), they would deadlock.
+    const bind = holdVersionLock(server, async (r) => {
+      await r.hashes.insert([
+        { pepperId: pepper.id, associationId: id, hash: lookupHash("a@example.org", "email", pepper.pepper) },
+      ]);
+    });
+    const rehashed = writer.rehashAfter(pepper, 0, 100);
+    await someoneWaitsOnALock(server);
+    bind.release();
+    await bind.done;
+    expect(await rehashed).toBe(id);
+    expect(await server.db.selectFrom("association_hashes").select("mxid").execute()).toEqual([
+      { mxid: "@a:hs.test" },
+    ]);
+  });
+});
