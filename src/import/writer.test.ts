@@ -1,33 +1,30 @@
-import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, dropTestDatabase } from "../../test/support/postgres.js";
+import { createTestDatabase, dropTestDatabase, someoneWaitsOnALock } from "../../test/support/postgres.js";
 import { resolveConfig } from "../config/load.js";
 import { migrateToLatest, openStore, type Store } from "../store/database.js";
 import { writingHashes } from "../store/repositories.js";
 import { lookupHash } from "../threepid/normalise.js";
 import { ImportWriter } from "./writer.js";
 
-/** Waits (up to 20 s) until a backend of this database waits on a lock. */
-async function someoneWaitsOnALock(store: Store): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
-      where datname = current_database() and wait_event_type = 'Lock'`.execute(store.db);
-    if (rows[0]!.n > 0) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("no backend ever waited on a lock");
-}
-
-/** Runs `hold` in a transaction that writes hashes (it takes the version lock first) until `release()`. */
-function holdVersionLock(store: Store, hold: (r: Store["repos"]) => Promise<void> = async () => {}) {
+/**
+ * Takes the version lock in a transaction that writes hashes (`writingHashes` takes it first), resolves
+ * once it holds it, and runs `hold` and commits on `release()`.
+ */
+async function holdVersionLock(store: Store, hold: (r: Store["repos"]) => Promise<void> = async () => {}) {
   let release = () => {};
   const released = new Promise<void>((r) => {
     release = r;
   });
+  let taken = () => {};
+  const holding = new Promise<void>((r) => {
+    taken = r;
+  });
   const done = writingHashes(store.transaction)(async (r) => {
+    taken();
     await released;
     await hold(r);
   });
+  await Promise.race([holding, done]);
   return { release, done };
 }
 
@@ -57,11 +54,11 @@ describe("import writes on PostgreSQL take turns with a running server's hash wr
     await server.repos.peppers.insertIfAbsent("server-pending", "pending", 2);
     const pending = (await server.repos.peppers.live()).find((p) => p.pepper === "server-pending")!;
     // The server's switch has taken the version lock and is about to read the pending row.
-    const sw = holdVersionLock(server, async (r) => {
+    const sw = await holdVersionLock(server, async (r) => {
       expect(await r.peppers.activate(pending.id, 3)).toBe(true);
     });
     const installed = writer.transaction((tx) => writer.installPepper(tx, "sydent-pepper", true, 4));
-    await someoneWaitsOnALock(server);
+    await someoneWaitsOnALock(server.db);
     sw.release();
     await sw.done;
     expect(await installed).toMatchObject({ rehash: true });
@@ -93,13 +90,13 @@ describe("import writes on PostgreSQL take turns with a running server's hash wr
       .executeTakeFirstOrThrow();
     // A bind's transaction holds the lock and then writes the hash the import is about to write: had the
     // import written it first and then waited for the lock (in the table's trigger), they would deadlock.
-    const bind = holdVersionLock(server, async (r) => {
+    const bind = await holdVersionLock(server, async (r) => {
       await r.hashes.insert([
         { pepperId: pepper.id, associationId: id, hash: lookupHash("a@example.org", "email", pepper.pepper) },
       ]);
     });
     const rehashed = writer.rehashAfter(pepper, 0, 100);
-    await someoneWaitsOnALock(server);
+    await someoneWaitsOnALock(server.db);
     bind.release();
     await bind.done;
     expect(await rehashed).toBe(id);

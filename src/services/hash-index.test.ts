@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, dropTestDatabase } from "../../test/support/postgres.js";
+import { createTestDatabase, dropTestDatabase, someoneWaitsOnALock } from "../../test/support/postgres.js";
 import { resolveConfig } from "../config/load.js";
-import type { HashChanges } from "../store/association-hashes.js";
+import type { HashChanges, ScanCursor } from "../store/association-hashes.js";
 import { migrateToLatest, openStore, type Store } from "../store/database.js";
 import { lookupHash } from "../threepid/normalise.js";
 import { HashIndex } from "./hash-index.js";
@@ -109,6 +109,29 @@ describe.each(backends)("in-memory lookup index on $name", ({ open, dialect }) =
   it("answers what is bound, from memory", async () => {
     await expectAnswer([1, 2, 30, 31], { 1: "@u1:hs.test", 2: "@u2:hs.test", 30: "@u30:hs.test" });
     expect(index.size).toBe(30);
+  });
+
+  it("reads a page of no hashes with the version it was read at", async () => {
+    await publishAssociation(writer.transaction, record(40), 1);
+    const version = await reader.repos.hashes.version();
+    expect(await reader.repos.hashes.scan(pepper.id + 1000, undefined, 10)).toEqual({
+      rows: [],
+      next: undefined,
+      version,
+    });
+    // Pages of 7 (in the cursor's order, the version on each) hold every hash once.
+    const paged: string[] = [];
+    let cursor: ScanCursor | undefined;
+    do {
+      const page = await reader.repos.hashes.scan(pepper.id, cursor, 7);
+      expect(page.version).toBe(version);
+      paged.push(...page.rows.map((r) => r.hash));
+      cursor = page.next;
+    } while (cursor !== undefined);
+    expect(paged.length).toBe(await reader.repos.hashes.count(pepper.id));
+    expect(new Set(paged).size).toBe(paged.length);
+    expect(paged).toContain(hash(40));
+    await removeAssociation(writer.transaction, "email", address(40), "@u40:hs.test");
   });
 
   it("sees another instance's binds, rebinds and unbinds as soon as they commit, without reading all again", async () => {
@@ -217,16 +240,22 @@ describe.each(backends)("in-memory lookup index on $name", ({ open, dialect }) =
       const gate = new Promise<void>((resolve) => {
         release = resolve;
       });
+      let firstWritten = () => {};
+      const first = new Promise<void>((resolve) => {
+        firstWritten = resolve;
+      });
       // A batch of two statements (as a rotation of more than 1000 rows writes): the second writes the hash
       // that the bind, started between them, writes too.
       const batch = writer.transaction(async (r) => {
         await r.hashes.lockVersion();
         await r.hashes.insert([{ pepperId: pepper.id, associationId: Number(id), hash: "first-statement" }]);
+        firstWritten();
         await gate;
         await r.hashes.insert([{ pepperId: pepper.id, associationId: Number(id), hash: hash(60) }]);
       });
+      await first;
       const bind = publishAssociation(reader.transaction, record(60), 1);
-      await new Promise((r) => setTimeout(r, 300));
+      await someoneWaitsOnALock(writer.db);
       release();
       await Promise.all([batch, bind]);
       await expectAnswer([60], { 60: "@u60:hs.test" });
@@ -332,6 +361,30 @@ describe("in-memory lookup index over reads from several servers", () => {
     ]);
   });
 
+  it("replays from the version of an empty last page read from a replica behind the others", async () => {
+    const asked: number[] = [];
+    const index = new HashIndex({
+      version: async () => 5,
+      count: async () => 1,
+      scan: async (_p, cursor) =>
+        cursor === undefined
+          ? { rows: [{ hash: h(1), mxid: "@a:hs" }], next: 1, version: 5 }
+          : { rows: [], next: undefined, version: 3 },
+      changesSince: async (_p, after) => {
+        asked.push(after);
+        return after === 3
+          ? { version: 5, lowest: 4, changes: [{ hash: h(2), mxid: "@b:hs" }], tooMany: false }
+          : { version: 5, ...none };
+      },
+    });
+    await ready(index, 1);
+    expect(asked[0]).toBe(3);
+    expect(await index.lookup(1, [h(1), h(2)])).toEqual([
+      { hash: h(1), mxid: "@a:hs" },
+      { hash: h(2), mxid: "@b:hs" },
+    ]);
+  });
+
   it("reads everything again rather than too many changes at once", async () => {
     let scans = 0;
     let version = 1;
@@ -340,7 +393,7 @@ describe("in-memory lookup index over reads from several servers", () => {
       count: async () => 0,
       scan: async () => {
         scans++;
-        return { rows: [], next: undefined, version: undefined };
+        return { rows: [], next: undefined, version };
       },
       changesSince: async (_p, after) =>
         after < version ? { version, lowest: after + 1, changes: [], tooMany: true } : { version, ...none },

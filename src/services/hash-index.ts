@@ -102,7 +102,7 @@ export class HashIndex {
         do {
           const page = await this.reads.scan(pepperId, cursor, SCAN_PAGE);
           if (generation !== this.generation) return;
-          if (page.version !== undefined && page.version < version) version = page.version;
+          if (page.version < version) version = page.version;
           for (const r of page.rows) table.set(r.hash, r.mxid);
           cursor = page.next;
           if (cursor !== undefined) await new Promise<void>((resolve) => setImmediate(resolve));

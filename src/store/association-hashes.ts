@@ -36,11 +36,25 @@ const CHANGES = hotSelect<{ kind: number; v: number | null; hash: string | null;
 });
 
 /** A pepper's hashes in pages: by rowid on SQLite (the table's order: no random reads), by hash on PostgreSQL. */
-const SCAN = hotSelect<{ cursor: number | string; hash: string; mxid: string; version: number }>({
-  sqlite: `select rowid as cursor, hash, mxid, (select v from association_hash_version) as version
-    from association_hashes not indexed where rowid > ? and pepper_id = ? order by rowid limit ?`,
-  postgres: `select hash as cursor, hash, mxid, (select v from association_hash_version) as version
-    from association_hashes where hash > $1 and pepper_id = $2 order by hash limit $3`,
+/**
+ * A page of a pepper's hashes and the version the statement read, also for an empty page: one row with a
+ * null hash carries the version. PostgreSQL joins the page to the version row (sorted again: 2 ms per
+ * 10,000 rows); SQLite adds the row with UNION ALL (the join's temporary sort cost it 20 %) and the
+ * reader takes the largest rowid as where to go on, whatever the order of the rows.
+ */
+const SCAN = hotSelect<{
+  cursor: number | string | null;
+  hash: string | null;
+  mxid: string | null;
+  version: number | null;
+}>({
+  sqlite: `select null as cursor, null as hash, null as mxid, v as version from association_hash_version
+    union all select * from (select rowid, hash, mxid, null from association_hashes not indexed
+      where rowid > ? and pepper_id = ? order by rowid limit ?)`,
+  postgres: `select h.cursor, h.hash, h.mxid, v.v as version from association_hash_version v
+    left join lateral (select hash as cursor, hash, mxid from association_hashes
+      where hash > $1 and pepper_id = $2 order by hash limit $3) h on true
+    order by h.cursor`,
 });
 
 /**
@@ -120,8 +134,8 @@ export interface HashRepository {
   changesSince(pepperId: number, after: number): Promise<HashChanges>;
   /**
    * Up to `limit` hashes of a pepper after `cursor` (none: from the start), where to go on (none: done),
-   * and the table's version in the statement's snapshot (none for an empty page): with replicas each page
-   * may come from another server.
+   * and the table's version in the statement's snapshot (an empty page has one too): with replicas each
+   * page may come from another server.
    */
   scan(
     pepperId: number,
@@ -130,7 +144,7 @@ export interface HashRepository {
   ): Promise<{
     rows: Array<{ hash: string; mxid: string }>;
     next: ScanCursor | undefined;
-    version: number | undefined;
+    version: number;
   }>;
   /** The version of the table now. */
   version(): Promise<number>;
@@ -190,12 +204,18 @@ export class KyselyHashRepository implements HashRepository {
 
   async scan(pepperId: number, cursor: ScanCursor | undefined, limit: number) {
     const from = cursor ?? (this.dialect === "sqlite" ? 0 : "");
-    const rows = await SCAN(this.db, this.dialect, [from, pepperId, limit]);
-    return {
-      rows,
-      next: rows.length < limit ? undefined : rows[rows.length - 1]!.cursor,
-      version: rows.length ? Number(rows[0]!.version) : undefined,
-    };
+    const read = await SCAN(this.db, this.dialect, [from, pepperId, limit]);
+    const rows: Array<{ hash: string; mxid: string }> = [];
+    let version = 0;
+    let last: ScanCursor | undefined;
+    for (const r of read) {
+      if (r.version !== null) version = Number(r.version);
+      if (r.cursor === null || r.hash === null || r.mxid === null) continue;
+      rows.push({ hash: r.hash, mxid: r.mxid });
+      // SQLite: the largest rowid; PostgreSQL: the last row (sorted by the column's collation).
+      if (typeof r.cursor === "string" || !(typeof last === "number" && last > r.cursor)) last = r.cursor;
+    }
+    return { rows, next: rows.length < limit ? undefined : last, version };
   }
 
   async lockVersion(): Promise<void> {

@@ -34,7 +34,9 @@ import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, relative } from "node:path";
+import { type Kysely, sql } from "kysely";
 import pg from "pg";
+import type { Database } from "../../src/store/schema.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -647,4 +649,15 @@ export async function startReplica(primary: PostgresCluster): Promise<PostgresCl
     await replica.stop().catch(() => undefined);
     throw err;
   }
+}
+
+/** Waits (up to 20 s) until a session of `db`'s database waits on a lock (another holds it). */
+export async function someoneWaitsOnALock(db: Kysely<Database>): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+      where datname = current_database() and wait_event_type = 'Lock'`.execute(db);
+    if (rows[0]!.n > 0) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("no session ever waited on a lock");
 }
