@@ -62,7 +62,7 @@ export async function createAdmin(store: Store, opts: AdminOptions): Promise<Adm
     now,
   );
   const views = new KyselyAdminViewRepository(store.db);
-  const subjects = new KyselySubjectRepository(store.db);
+  const subjects = new KyselySubjectRepository(store.db, store.dialect);
   const service = new AdminService({
     serverName: opts.serverName,
     views,

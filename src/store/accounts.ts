@@ -32,10 +32,14 @@ export class KyselyAccountRepository implements AccountRepository {
 
   async createToken(userId: string, tokenHash: string, now: number, expiresTs: number | null): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
+      // An update, not DO NOTHING, of an existing account: it holds the row's lock until the token is in,
+      // so the purge of stale accounts, which locks the rows it may delete, waits for this login.
       await tx
         .insertInto("accounts")
         .values({ user_id: userId, created_ts: now })
-        .onConflict((oc) => oc.column("user_id").doNothing())
+        .onConflict((oc) =>
+          oc.column("user_id").doUpdateSet((eb) => ({ user_id: eb.ref("excluded.user_id") })),
+        )
         .execute();
       await tx
         .insertInto("access_tokens")

@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from "kysely";
 import { lockHashVersion } from "./association-hashes.js";
+import type { Dialect } from "./dialect.js";
 import type { Database } from "./schema.js";
 
 /** One person, by a 3PID, a Matrix ID, or both. */
@@ -45,7 +46,10 @@ const NONE = "\u0000none";
  * one transaction each, on SQLite and PostgreSQL alike.
  */
 export class KyselySubjectRepository {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: Dialect,
+  ) {}
 
   private async associationIds(db: Db, s: SubjectSelector): Promise<number[]> {
     const rows = await db
@@ -203,36 +207,55 @@ export class KyselySubjectRepository {
 
   /**
    * Accounts older than `createdBefore` with no access token and no binding (and their accepted terms).
-   * One DELETE decides and deletes, so a token or binding committed before it starts keeps the account.
+   * The candidates' rows are locked first (PostgreSQL; SQLite's writers take turns anyway), which waits
+   * for a login holding one (`createToken` updates its account's row); the DELETE, a later statement,
+   * then sees that login's token and keeps the account.
    */
   async purgeStaleAccounts(createdBefore: number, limit = 1000): Promise<number> {
+    const postgres = this.dialect === "postgres";
     return this.db.transaction().execute(async (tx) => {
+      const stale = (users: Db) =>
+        users
+          .selectFrom("accounts as a")
+          .select("a.user_id")
+          .where("a.created_ts", "<", createdBefore)
+          .where(({ not, exists, selectFrom }) =>
+            not(
+              exists(
+                selectFrom("access_tokens")
+                  .select("token_hash")
+                  .whereRef("access_tokens.user_id", "=", "a.user_id"),
+              ),
+            ),
+          )
+          .where(({ not, exists, selectFrom }) =>
+            not(
+              exists(selectFrom("associations").select("id").whereRef("associations.mxid", "=", "a.user_id")),
+            ),
+          );
+      let candidates: string[] | undefined;
+      if (postgres) {
+        candidates = (await stale(tx).limit(limit).forUpdate().execute()).map((r) => r.user_id);
+        if (candidates.length === 0) return 0;
+      }
       const gone = await tx
         .deleteFrom("accounts")
-        .where(
-          "user_id",
-          "in",
-          tx
-            .selectFrom("accounts as a")
-            .select("a.user_id")
-            .where("a.created_ts", "<", createdBefore)
-            .where(({ not, exists, selectFrom }) =>
-              not(
-                exists(
-                  selectFrom("access_tokens")
-                    .select("token_hash")
-                    .whereRef("access_tokens.user_id", "=", "a.user_id"),
-                ),
-              ),
-            )
-            .where(({ not, exists, selectFrom }) =>
-              not(
-                exists(
-                  selectFrom("associations").select("id").whereRef("associations.mxid", "=", "a.user_id"),
-                ),
-              ),
-            )
-            .limit(limit),
+        .where("user_id", "in", candidates ?? stale(tx).limit(limit))
+        .where(({ not, exists, selectFrom }) =>
+          not(
+            exists(
+              selectFrom("access_tokens")
+                .select("token_hash")
+                .whereRef("access_tokens.user_id", "=", "accounts.user_id"),
+            ),
+          ),
+        )
+        .where(({ not, exists, selectFrom }) =>
+          not(
+            exists(
+              selectFrom("associations").select("id").whereRef("associations.mxid", "=", "accounts.user_id"),
+            ),
+          ),
         )
         .returning("user_id")
         .execute();
