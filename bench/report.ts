@@ -38,8 +38,8 @@ function commit(): string {
 export function environment(): string {
   const probe = cpuProbeMs();
   return [
-    `commit ${commit()}; Node ${process.version}; ${cpuModel()}, ${availableParallelism()} cores ` +
-      `(os.availableParallelism), ${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    `commit ${commit()}; Node ${process.version}; ${cpuModel()}, ${cpus().length} cores, ` +
+      `${availableParallelism()} for this process (os.availableParallelism), ${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
     `CPU probe at start (sha256 of 5000 × 4 KiB and 40 JSON round trips of a 1000-hash body, best of 3): ` +
       `${probe.toFixed(1)} ms`,
   ].join("\n");
