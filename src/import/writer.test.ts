@@ -1,32 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, dropTestDatabase, someoneWaitsOnALock } from "../../test/support/postgres.js";
+import {
+  createTestDatabase,
+  dropTestDatabase,
+  pausedTransaction,
+  someoneWaitsOnALock,
+} from "../../test/support/postgres.js";
 import { resolveConfig } from "../config/load.js";
 import { migrateToLatest, openStore, type Store } from "../store/database.js";
 import { writingHashes } from "../store/repositories.js";
 import { lookupHash } from "../threepid/normalise.js";
 import { ImportWriter } from "./writer.js";
 
-/**
- * Takes the version lock in a transaction that writes hashes (`writingHashes` takes it first), resolves
- * once it holds it, and runs `hold` and commits on `release()`.
- */
-async function holdVersionLock(store: Store, hold: (r: Store["repos"]) => Promise<void> = async () => {}) {
-  let release = () => {};
-  const released = new Promise<void>((r) => {
-    release = r;
-  });
-  let taken = () => {};
-  const holding = new Promise<void>((r) => {
-    taken = r;
-  });
-  const done = writingHashes(store.transaction)(async (r) => {
-    taken();
-    await released;
-    await hold(r);
-  });
-  await Promise.race([holding, done]);
-  return { release, done };
-}
+/** Takes the version lock (`writingHashes` takes it first), then runs `hold` and commits on `go()`. */
+const holdVersionLock = (store: Store, hold?: (r: Store["repos"]) => Promise<void>) =>
+  pausedTransaction<Store["repos"]>(
+    (work) => writingHashes(store.transaction)(work),
+    async () => {},
+    hold,
+  );
 
 describe("import writes on PostgreSQL take turns with a running server's hash writes", () => {
   let url: string;
@@ -59,7 +50,7 @@ describe("import writes on PostgreSQL take turns with a running server's hash wr
     });
     const installed = writer.transaction((tx) => writer.installPepper(tx, "sydent-pepper", true, 4));
     await someoneWaitsOnALock(server.db);
-    sw.release();
+    sw.go();
     await sw.done;
     expect(await installed).toMatchObject({ rehash: true });
     const states = await server.db
@@ -97,7 +88,7 @@ describe("import writes on PostgreSQL take turns with a running server's hash wr
     });
     const rehashed = writer.rehashAfter(pepper, 0, 100);
     await someoneWaitsOnALock(server.db);
-    bind.release();
+    bind.go();
     await bind.done;
     expect(await rehashed).toBe(id);
     expect(await server.db.selectFrom("association_hashes").select("mxid").execute()).toEqual([

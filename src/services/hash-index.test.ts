@@ -3,12 +3,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, dropTestDatabase, someoneWaitsOnALock } from "../../test/support/postgres.js";
+import {
+  createTestDatabase,
+  dropTestDatabase,
+  pausedTransaction,
+  someoneWaitsOnALock,
+} from "../../test/support/postgres.js";
 import { resolveConfig } from "../config/load.js";
 import type { HashChanges, ScanCursor } from "../store/association-hashes.js";
 import { migrateToLatest, openStore, type Store } from "../store/database.js";
 import { lookupHash } from "../threepid/normalise.js";
-import { HashIndex } from "./hash-index.js";
+import { HashIndex, type HashIndexReads } from "./hash-index.js";
 import { LookupService } from "./lookup.js";
 import { publishAssociation, removeAssociation } from "./publish-association.js";
 
@@ -236,28 +241,24 @@ describe.each(backends)("in-memory lookup index on $name", ({ open, dialect }) =
     async () => {
       const [{ id }] = (await sql<{ id: number }>`select min(id) as id from associations`.execute(writer.db))
         .rows as [{ id: number }];
-      let release = () => {};
-      const gate = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      let firstWritten = () => {};
-      const first = new Promise<void>((resolve) => {
-        firstWritten = resolve;
-      });
       // A batch of two statements (as a rotation of more than 1000 rows writes): the second writes the hash
       // that the bind, started between them, writes too.
-      const batch = writer.transaction(async (r) => {
-        await r.hashes.lockVersion();
-        await r.hashes.insert([{ pepperId: pepper.id, associationId: Number(id), hash: "first-statement" }]);
-        firstWritten();
-        await gate;
-        await r.hashes.insert([{ pepperId: pepper.id, associationId: Number(id), hash: hash(60) }]);
-      });
-      await first;
+      const batch = await pausedTransaction<Store["repos"]>(
+        (work) => writer.transaction(work),
+        async (r) => {
+          await r.hashes.lockVersion();
+          await r.hashes.insert([
+            { pepperId: pepper.id, associationId: Number(id), hash: "first-statement" },
+          ]);
+        },
+        async (r) => {
+          await r.hashes.insert([{ pepperId: pepper.id, associationId: Number(id), hash: hash(60) }]);
+        },
+      );
       const bind = publishAssociation(reader.transaction, record(60), 1);
       await someoneWaitsOnALock(writer.db);
-      release();
-      await Promise.all([batch, bind]);
+      batch.go();
+      await Promise.all([batch.done, bind]);
       await expectAnswer([60], { 60: "@u60:hs.test" });
     },
   );
@@ -340,36 +341,24 @@ describe("in-memory lookup index over reads from several servers", () => {
   const h = (i: number) => lookupHash(address(i), "email", "p");
   const none = { lowest: null, changes: [], tooMany: false };
 
-  it("replays from the oldest version any page was read at (a page from a replica behind the others)", async () => {
-    const asked: number[] = [];
-    const index = new HashIndex({
-      version: async () => 5,
-      count: async () => 1,
-      scan: async () => ({ rows: [{ hash: h(1), mxid: "@a:hs" }], next: undefined, version: 3 }),
-      changesSince: async (_p, after) => {
-        asked.push(after);
-        return after === 3
-          ? { version: 5, lowest: 4, changes: [{ hash: h(2), mxid: "@b:hs" }], tooMany: false }
-          : { version: 5, ...none };
-      },
-    });
-    await ready(index, 1);
-    expect(asked[0]).toBe(3);
-    expect(await index.lookup(1, [h(1), h(2)])).toEqual([
-      { hash: h(1), mxid: "@a:hs" },
-      { hash: h(2), mxid: "@b:hs" },
-    ]);
+  const onePage: HashIndexReads["scan"] = async () => ({
+    rows: [{ hash: h(1), mxid: "@a:hs" }],
+    next: undefined,
+    version: 3,
   });
-
-  it("replays from the version of an empty last page read from a replica behind the others", async () => {
+  const emptyLastPage: HashIndexReads["scan"] = async (_p, cursor) =>
+    cursor === undefined
+      ? { rows: [{ hash: h(1), mxid: "@a:hs" }], next: 1, version: 5 }
+      : { rows: [], next: undefined, version: 3 };
+  it.each([
+    ["a page from a replica behind the others", onePage],
+    ["an empty last page from a replica behind the others", emptyLastPage],
+  ])("replays from the oldest version any page was read at (%s)", async (_case, scan) => {
     const asked: number[] = [];
     const index = new HashIndex({
       version: async () => 5,
       count: async () => 1,
-      scan: async (_p, cursor) =>
-        cursor === undefined
-          ? { rows: [{ hash: h(1), mxid: "@a:hs" }], next: 1, version: 5 }
-          : { rows: [], next: undefined, version: 3 },
+      scan,
       changesSince: async (_p, after) => {
         asked.push(after);
         return after === 3

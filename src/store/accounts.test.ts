@@ -1,33 +1,21 @@
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, dropTestDatabase, someoneWaitsOnALock } from "../../test/support/postgres.js";
+import {
+  createTestDatabase,
+  dropTestDatabase,
+  pausedTransaction,
+  someoneWaitsOnALock,
+} from "../../test/support/postgres.js";
 import { resolveConfig } from "../config/load.js";
 import { migrateToLatest, openStore, type Store } from "./database.js";
 import { KyselySubjectRepository } from "./subjects.js";
 
-/** A transaction that runs `first`, resolves once it has, and runs `then` and commits on `go()`. */
-async function paused(
+/** A transaction on `store` paused after `first` until `go()` (see `pausedTransaction`). */
+const paused = (
   store: Store,
   first: (tx: Store["db"]) => Promise<void>,
-  then: (tx: Store["db"]) => Promise<void>,
-) {
-  let go = () => {};
-  const gate = new Promise<void>((r) => {
-    go = r;
-  });
-  let started = () => {};
-  const ran = new Promise<void>((r) => {
-    started = r;
-  });
-  const done = store.db.transaction().execute(async (tx) => {
-    await first(tx);
-    started();
-    await gate;
-    await then(tx);
-  });
-  await Promise.race([ran, done]);
-  return { go, done };
-}
+  then?: (tx: Store["db"]) => Promise<void>,
+) => pausedTransaction<Store["db"]>((work) => store.db.transaction().execute(work), first, then);
 
 describe("logins and the purge of stale accounts on PostgreSQL", () => {
   let url: string;

@@ -238,24 +238,13 @@ export class KyselySubjectRepository {
         candidates = (await stale(tx).limit(limit).forUpdate().execute()).map((r) => r.user_id);
         if (candidates.length === 0) return 0;
       }
+      // On PostgreSQL a new statement, so it sees the tokens of logins that held a candidate's row.
       const gone = await tx
         .deleteFrom("accounts")
-        .where("user_id", "in", candidates ?? stale(tx).limit(limit))
-        .where(({ not, exists, selectFrom }) =>
-          not(
-            exists(
-              selectFrom("access_tokens")
-                .select("token_hash")
-                .whereRef("access_tokens.user_id", "=", "accounts.user_id"),
-            ),
-          ),
-        )
-        .where(({ not, exists, selectFrom }) =>
-          not(
-            exists(
-              selectFrom("associations").select("id").whereRef("associations.mxid", "=", "accounts.user_id"),
-            ),
-          ),
+        .where(
+          "user_id",
+          "in",
+          candidates ? stale(tx).where("a.user_id", "in", candidates) : stale(tx).limit(limit),
         )
         .returning("user_id")
         .execute();

@@ -661,3 +661,32 @@ export async function someoneWaitsOnALock(db: Kysely<Database>): Promise<void> {
   }
   throw new Error("no session ever waited on a lock");
 }
+
+/**
+ * Starts a transaction with `transaction` that runs `first`, resolves once it has (its locks are then
+ * held), and runs `then` and commits on `go()`: `done` settles with it.
+ *
+ *   const held = await pausedTransaction((w) => store.db.transaction().execute(w), lockRow, writeMore);
+ */
+export async function pausedTransaction<C>(
+  transaction: (work: (c: C) => Promise<void>) => Promise<void>,
+  first: (c: C) => Promise<void>,
+  then: (c: C) => Promise<void> = async () => {},
+): Promise<{ go: () => void; done: Promise<void> }> {
+  let go = () => {};
+  const gate = new Promise<void>((r) => {
+    go = r;
+  });
+  let started = () => {};
+  const ran = new Promise<void>((r) => {
+    started = r;
+  });
+  const done = transaction(async (c) => {
+    await first(c);
+    started();
+    await gate;
+    await then(c);
+  });
+  await Promise.race([ran, done]);
+  return { go, done };
+}
