@@ -32,6 +32,8 @@ export class HashTable {
   private readonly odd = new Map<string, string>();
   private readonly scratch = new Int32Array(WORDS);
   private readonly batch = { keys: new Int32Array(GROUP * WORDS), found: new Int32Array(GROUP) };
+  /** The arrays `RowSet` reuses, by size. */
+  private readonly rowSets = new Map<number, Int32Array>();
   /** The sum of what `getMany` touched ahead, kept so that those loads cannot be optimised away. */
   touchedSum = 0;
 
@@ -61,15 +63,17 @@ export class HashTable {
   }
 
   /**
-   * The mxids of those of `hashes` that are held, in their order. Each group of hashes is looked up in
-   * phases (all keys, then the first row of each, then the comparisons and the mxids) instead of one hash
-   * after the other: at a million entries each first row is a cache and TLB miss, and loads that do not
-   * depend on each other are waited for together.
+   * The mxids of those of `hashes` that are held, each hash once, in the order first asked. Each group of
+   * hashes is looked up in phases (all keys, then the first row of each, then the comparisons and the
+   * mxids) instead of one hash after the other: at a million entries each first row is a cache and TLB
+   * miss, and loads that do not depend on each other are waited for together.
    */
   getMany(hashes: readonly string[]): Array<{ hash: string; mxid: string }> {
     const out: Array<{ hash: string; mxid: string }> = [];
     const { keys, found } = this.batch;
     const rows = this.rows;
+    const given = new RowSet(this.rowSets, hashes.length);
+    let oddGiven: Set<string> | undefined;
     for (let from = 0; from < hashes.length; from += GROUP) {
       const n = Math.min(GROUP, hashes.length - from);
       let touched = 0;
@@ -81,10 +85,14 @@ export class HashTable {
       for (let i = 0; i < n; i++) if (found[i]! >= 0) found[i] = this.probe(keys, i * WORDS, found[i]!);
       for (let i = 0; i < n; i++) {
         const hash = hashes[from + i]!;
-        if (found[i]! >= 0) out.push({ hash, mxid: this.mxidAt(found[i]!) });
-        else if (this.odd.size > 0) {
+        if (found[i]! >= 0) {
+          if (given.add(found[i]!)) out.push({ hash, mxid: this.mxidAt(found[i]!) });
+        } else if (this.odd.size > 0) {
           const mxid = this.odd.get(hash);
-          if (mxid !== undefined) out.push({ hash, mxid });
+          if (mxid === undefined || oddGiven?.has(hash)) continue;
+          oddGiven ??= new Set();
+          oddGiven.add(hash);
+          out.push({ hash, mxid });
         }
       }
     }
@@ -317,4 +325,40 @@ function encode(hash: string, out: Int32Array, at = 0): boolean {
 function home(words: Int32Array, at: number, capacity: number): number {
   const h = (words[at]! ^ Math.imul(words[at + 1]!, 0x9e3779b1)) >>> 2;
   return Math.floor((h * capacity) / 1073741824);
+}
+
+/**
+ * A set of row numbers for one `getMany` call (the rows already answered), by open addressing in an array
+ * reused between calls: a duplicate hash in a request is found without hashing its string.
+ */
+class RowSet {
+  private readonly slots: Int32Array;
+  private readonly shift: number;
+
+  constructor(reuse: Map<number, Int32Array>, expected: number) {
+    let bits = 4;
+    while (1 << bits < expected * 2) bits++;
+    let slots = reuse.get(bits);
+    if (slots === undefined) {
+      slots = new Int32Array(1 << bits);
+      reuse.set(bits, slots);
+    }
+    slots.fill(-1);
+    this.slots = slots;
+    this.shift = 32 - bits;
+  }
+
+  /** Adds `row`; false when it was there already. */
+  add(row: number): boolean {
+    const slots = this.slots;
+    const mask = slots.length - 1;
+    for (let s = Math.imul(row, 0x9e3779b1) >>> this.shift; ; s = (s + 1) & mask) {
+      const held = slots[s]!;
+      if (held === row) return false;
+      if (held === -1) {
+        slots[s] = row;
+        return true;
+      }
+    }
+  }
 }

@@ -2,7 +2,7 @@ import type { Config } from "../config/schema.js";
 import { MatrixError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { type BucketRule, bucketRule, type KeyedRateLimiter } from "../infra/rate-limiter.js";
-import type { LookupAlgorithm, LookupService } from "./lookup.js";
+import type { LookupAlgorithm, LookupService, Mappings } from "./lookup.js";
 
 /**
  * The lookup budget: how many hashes (v2) or threepids (v1) a caller may look up per hour. The spec names
@@ -59,7 +59,7 @@ export class BudgetedLookup {
     addresses: readonly string[],
     algorithm: LookupAlgorithm,
     pepper: string,
-  ): Promise<Record<string, string>> {
+  ): Promise<Mappings> {
     if (algorithm === "none" && !this.settings.allowPlaintext) {
       throw new MatrixError("M_INVALID_PARAM", "Unsupported algorithm: this server accepts sha256 only");
     }

@@ -47,7 +47,7 @@ describe("pepper rotation", () => {
   const find = async (i: number) => {
     const { lookup_pepper } = await lookup.hashDetails();
     const hash = lookupHash(address(i), "email", lookup_pepper);
-    return (await lookup.lookup([hash], "sha256", lookup_pepper))[hash];
+    return (await lookup.lookup([hash], "sha256", lookup_pepper)).find((m) => m.hash === hash)?.mxid;
   };
 
   it("hashes in id-ordered batches, waits for the settle time, and catches a bind that raced the cursor", async () => {

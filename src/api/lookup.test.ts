@@ -1,0 +1,35 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { mappingsJson } from "./lookup.js";
+
+describe("mappingsJson", () => {
+  it("is the JSON of the mappings as an object, for any strings", () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.tuple(fc.string({ unit: "binary" }), fc.string({ unit: "binary" })), {
+          selector: ([hash]) => hash,
+          maxLength: 50,
+        }),
+        (pairs) => {
+          const text = mappingsJson(pairs.map(([hash, mxid]) => ({ hash, mxid })));
+          expect(JSON.parse(text)).toEqual({ mappings: Object.fromEntries(pairs) });
+          // Well-formed: a lone surrogate is escaped, not written as it is.
+          expect(/[\uD800-\uDFFF]/u.test(text)).toBe(false);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("writes plain hashes and mxids as they are", () => {
+    expect(
+      mappingsJson([
+        { hash: "n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg", mxid: "@alice:example.org" },
+        { hash: "a b", mxid: '@"q":hs' },
+      ]),
+    ).toBe(
+      '{"mappings":{"n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg":"@alice:example.org","a b":"@\\"q\\":hs"}}',
+    );
+    expect(mappingsJson([])).toBe('{"mappings":{}}');
+  });
+});
