@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { mappingsJson } from "./lookup.js";
+import { mappingsJson, tooLong } from "./lookup.js";
 
 describe("mappingsJson", () => {
   it("is the JSON of the mappings as an object, for any strings", () => {
@@ -31,5 +31,14 @@ describe("mappingsJson", () => {
       '{"mappings":{"n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg":"@alice:example.org","a b":"@\\"q\\":hs"}}',
     );
     expect(mappingsJson([])).toBe('{"mappings":{}}');
+  });
+});
+
+describe("tooLong", () => {
+  it("counts characters as JSON schema does (a character outside the BMP is one)", () => {
+    expect(tooLong(["ab", "abc", "abcd"], 3)).toBe(2);
+    expect(tooLong(["😀😀😀"], 3)).toBe(-1);
+    expect(tooLong(["😀😀😀😀"], 3)).toBe(0);
+    expect(tooLong([], 3)).toBe(-1);
   });
 });

@@ -145,6 +145,29 @@ describe("lookup budget", () => {
   });
 });
 
+describe("lookup addresses", () => {
+  let is: TestSeraph;
+  beforeAll(async () => {
+    is = await startSeraph({}, { homeservers: homeservers() });
+  });
+  afterAll(async () => {
+    await is?.close();
+  });
+
+  it("refuses one longer than 65,536 characters by its index, and takes one of 65,536 astral characters", async () => {
+    const headers = await register(is, "long");
+    const long = await lookup(is, headers, ["h".padEnd(43, "A"), "x".repeat(65_537)]);
+    expect(long.status).toBe(400);
+    expect(long.body).toEqual({ errcode: "M_INVALID_PARAM", error: "addresses.1 is too long" });
+    const astral = await lookup(is, headers, ["😀".repeat(65_536)]);
+    expect(astral.status).toBe(200);
+    expect(astral.body).toEqual({ mappings: {} });
+    const notString = await lookup(is, headers, ["a", 5 as unknown as string]);
+    expect(notString.status).toBe(400);
+    expect(notString.body.errcode).toBe("M_INVALID_PARAM");
+  });
+});
+
 describe("lookup.allow_plaintext: false", () => {
   let is: TestSeraph;
   beforeAll(async () => {
