@@ -41,7 +41,6 @@ interface PepperView {
   loadedAt: number;
 }
 
-/** Hashed and plain lookups, and the pepper they use (rotation with a grace period, rehashing in batches). */
 /**
  * What a v2 lookup found: each string sent that is bound, once, with its mxid (`hash` is the string as
  * sent: a hash, or `address medium` for the algorithm `none`). An array, not an object: an object with
@@ -49,6 +48,7 @@ interface PepperView {
  */
 export type Mappings = ReadonlyArray<{ readonly hash: string; readonly mxid: string }>;
 
+/** Hashed and plain lookups, and the pepper they use (rotation with a grace period, rehashing in batches). */
 export class LookupService {
   private view: PepperView | undefined;
   private loading: Promise<PepperView> | undefined;
