@@ -214,8 +214,8 @@ export class KyselySubjectRepository {
   async purgeStaleAccounts(createdBefore: number, limit = 1000): Promise<number> {
     const postgres = this.dialect === "postgres";
     return this.db.transaction().execute(async (tx) => {
-      const stale = (users: Db) =>
-        users
+      const stale = (db: Db) =>
+        db
           .selectFrom("accounts as a")
           .select("a.user_id")
           .where("a.created_ts", "<", createdBefore)
