@@ -37,8 +37,8 @@ const CHANGES = hotSelect<{ kind: number; v: number | null; hash: string | null;
 
 /**
  * A pepper's hashes in pages: by rowid on SQLite (the table's order: no random reads), by hash on PostgreSQL.
- * Each page comes with the version the statement read, also an empty one the statement read, also for an empty page: one row with a
- * null hash carries the version. PostgreSQL joins the page to the version row (sorted again: 2 ms per
+ * Each page comes with the version the statement read, also an empty one: one row with a null hash carries
+ * the version. PostgreSQL joins the page to the version row (sorted again: 2 ms per
  * 10,000 rows); SQLite adds the row with UNION ALL (the join's temporary sort cost it 20 %) and the
  * reader takes the largest rowid as where to go on, whatever the order of the rows.
  */
