@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { mappingsJson, tooLong } from "./lookup.js";
+import { mappingsJson } from "./lookup.js";
 
 /** Strings of the characters at the edges of the plain fast path, lone surrogates among them. */
 const text = fc.oneof(
@@ -59,14 +59,5 @@ describe("mappingsJson", () => {
       '{"mappings":{"n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg":"@alice:example.org","a b":"@\\"q\\":hs"}}',
     );
     expect(mappingsJson([])).toBe('{"mappings":{}}');
-  });
-});
-
-describe("tooLong", () => {
-  it("counts characters as JSON schema does (a character outside the BMP is one)", () => {
-    expect(tooLong(["ab", "abc", "abcd"], 3)).toBe(2);
-    expect(tooLong(["😀😀😀"], 3)).toBe(-1);
-    expect(tooLong(["😀😀😀😀"], 3)).toBe(0);
-    expect(tooLong([], 3)).toBe(-1);
   });
 });

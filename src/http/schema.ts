@@ -9,8 +9,11 @@ import { MatrixError } from "../core/errors.js";
  */
 export type JsonSchema = Readonly<Record<string, unknown>>;
 
+/** The longest string a schema accepts unless it says otherwise, in characters. */
+export const MAX_STRING = 65_536;
+
 /** A non-empty string of at most `max` characters (an empty string counts as missing). */
-export const string = (max = 65_536, extra: JsonSchema = {}): JsonSchema => ({
+export const string = (max = MAX_STRING, extra: JsonSchema = {}): JsonSchema => ({
   type: "string",
   minLength: 1,
   maxLength: max,
@@ -18,7 +21,22 @@ export const string = (max = 65_536, extra: JsonSchema = {}): JsonSchema => ({
 });
 
 /** A string that may be empty. */
-export const anyString = (max = 65_536): JsonSchema => ({ type: "string", maxLength: max });
+export const anyString = (max = MAX_STRING): JsonSchema => ({ type: "string", maxLength: max });
+
+/**
+ * The index of the first of `strings` longer than `max` characters (code points, as `maxLength` counts),
+ * or -1: for long lists of strings, where ajv's `maxLength` counts every item's characters one by one
+ * (~100 µs for a thousand hashes). Counts only a string whose UTF-16 length is past `max`.
+ *
+ *   tooLong(["ab", "abcd"], 3); // 1
+ */
+export function tooLong(strings: readonly string[], max = MAX_STRING): number {
+  for (let i = 0; i < strings.length; i++) {
+    const s = strings[i]!;
+    if (s.length > max && [...s].length > max) return i;
+  }
+  return -1;
+}
 
 /** Present and not null, of any type: for keys whose wrong type the service answers in its own terms. */
 export const present = (): JsonSchema => ({ not: { anyOf: [{ type: "null" }, { const: "" }] } });
