@@ -65,6 +65,47 @@ describe("import writes on PostgreSQL take turns with a running server's hash wr
     ]);
   });
 
+  it("merged tokens hold their accounts' rows, as a login does, so a running purge waits for them", async () => {
+    await server.db.insertInto("accounts").values({ user_id: "@merged:hs.test", created_ts: 1 }).execute();
+    // The purge's first step: the candidate's row locked.
+    const purge = await pausedTransaction<Store["db"]>(
+      (work) => server.db.transaction().execute(work),
+      async (tx) => {
+        await tx
+          .selectFrom("accounts")
+          .select("user_id")
+          .where("user_id", "=", "@merged:hs.test")
+          .forUpdate()
+          .execute();
+      },
+    );
+    // Two tokens of one user in one batch: the account is written once.
+    const tokens = writer.transaction((tx) =>
+      writer.writeTokens(tx, [
+        { token: "sydent-token-1", userId: "@merged:hs.test", createdTs: 2 },
+        { token: "sydent-token-2", userId: "@merged:hs.test", createdTs: 3 },
+      ]),
+    );
+    await someoneWaitsOnALock(server.db);
+    purge.go();
+    await purge.done;
+    expect(await tokens).toBe(0);
+    expect(
+      await server.db
+        .selectFrom("accounts")
+        .select("created_ts")
+        .where("user_id", "=", "@merged:hs.test")
+        .execute(),
+    ).toEqual([{ created_ts: 1 }]);
+    expect(
+      await server.db
+        .selectFrom("access_tokens")
+        .select("user_id")
+        .where("user_id", "=", "@merged:hs.test")
+        .execute(),
+    ).toHaveLength(2);
+  });
+
   it("hashing the associations under sydent's pepper takes the version lock before its first row", async () => {
     const pepper = (await server.repos.peppers.live()).find((p) => p.pepper === "sydent-pepper")!;
     const { id } = await server.db

@@ -1,5 +1,6 @@
 import { type Kysely, sql, type Transaction } from "kysely";
 import { sha256Hex } from "../crypto/hash.js";
+import { holdAccounts } from "../store/accounts.js";
 import { lockHashVersion } from "../store/association-hashes.js";
 import type { Database } from "../store/schema.js";
 import { sqliteConnection } from "../store/sqlite-connection.js";
@@ -418,12 +419,12 @@ export class ImportWriter {
   ): Promise<number> {
     let skipped = 0;
     for (const part of chunks(tokens)) {
-      // A token whose account row is missing in sydent still names a user: give it an account.
-      await tx
-        .insertInto("accounts")
-        .values(part.map((t) => ({ user_id: t.userId, created_ts: t.createdTs })))
-        .onConflict((oc) => oc.column("user_id").doNothing())
-        .execute();
+      // A token whose account row is missing in sydent still names a user: give it an account. Held, as a
+      // login holds it, so that a running server's purge cannot delete it under a merged token.
+      await holdAccounts(
+        tx,
+        part.map((t) => ({ user_id: t.userId, created_ts: t.createdTs })),
+      );
       const res = await tx
         .insertInto("access_tokens")
         .values(

@@ -13,6 +13,28 @@ const ACCEPTED_URLS = hotSelect<{ url: string }>({
   postgres: "select url from accepted_terms where user_id = $1",
 });
 
+/**
+ * Creates the accounts that are missing and locks every one of them for the rest of the transaction: call
+ * it before writing access tokens for them. An existing account is updated (to itself), not skipped, so
+ * that its row stays locked until the tokens are in: the purge of stale accounts locks the rows it may
+ * delete, and so waits for the tokens and keeps the accounts (PostgreSQL; SQLite's writers take turns).
+ *
+ *   await holdAccounts(tx, [{ user_id: "@a:hs", created_ts: now }]);
+ */
+export async function holdAccounts(
+  tx: Kysely<Database>,
+  accounts: ReadonlyArray<{ user_id: string; created_ts: number }>,
+): Promise<void> {
+  // One row per user: an upsert may not update the same row twice in one statement.
+  const once = [...new Map(accounts.map((a) => [a.user_id, a])).values()];
+  if (once.length === 0) return;
+  await tx
+    .insertInto("accounts")
+    .values(once)
+    .onConflict((oc) => oc.column("user_id").doUpdateSet((eb) => ({ user_id: eb.ref("excluded.user_id") })))
+    .execute();
+}
+
 /** Accounts, their access tokens (hashed) and the terms they accepted. */
 export interface AccountRepository {
   /** Creates the account if needed and stores a token hash for it. */
@@ -32,15 +54,7 @@ export class KyselyAccountRepository implements AccountRepository {
 
   async createToken(userId: string, tokenHash: string, now: number, expiresTs: number | null): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
-      // An update, not DO NOTHING, of an existing account: it holds the row's lock until the token is in,
-      // so the purge of stale accounts, which locks the rows it may delete, waits for this login.
-      await tx
-        .insertInto("accounts")
-        .values({ user_id: userId, created_ts: now })
-        .onConflict((oc) =>
-          oc.column("user_id").doUpdateSet((eb) => ({ user_id: eb.ref("excluded.user_id") })),
-        )
-        .execute();
+      await holdAccounts(tx, [{ user_id: userId, created_ts: now }]);
       await tx
         .insertInto("access_tokens")
         .values({ token_hash: tokenHash, user_id: userId, created_ts: now, expires_ts: expiresTs })
