@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { migrateToLatest, openStore, type Store } from "./database.js";
+import { hotSelect } from "./hot-select.js";
+import { sqliteConnection } from "./sqlite-connection.js";
 
 let store: Store | undefined;
 afterEach(async () => {
@@ -61,5 +63,74 @@ describe("hot SELECTs on SQLite", () => {
       expect(await repos.accounts.acceptedUrls("@a:hs.test")).toEqual(["https://terms.test/2"]);
     });
     expect(await s.repos.accounts.acceptedUrls("@a:hs.test")).toEqual(["https://terms.test/2"]);
+  });
+});
+
+describe("hot SELECTs batched per turn of the event loop (SQLite)", () => {
+  /** A SELECT that says whether it ran inside a transaction, and one that takes one parameter. */
+  async function probes() {
+    const s = await sqliteStore();
+    const raw = sqliteConnection(s.db);
+    if (!raw) throw new Error("no SQLite connection");
+    raw.function("in_txn", () => (raw.inTransaction ? 1 : 0));
+    const inTxn = hotSelect<{ t: number }>({ sqlite: "select in_txn() as t", postgres: "select 0 as t" });
+    const echo = hotSelect<{ v: number }>({ sqlite: "select ? as v", postgres: "select $1 as v" });
+    return { s, raw, inTxn, echo };
+  }
+
+  it("runs the SELECTs of one turn in one read transaction, and a lone one on its own", async () => {
+    const { s, raw, inTxn } = await probes();
+    const together = await Promise.all([
+      inTxn(s.db, "sqlite", []),
+      inTxn(s.db, "sqlite", []),
+      inTxn(s.db, "sqlite", []),
+    ]);
+    expect(together.map((rows) => rows[0]?.t)).toEqual([1, 1, 1]);
+    expect(raw.inTransaction).toBe(false);
+    expect((await inTxn(s.db, "sqlite", []))[0]?.t).toBe(0);
+  });
+
+  it("fails one SELECT of a batch alone, and leaves no transaction open", async () => {
+    const { s, raw, echo } = await probes();
+    const [a, bad, b] = await Promise.allSettled([
+      echo(s.db, "sqlite", [1]),
+      echo(s.db, "sqlite", [1, 2]),
+      echo(s.db, "sqlite", [3]),
+    ]);
+    expect(a).toEqual({ status: "fulfilled", value: [{ v: 1 }] });
+    expect(bad.status).toBe("rejected");
+    expect(b).toEqual({ status: "fulfilled", value: [{ v: 3 }] });
+    expect(raw.inTransaction).toBe(false);
+    const broken = hotSelect({ sqlite: "select * from no_such_table", postgres: "select 1" });
+    await expect(broken(s.db, "sqlite", [])).rejects.toThrow(/no such table/);
+  });
+
+  it("lets a SELECT queued before a transaction began wait for it, then read what it committed", async () => {
+    const { s } = await probes();
+    const reading = s.repos.accounts.acceptedUrls("@a:hs.test");
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let inserted: () => void = () => undefined;
+    const didInsert = new Promise<void>((resolve) => {
+      inserted = resolve;
+    });
+    // Begun in the same turn as the read was queued: the transaction holds the connection when the batch runs.
+    const writing = s.transaction(async (repos) => {
+      await repos.accounts.addAcceptedUrls("@a:hs.test", ["https://terms.test/1"], 1);
+      inserted();
+      await held;
+    });
+    await didInsert;
+    let answer: string[] | undefined;
+    void reading.then((urls) => {
+      answer = urls;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(answer).toBeUndefined();
+    release();
+    await writing;
+    expect(await reading).toEqual(["https://terms.test/1"]);
   });
 });
