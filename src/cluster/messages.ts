@@ -22,7 +22,8 @@ export type ToWorker =
   | { seraph: "leader"; leader: boolean }
   /** A shared task was kicked in another worker: run it soon. */
   | { seraph: "kick"; task: string }
-  | LimitAnswer;
+  /** The answers to one `limits` message, in its order. */
+  | { seraph: "limit-answers"; answers: LimitAnswer[] };
 
 /** Worker → primary. */
 export type ToPrimary =
@@ -30,7 +31,8 @@ export type ToPrimary =
   | { seraph: "listening"; address: string }
   /** A shared task was kicked here but runs in the leader. */
   | { seraph: "kick"; task: string }
-  | LimitAsk;
+  /** The rate-limit questions of one turn of the worker's event loop (one message instead of one each). */
+  | { seraph: "limits"; asks: LimitAsk[] };
 
 function isObject(m: unknown): m is Record<string, unknown> {
   return typeof m === "object" && m !== null;
@@ -43,8 +45,18 @@ export function isToWorker(m: unknown): m is ToWorker {
     isObject(m) &&
     ((m.seraph === "leader" && typeof m.leader === "boolean") ||
       (m.seraph === "kick" && typeof m.task === "string") ||
-      (m.seraph === "limit-answer" && isNumber(m.id)))
+      (m.seraph === "limit-answers" && Array.isArray(m.answers) && m.answers.every(isLimitAnswer)))
   );
+}
+
+function isLimitAnswer(m: unknown): m is LimitAnswer {
+  return isObject(m) && m.seraph === "limit-answer" && isNumber(m.id);
+}
+
+function isLimitAsk(m: unknown): m is LimitAsk {
+  if (!isObject(m) || !isNumber(m.id) || typeof m.key !== "string") return false;
+  if (m.seraph === "limit-take") return isNumber(m.burst) && isNumber(m.perHour) && isNumber(m.cost);
+  return m.seraph === "limit-incr" && isNumber(m.windowMs);
 }
 
 export function isToPrimary(m: unknown): m is ToPrimary {
@@ -54,16 +66,8 @@ export function isToPrimary(m: unknown): m is ToPrimary {
       return typeof m.address === "string";
     case "kick":
       return typeof m.task === "string";
-    case "limit-take":
-      return (
-        isNumber(m.id) &&
-        typeof m.key === "string" &&
-        isNumber(m.burst) &&
-        isNumber(m.perHour) &&
-        isNumber(m.cost)
-      );
-    case "limit-incr":
-      return isNumber(m.id) && typeof m.key === "string" && isNumber(m.windowMs);
+    case "limits":
+      return Array.isArray(m.asks) && m.asks.every(isLimitAsk);
     default:
       return false;
   }

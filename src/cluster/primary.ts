@@ -59,8 +59,9 @@ export async function runPrimary(cfg: ResolvedConfig, count: number): Promise<vo
     members.set(worker.id, m);
     worker.on("message", (msg: unknown) => {
       if (!isToPrimary(msg)) return;
-      if (msg.seraph === "limit-take" || msg.seraph === "limit-incr") {
-        if (limits) void limits.answer(msg).then((a) => tell(m, a));
+      if (msg.seraph === "limits") {
+        if (limits)
+          void limits.answerAll(msg.asks).then((answers) => tell(m, { seraph: "limit-answers", answers }));
       } else if (msg.seraph === "listening") {
         m.listening = true;
         firstListening(msg.address);

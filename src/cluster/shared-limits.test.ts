@@ -2,11 +2,16 @@ import { describe, expect, it } from "vitest";
 import { FixedWindowCounter, PrimaryLimits, WorkerLimits } from "./shared-limits.js";
 
 /** Two workers wired to one primary through an in-process channel (the real one is cluster IPC). */
-function cluster(now: () => number) {
+function cluster(now: () => number, messages: number[] = []) {
   const primary = new PrimaryLimits(now);
   const worker = (): WorkerLimits => {
     const w: WorkerLimits = new WorkerLimits({
-      send: (ask) => void primary.answer(ask).then((a) => w.receive(a)),
+      send: (asks) => {
+        messages.push(asks.length);
+        void primary.answerAll(asks).then((answers) => {
+          for (const a of answers) w.receive(a);
+        });
+      },
     });
     return w;
   };
@@ -41,6 +46,24 @@ describe("rate limits shared through the primary", () => {
     expect((await incr(store(b, "/lookup"), "1.2.3.4")).current).toBe(1);
     t = 61_000;
     expect(await incr(ra, "1.2.3.4")).toEqual({ current: 1, ttl: 60_000 });
+  });
+
+  it("sends the questions of one turn in one message, and answers each its own", async () => {
+    const messages: number[] = [];
+    const [a] = cluster(() => 1_000, messages);
+    const rule = { burst: 2, perHour: 1 };
+    const waits = await Promise.all([
+      a.keyed.take("k", rule),
+      a.keyed.take("k", rule),
+      a.keyed.take("k", rule),
+      a.keyed.take("other", rule),
+    ]);
+    expect(messages).toEqual([4]);
+    expect(waits.slice(0, 2)).toEqual([0, 0]);
+    expect(waits[2]).toBeGreaterThan(0);
+    expect(waits[3]).toBe(0);
+    expect(await a.keyed.take("other", rule)).toBe(0);
+    expect(messages).toEqual([4, 1]);
   });
 
   it("lets a request through when the primary does not answer", async () => {

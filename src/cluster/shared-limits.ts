@@ -65,46 +65,84 @@ export class PrimaryLimits {
     const { current, ttl } = this.routes.incr(ask.key, ask.windowMs);
     return { seraph: "limit-answer", id: ask.id, current, ttl };
   }
+
+  /** The answers to one message of questions, in its order. */
+  answerAll(asks: readonly LimitAsk[]): Promise<LimitAnswer[]> {
+    return Promise.all(asks.map((ask) => this.answer(ask)));
+  }
 }
 
 /** A message type without its `id` (distributed over the union). */
 type WithoutId<T> = T extends LimitAsk ? Omit<T, "id"> : never;
 
-/** How a worker reaches the primary: `send` a question; answers come back through `WorkerLimits.receive`. */
+/**
+ * How a worker reaches the primary: `send` the questions of one turn of the event loop (one IPC message);
+ * answers come back through `WorkerLimits.receive`.
+ */
 export interface LimitChannel {
-  send(ask: LimitAsk): void;
+  send(asks: LimitAsk[]): void;
 }
 
-/** The worker's side: a keyed limiter and a route-limit store class, both asking the primary. */
+/** Questions sent together, and the timer that lets their requests through if the primary never answers. */
+interface Sent {
+  unanswered: number;
+  readonly timer: NodeJS.Timeout;
+}
+
+/**
+ * The worker's side: a keyed limiter and a route-limit store class, both asking the primary. The questions
+ * asked during one turn of the event loop go in one message: an IPC message costs both processes some
+ * 30 µs of CPU on the bench machine, more than the question itself.
+ */
 export class WorkerLimits {
   private next = 1;
-  private readonly waiting = new Map<number, (a: LimitAnswer | undefined) => void>();
+  private readonly waiting = new Map<
+    number,
+    { resolve: (a: LimitAnswer | undefined) => void; sent?: Sent }
+  >();
+  private pending: LimitAsk[] | undefined;
 
   constructor(private readonly channel: LimitChannel) {}
 
   /** Hands an answer from the primary to the request that waits for it. */
   receive(answer: LimitAnswer): void {
-    const resolve = this.waiting.get(answer.id);
-    if (resolve) {
-      this.waiting.delete(answer.id);
-      resolve(answer);
-    }
+    const w = this.waiting.get(answer.id);
+    if (!w) return;
+    this.waiting.delete(answer.id);
+    if (w.sent && --w.sent.unanswered === 0) clearTimeout(w.sent.timer);
+    w.resolve(answer);
   }
 
   private ask(q: WithoutId<LimitAsk>): Promise<LimitAnswer | undefined> {
     const id = this.next++;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(id);
-        resolve(undefined);
-      }, ANSWER_TIMEOUT_MS);
-      timer.unref();
-      this.waiting.set(id, (a) => {
-        clearTimeout(timer);
-        resolve(a);
-      });
-      this.channel.send({ ...q, id });
+      this.waiting.set(id, { resolve });
+      if (this.pending === undefined) {
+        this.pending = [];
+        setImmediate(() => this.flush());
+      }
+      this.pending.push({ ...q, id } as LimitAsk);
     });
+  }
+
+  private flush(): void {
+    const asks = this.pending ?? [];
+    this.pending = undefined;
+    const timer = setTimeout(() => {
+      for (const a of asks) {
+        const w = this.waiting.get(a.id);
+        if (!w) continue;
+        this.waiting.delete(a.id);
+        w.resolve(undefined);
+      }
+    }, ANSWER_TIMEOUT_MS);
+    timer.unref();
+    const sent: Sent = { unanswered: asks.length, timer };
+    for (const a of asks) {
+      const w = this.waiting.get(a.id);
+      if (w) w.sent = sent;
+    }
+    this.channel.send(asks);
   }
 
   /** Per-key buckets (addresses, numbers, countries, lookup budgets) kept in the primary. */

@@ -13,13 +13,13 @@ class WorkerMember implements ClusterMember {
   private leader = false;
   private listener: ((task: string | undefined) => void) | undefined;
   /** Rate limits asked of the primary (used when no Redis is configured). */
-  readonly limits = new WorkerLimits({ send });
+  readonly limits = new WorkerLimits({ send: (asks) => send({ seraph: "limits", asks }) });
 
   constructor() {
     process.on("message", (m: unknown) => {
       if (!isToWorker(m)) return;
-      if (m.seraph === "limit-answer") {
-        this.limits.receive(m);
+      if (m.seraph === "limit-answers") {
+        for (const a of m.answers) this.limits.receive(a);
       } else if (m.seraph === "leader") {
         const gained = m.leader && !this.leader;
         this.leader = m.leader;
