@@ -2,16 +2,28 @@
 
 /** A worker's rate-limit question (the buckets live in the primary, see shared-limits.ts). */
 export type LimitAsk =
-  /** Take `cost` tokens of the bucket `key` (burst, refilled per hour). */
-  | { seraph: "limit-take"; id: number; key: string; burst: number; perHour: number; cost: number }
+  /**
+   * Take `cost` tokens of the bucket `key` (burst, refilled per hour) and, when that is allowed, up to `ahead`
+   * more for the worker to spend itself (see WorkerLimits).
+   */
+  | {
+      seraph: "limit-take";
+      id: number;
+      key: string;
+      burst: number;
+      perHour: number;
+      cost: number;
+      ahead: number;
+    }
   /** Count a request of a per-route fixed window. */
   | { seraph: "limit-incr"; id: number; key: string; windowMs: number };
 
-/** The primary's answer: `wait` for a take (0 = allowed), `current`/`ttl` for a count. */
+/** The primary's answer: `wait` for a take (0 = allowed) and the tokens `granted` ahead, `current`/`ttl` for a count. */
 export interface LimitAnswer {
   seraph: "limit-answer";
   id: number;
   wait?: number;
+  granted?: number;
   current?: number;
   ttl?: number;
 }
@@ -55,7 +67,9 @@ function isLimitAnswer(m: unknown): m is LimitAnswer {
 
 function isLimitAsk(m: unknown): m is LimitAsk {
   if (!isObject(m) || !isNumber(m.id) || typeof m.key !== "string") return false;
-  if (m.seraph === "limit-take") return isNumber(m.burst) && isNumber(m.perHour) && isNumber(m.cost);
+  if (m.seraph === "limit-take") {
+    return isNumber(m.burst) && isNumber(m.perHour) && isNumber(m.cost) && isNumber(m.ahead);
+  }
   return m.seraph === "limit-incr" && isNumber(m.windowMs);
 }
 

@@ -1,18 +1,23 @@
 import { describe, expect, it } from "vitest";
+import type { LimitAsk } from "./messages.js";
 import { FixedWindowCounter, PrimaryLimits, WorkerLimits } from "./shared-limits.js";
 
 /** Two workers wired to one primary through an in-process channel (the real one is cluster IPC). */
-function cluster(now: () => number, messages: number[] = []) {
+function cluster(now: () => number, messages: number[] = [], asked: LimitAsk[] = []) {
   const primary = new PrimaryLimits(now);
   const worker = (): WorkerLimits => {
-    const w: WorkerLimits = new WorkerLimits({
-      send: (asks) => {
-        messages.push(asks.length);
-        void primary.answerAll(asks).then((answers) => {
-          for (const a of answers) w.receive(a);
-        });
+    const w: WorkerLimits = new WorkerLimits(
+      {
+        send: (asks) => {
+          messages.push(asks.length);
+          asked.push(...asks);
+          void primary.answerAll(asks).then((answers) => {
+            for (const a of answers) w.receive(a);
+          });
+        },
       },
-    });
+      now,
+    );
     return w;
   };
   return [worker(), worker()] as const;
@@ -64,6 +69,43 @@ describe("rate limits shared through the primary", () => {
     expect(waits[3]).toBe(0);
     expect(await a.keyed.take("other", rule)).toBe(0);
     expect(messages).toEqual([4, 1]);
+  });
+
+  it("spends a twentieth of the burst taken ahead without asking, for up to a second", async () => {
+    let t = 1_000;
+    const messages: number[] = [];
+    const [a] = cluster(() => t, messages);
+    const rule = { burst: 100, perHour: 1 };
+    for (let i = 0; i < 12; i++) expect(await a.keyed.take("v1:1.2.3.4", rule)).toBe(0);
+    // 1 + 5 ahead, 1 + 5 ahead: two questions for twelve checks.
+    expect(messages).toEqual([1, 1]);
+    t += 1_001;
+    expect(await a.keyed.take("v1:1.2.3.4", rule)).toBe(0);
+    expect(messages).toEqual([1, 1, 1]);
+  });
+
+  it("never lets more than the burst through, whichever workers take ahead", async () => {
+    const [a, b] = cluster(() => 1_000);
+    const rule = { burst: 40, perHour: 1 };
+    let allowed = 0;
+    for (let i = 0; i < 60; i++) if ((await (i % 3 === 0 ? a : b).keyed.take("k", rule)) === 0) allowed++;
+    // At most what the other worker still holds ahead (2 tokens) is refused early.
+    expect(allowed).toBeLessThanOrEqual(40);
+    expect(allowed).toBeGreaterThanOrEqual(38);
+    // A cost larger than what is held ahead asks the primary, which refuses: the bucket is empty.
+    expect(await a.keyed.take("k", rule, 3)).toBeGreaterThan(0);
+  });
+
+  it("asks for tokens ahead once per key while a question is on its way", async () => {
+    const asked: LimitAsk[] = [];
+    const [a] = cluster(() => 1_000, [], asked);
+    const rule = { burst: 100, perHour: 1 };
+    await Promise.all([a.keyed.take("k", rule), a.keyed.take("k", rule), a.keyed.take("j", rule)]);
+    expect(asked.map((q) => (q.seraph === "limit-take" ? [q.key, q.ahead] : []))).toEqual([
+      ["k", 5],
+      ["k", 0],
+      ["j", 5],
+    ]);
   });
 
   it("lets a request through when the primary does not answer", async () => {

@@ -47,3 +47,19 @@ describe("MemoryRateLimiter with a cost", () => {
     expect(await rl.take("k", rule, 1)).toBe(0);
   });
 });
+
+describe("MemoryRateLimiter.takeAhead", () => {
+  it("takes whole tokens the bucket has, never into debt, and the bucket refills from there", async () => {
+    let now = 0;
+    const rl = new MemoryRateLimiter(() => now);
+    const rule = { burst: 10, perHour: 3600 }; // one token a second
+    expect(rl.takeAhead("k", rule, 5)).toBe(0); // no bucket yet: nothing was charged
+    expect(await rl.take("k", rule, 3)).toBe(0);
+    expect(rl.takeAhead("k", rule, 5)).toBe(5);
+    expect(rl.takeAhead("k", rule, 5)).toBe(2);
+    expect(rl.takeAhead("k", rule, 5)).toBe(0);
+    expect(await rl.take("k", rule)).toBe(1000);
+    now += 2_000;
+    expect(await rl.take("k", rule)).toBe(0);
+  });
+});

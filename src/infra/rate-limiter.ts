@@ -59,6 +59,22 @@ export class MemoryRateLimiter implements KeyedRateLimiter {
     return wait;
   }
 
+  /**
+   * Takes up to `max` more whole tokens for `key` if its bucket has them (never into debt); returns how many
+   * (0 without a bucket: a key that `take` has not just charged). For tokens spent later elsewhere.
+   */
+  takeAhead(key: string, rule: BucketRule, max: number): number {
+    const bucket = this.buckets.get(key);
+    if (bucket === undefined || max <= 0) return 0;
+    const n = Math.max(0, Math.min(max, Math.floor(bucket.tokens)));
+    if (n === 0) return 0;
+    bucket.tokens -= n;
+    const ratePerMs = rule.perHour / 3_600_000;
+    bucket.fullAt =
+      ratePerMs > 0 ? bucket.updated + (rule.burst - bucket.tokens) / ratePerMs : Number.POSITIVE_INFINITY;
+    return n;
+  }
+
   private evict(now: number): void {
     for (const [k, b] of this.buckets) if (b.fullAt <= now) this.buckets.delete(k);
     let drop = this.buckets.size >= this.maxKeys ? Math.ceil(this.maxKeys / 10) : 0;
