@@ -22,6 +22,9 @@ import { AJV_OPTIONS, schemaError } from "./schema.js";
 /** A @fastify/rate-limit store class whose counters live outside this process (the cluster primary). */
 export type RouteLimitStore = new () => FastifyRateLimitStore;
 
+/** Access policies whose check needs only the headers and the query string. */
+const READS_NO_BODY: ReadonlySet<Access> = new Set(["token", "token-without-terms", "token-or-query-token"]);
+
 /** Longest path parameter the router accepts (longer: 414 M_TOO_LARGE). */
 const MAX_PARAM_LENGTH = 1000;
 export interface HttpOptions {
@@ -200,8 +203,14 @@ export async function createHttpServer(
       url: r.path,
       handler: handle,
       ...(schema || response ? { schema: { ...schema, ...(response ? { response } : {}) } } : {}),
-      // Who may call runs before the schema: an unauthenticated caller learns nothing about the body.
-      preValidation: [...(guard ? [guard] : []), ...(schema?.body ? [emptyBodyAsObject] : [])],
+      // Who may call runs first: before the body is read when the token is in the headers or the query (an
+      // unauthenticated caller cannot make us parse a body, and a request waiting for its token check holds
+      // no parsed body), else before the schema (an unauthenticated caller learns nothing about the body).
+      ...(guard && READS_NO_BODY.has(r.access) ? { preParsing: guard } : {}),
+      preValidation: [
+        ...(guard && !READS_NO_BODY.has(r.access) ? [guard] : []),
+        ...(schema?.body ? [emptyBodyAsObject] : []),
+      ],
       config: limits.enabled && perMinute ? { rateLimit: { max: perMinute, timeWindow: 60_000 } } : {},
     });
   }

@@ -65,22 +65,26 @@ export class AccountService {
     return token;
   }
 
-  /** Resolves a token to its user; 401 when unknown or expired, 403 M_TERMS_NOT_SIGNED unless `skipTerms`. */
-  async authenticate(token: string, opts: { skipTerms: boolean }): Promise<Caller> {
+  /**
+   * Resolves a token to its user; 401 when unknown or expired, 403 M_TERMS_NOT_SIGNED unless `skipTerms`.
+   * `batched`: the reads may wait for the other reads of this turn of the event loop (see hotSelect).
+   */
+  async authenticate(token: string, opts: { skipTerms: boolean; batched?: boolean }): Promise<Caller> {
     const tokenHash = sha256Hex(token);
     const now = this.now();
     const userId =
-      (await this.replica?.userForToken(tokenHash, now)) ?? (await this.repo.userForToken(tokenHash, now));
+      (await this.replica?.userForToken(tokenHash, now)) ??
+      (await this.repo.userForToken(tokenHash, now, opts.batched));
     if (userId === undefined) throw new MatrixError("M_UNAUTHORIZED", "Unrecognised access token");
-    if (!opts.skipTerms && !this.terms.isEmpty && !(await this.acceptedAll(userId))) {
+    if (!opts.skipTerms && !this.terms.isEmpty && !(await this.acceptedAll(userId, opts.batched))) {
       throw new MatrixError("M_TERMS_NOT_SIGNED", "Terms not signed");
     }
     return { userId, tokenHash };
   }
 
-  private async acceptedAll(userId: string): Promise<boolean> {
+  private async acceptedAll(userId: string, batched: boolean | undefined): Promise<boolean> {
     if (this.replica && this.terms.allAccepted(await this.replica.acceptedUrls(userId))) return true;
-    return this.terms.allAccepted(await this.repo.acceptedUrls(userId));
+    return this.terms.allAccepted(await this.repo.acceptedUrls(userId, batched));
   }
 
   async logout(caller: Caller): Promise<void> {

@@ -39,10 +39,13 @@ export async function holdAccounts(
 export interface AccountRepository {
   /** Creates the account if needed and stores a token hash for it. */
   createToken(userId: string, tokenHash: string, now: number, expiresTs: number | null): Promise<void>;
-  /** The user of a live token, or undefined when unknown or expired. */
-  userForToken(tokenHash: string, now: number): Promise<string | undefined>;
+  /**
+   * The user of a live token, or undefined when unknown or expired. `batched`: the read may wait for the
+   * other reads of this turn of the event loop (SQLite, see hotSelect); default true.
+   */
+  userForToken(tokenHash: string, now: number, batched?: boolean): Promise<string | undefined>;
   deleteToken(tokenHash: string): Promise<void>;
-  acceptedUrls(userId: string): Promise<string[]>;
+  acceptedUrls(userId: string, batched?: boolean): Promise<string[]>;
   addAcceptedUrls(userId: string, urls: readonly string[], now: number): Promise<void>;
 }
 
@@ -62,8 +65,8 @@ export class KyselyAccountRepository implements AccountRepository {
     });
   }
 
-  async userForToken(tokenHash: string, now: number): Promise<string | undefined> {
-    const [row] = await TOKEN_USER(this.db, this.dialect, [tokenHash]);
+  async userForToken(tokenHash: string, now: number, batched?: boolean): Promise<string | undefined> {
+    const [row] = await TOKEN_USER(this.db, this.dialect, [tokenHash], batched);
     if (!row || (row.expires_ts !== null && row.expires_ts <= now)) return undefined;
     return row.user_id;
   }
@@ -72,8 +75,8 @@ export class KyselyAccountRepository implements AccountRepository {
     await this.db.deleteFrom("access_tokens").where("token_hash", "=", tokenHash).execute();
   }
 
-  async acceptedUrls(userId: string): Promise<string[]> {
-    return (await ACCEPTED_URLS(this.db, this.dialect, [userId])).map((r) => r.url);
+  async acceptedUrls(userId: string, batched?: boolean): Promise<string[]> {
+    return (await ACCEPTED_URLS(this.db, this.dialect, [userId], batched)).map((r) => r.url);
   }
 
   async addAcceptedUrls(userId: string, urls: readonly string[], now: number): Promise<void> {

@@ -5,13 +5,19 @@ import { hotSelect } from "./hot-select.js";
 import type { Database } from "./schema.js";
 import { sqliteConnection } from "./sqlite-connection.js";
 
-/** `POST /v2/lookup`: the hashes come as one parameter (a JSON array on SQLite, a text[] on PostgreSQL). */
-const BY_HASHES = hotSelect<{ hash: string; mxid: string }>({
-  sqlite:
-    "select hash, mxid from association_hashes where pepper_id = ? and hash in (select value from json_each(?))",
-  postgres:
-    "select hash, mxid from association_hashes where pepper_id = $1 and hash in (select unnest($2::text[]))",
-});
+/**
+ * `POST /v2/lookup`: the hashes come as one parameter (a JSON array on SQLite, a text[] on PostgreSQL). Not
+ * batched: it runs while the request holds its parsed body (see hotSelect).
+ */
+const BY_HASHES = hotSelect<{ hash: string; mxid: string }>(
+  {
+    sqlite:
+      "select hash, mxid from association_hashes where pepper_id = ? and hash in (select value from json_each(?))",
+    postgres:
+      "select hash, mxid from association_hashes where pepper_id = $1 and hash in (select unnest($2::text[]))",
+  },
+  { batched: false },
+);
 
 /** More changes than this at once are not read one by one: the caller reads the whole table again. */
 const MAX_CHANGES = 10_000;
@@ -20,42 +26,50 @@ const MAX_CHANGES = 10_000;
  * The change log since a version, in one statement (one snapshot, also on a replica): the version now
  * (kind 0), the lowest logged version above the one given (kind 1: a gap below it means the log was pruned
  * past it), and the changes above it for one pepper with each hash's mxid now (kind 2; NULL: gone), plus any
- * "everything changed" rows (NULL hash).
+ * "everything changed" rows (NULL hash). Not batched: the index already shares one read among the lookups
+ * that wait for it, which hold their parsed bodies meanwhile.
  */
-const CHANGES = hotSelect<{ kind: number; v: number | null; hash: string | null; mxid: string | null }>({
-  sqlite: `select 0 as kind, v, null as hash, null as mxid from association_hash_version
+const CHANGES = hotSelect<{ kind: number; v: number | null; hash: string | null; mxid: string | null }>(
+  {
+    sqlite: `select 0 as kind, v, null as hash, null as mxid from association_hash_version
     union all select 1, min(v), null, null from association_hash_changes where v > ?
     union all select * from (select 2, c.v, c.hash, h.mxid from association_hash_changes c
       left join association_hashes h on h.pepper_id = c.pepper_id and h.hash = c.hash
       where c.v > ? and (c.pepper_id = ? or c.pepper_id is null) limit ${MAX_CHANGES + 1})`,
-  postgres: `select 0 as kind, v, null::text as hash, null::text as mxid from association_hash_version
+    postgres: `select 0 as kind, v, null::text as hash, null::text as mxid from association_hash_version
     union all select 1, min(v), null, null from association_hash_changes where v > $1
     union all (select 2, c.v, c.hash, h.mxid from association_hash_changes c
       left join association_hashes h on h.pepper_id = c.pepper_id and h.hash = c.hash
       where c.v > $2 and (c.pepper_id = $3 or c.pepper_id is null) limit ${MAX_CHANGES + 1})`,
-});
+  },
+  { batched: false },
+);
 
 /**
  * A pepper's hashes in pages: by rowid on SQLite (the table's order: no random reads), by hash on PostgreSQL.
  * Each page comes with the version the statement read, also an empty one: one row with a null hash carries
  * the version. PostgreSQL joins the page to the version row (sorted again: 2 ms per
  * 10,000 rows); SQLite adds the row with UNION ALL (the join's temporary sort cost it 20 %) and the
- * reader takes the largest rowid as where to go on, whatever the order of the rows.
+ * reader takes the largest rowid as where to go on, whatever the order of the rows. Not batched: it is read
+ * in the background, a page at a time.
  */
 const SCAN = hotSelect<{
   cursor: number | string | null;
   hash: string | null;
   mxid: string | null;
   version: number | null;
-}>({
-  sqlite: `select null as cursor, null as hash, null as mxid, v as version from association_hash_version
+}>(
+  {
+    sqlite: `select null as cursor, null as hash, null as mxid, v as version from association_hash_version
     union all select * from (select rowid, hash, mxid, null from association_hashes not indexed
       where rowid > ? and pepper_id = ? order by rowid limit ?)`,
-  postgres: `select h.cursor, h.hash, h.mxid, v.v as version from association_hash_version v
+    postgres: `select h.cursor, h.hash, h.mxid, v.v as version from association_hash_version v
     left join lateral (select hash as cursor, hash, mxid from association_hashes
       where hash > $1 and pepper_id = $2 order by hash limit $3) h on true
     order by h.cursor`,
-});
+  },
+  { batched: false },
+);
 
 /**
  * Takes the lock of `association_hashes`' version row for the rest of the transaction. Every transaction

@@ -88,6 +88,17 @@ describe("hot SELECTs batched per turn of the event loop (SQLite)", () => {
     expect(together.map((rows) => rows[0]?.t)).toEqual([1, 1, 1]);
     expect(raw.inTransaction).toBe(false);
     expect((await inTxn(s.db, "sqlite", []))[0]?.t).toBe(0);
+    // Unbatched (the statement's default, or one call's choice): at once, on its own.
+    const alone = hotSelect<{ t: number }>(
+      { sqlite: "select in_txn() as t", postgres: "select 0 as t" },
+      { batched: false },
+    );
+    const mixed = await Promise.all([
+      alone(s.db, "sqlite", []),
+      inTxn(s.db, "sqlite", [], false),
+      inTxn(s.db, "sqlite", []),
+    ]);
+    expect(mixed.map((rows) => rows[0]?.t)).toEqual([0, 0, 0]);
   });
 
   it("fails one SELECT of a batch alone, and leaves no transaction open", async () => {

@@ -69,9 +69,12 @@ function flush(raw: BetterSqlite3.Database): void {
 /**
  * A SELECT that runs on every request of a hot path (a token check, a v1 lookup, a hashed lookup), its SQL
  * written once per dialect instead of built by Kysely on each call. On SQLite, when no transaction holds the
- * connection, it runs straight on better-sqlite3, batched with the other hot SELECTs of the same turn of the
- * event loop in one read transaction: Kysely's promise chain and connection lock cost about 15 µs per query,
- * more than an indexed read. Inside a transaction (a `Transaction` handle, or another caller's open
+ * connection, it runs straight on better-sqlite3 (Kysely's promise chain and connection lock cost about
+ * 15 µs per query, more than an indexed read), batched with the other hot SELECTs of the same turn of the
+ * event loop in one read transaction. `batched: false` (for the statement, or for one call) runs it at once
+ * instead: for a statement whose caller already shares one read among concurrent requests, and for a
+ * request that carries a body (fifty 1000-hash lookups whose bodies waited for the token check's batch cost
+ * three times the CPU: their buffers lived through more garbage collections). Inside a transaction (a `Transaction` handle, or another caller's open
  * transaction on the shared connection, which Kysely makes us wait for) and on PostgreSQL it runs through
  * Kysely, so pools, prepared statements and transactions work as before.
  *
@@ -80,13 +83,19 @@ function flush(raw: BetterSqlite3.Database): void {
  */
 export function hotSelect<Row>(
   text: HotSql,
-): (db: Kysely<Database>, dialect: Dialect, params: readonly HotValue[]) => Promise<Row[]> {
+  opts: { batched: boolean } = { batched: true },
+): (
+  db: Kysely<Database>,
+  dialect: Dialect,
+  params: readonly HotValue[],
+  batched?: boolean,
+) => Promise<Row[]> {
   const statements = new WeakMap<BetterSqlite3.Database, BetterSqlite3.Statement<HotValue[], Row>>();
   const viaKysely = async (db: Kysely<Database>, dialect: Dialect, params: readonly HotValue[]) => {
     const { rows } = await db.executeQuery<Row>(CompiledQuery.raw(text[dialect], [...params]));
     return rows;
   };
-  return (db, dialect, params) => {
+  return (db, dialect, params, batched = opts.batched) => {
     const raw = dialect === "sqlite" ? sqliteConnection(db) : undefined;
     if (!raw?.open || raw.inTransaction) return viaKysely(db, dialect, params);
     let prepared = statements.get(raw);
@@ -99,6 +108,13 @@ export function hotSelect<Row>(
       statements.set(raw, prepared);
     }
     const stmt = prepared;
+    if (!batched) {
+      try {
+        return Promise.resolve(stmt.all(...params));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     let waiting = batches.get(raw);
     if (waiting === undefined) {
       waiting = [];

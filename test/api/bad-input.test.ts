@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { sha256Hex } from "../../src/crypto/hash.js";
 import { HomeserverClient } from "../../src/federation/index.js";
 import { createStubDns } from "../support/fake-homeserver.js";
 import { call, startSeraph, type TestSeraph } from "../support/seraph.js";
@@ -51,16 +52,37 @@ describe("deeply nested JSON", () => {
   it("is refused at parse time with 400 M_BAD_JSON, and the server keeps serving", async () => {
     const deep = `${"[".repeat(10_000)}${"]".repeat(10_000)}`;
     const raw = `{"medium":"email","address":"a@example.org","room_id":"!r:h","sender":"@s:h","x":${deep}}`;
+    const token = "deep-json-token";
+    await is.seraph.store.repos.accounts.createToken("@deep:hs.test", sha256Hex(token), Date.now(), null);
     for (const path of [`${V1}/store-invite`, `${V2}/lookup`, `${V1}/bulk_lookup`]) {
       const res = await call(`${is.url}${path}`, {
         rawBody: raw,
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
       });
       expect(res.status, path).toBe(400);
       expect(res.body.errcode, path).toBe("M_BAD_JSON");
     }
     // Ordinary nesting is fine.
     expect((await invite({ room_name: "r", extra: { a: [{ b: [1] }] } })).status).toBe(200);
+  });
+});
+
+describe("a body sent without a valid token", () => {
+  it("is not read: 401 M_UNAUTHORIZED whatever it holds, and the server keeps serving", async () => {
+    const deep = `${"[".repeat(10_000)}${"]".repeat(10_000)}`;
+    for (const [rawBody, authorization] of [
+      [`{"x":${deep}}`, undefined],
+      ["not json", "Bearer no-such-token"],
+      [`{"addresses":"${"a".repeat(600_000)}"}`, undefined],
+    ] as const) {
+      const res = await call(`${is.url}${V2}/lookup`, {
+        rawBody,
+        headers: { "content-type": "application/json", ...(authorization ? { authorization } : {}) },
+      });
+      expect(res.status).toBe(401);
+      expect(res.body.errcode).toBe("M_UNAUTHORIZED");
+    }
+    expect((await call(`${is.url}${V2}`)).status).toBe(200);
   });
 });
 
