@@ -15,6 +15,8 @@ export type LimitAsk =
       cost: number;
       ahead: number;
     }
+  /** Give `tokens` taken ahead and not spent back to the bucket `key` (answered with an empty answer). */
+  | { seraph: "limit-return"; id: number; key: string; burst: number; perHour: number; tokens: number }
   /** Count a request of a per-route fixed window. */
   | { seraph: "limit-incr"; id: number; key: string; windowMs: number };
 
@@ -70,6 +72,7 @@ function isLimitAsk(m: unknown): m is LimitAsk {
   if (m.seraph === "limit-take") {
     return isNumber(m.burst) && isNumber(m.perHour) && isNumber(m.cost) && isNumber(m.ahead);
   }
+  if (m.seraph === "limit-return") return isNumber(m.burst) && isNumber(m.perHour) && isNumber(m.tokens);
   return m.seraph === "limit-incr" && isNumber(m.windowMs);
 }
 

@@ -81,7 +81,32 @@ describe("rate limits shared through the primary", () => {
     expect(messages).toEqual([1, 1]);
     t += 1_001;
     expect(await a.keyed.take("v1:1.2.3.4", rule)).toBe(0);
+    // The expired grant (nothing left of it) goes back with the next question: nothing to give back here.
     expect(messages).toEqual([1, 1, 1]);
+  });
+
+  it("gives the tokens it did not spend back to the primary's bucket", async () => {
+    let t = 1_000;
+    const [a, b] = cluster(() => t);
+    const rule = { burst: 100, perHour: 0 };
+    expect(await a.keyed.take("k", rule)).toBe(0); // 1 spent, 5 ahead: 94 left in the primary
+    expect(await a.keyed.take("k", rule)).toBe(0); // from the 5
+    t += 1_001;
+    a.returnExpired();
+    await new Promise((r) => setTimeout(r, 10));
+    // 98 back in the bucket: b may take 98 at once, then nothing.
+    expect(await b.keyed.take("k", rule, 98)).toBe(0);
+    expect(await b.keyed.take("k", rule)).toBeGreaterThan(0);
+  });
+
+  it("gives back the rest of a grant when a request costs more than it holds", async () => {
+    const [a, b] = cluster(() => 1_000);
+    const rule = { burst: 100, perHour: 0 };
+    expect(await a.keyed.take("k", rule, 1)).toBe(0); // 1 + 5 ahead: 94 left
+    expect(await a.keyed.take("k", rule, 10)).toBe(0); // asks: 10 + 5 ahead, the old 5 go back: 84 left
+    await new Promise((r) => setTimeout(r, 10));
+    expect(await b.keyed.take("k", rule, 84)).toBe(0);
+    expect(await b.keyed.take("k", rule)).toBeGreaterThan(0);
   });
 
   it("never lets more than the burst through, whichever workers take ahead", async () => {

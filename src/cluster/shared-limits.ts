@@ -64,6 +64,10 @@ export class PrimaryLimits {
       const granted = wait === 0 ? this.keyed.takeAhead(ask.key, rule, ask.ahead) : 0;
       return { seraph: "limit-answer", id: ask.id, wait, granted };
     }
+    if (ask.seraph === "limit-return") {
+      this.keyed.giveBack(ask.key, { burst: ask.burst, perHour: ask.perHour }, ask.tokens);
+      return { seraph: "limit-answer", id: ask.id };
+    }
     const { current, ttl } = this.routes.incr(ask.key, ask.windowMs);
     return { seraph: "limit-answer", id: ask.id, current, ttl };
   }
@@ -93,9 +97,9 @@ interface Sent {
 
 /** Tokens of a per-key bucket a worker takes ahead: this share of the burst (v1 lookups: 100 of 2000). */
 const AHEAD_SHARE = 1 / 20;
-/** Tokens taken ahead and not spent within this are dropped (the limit only gets stricter). */
+/** Tokens taken ahead and not spent within this are given back to the primary's bucket. */
 const AHEAD_MS = 1000;
-/** Keys with tokens taken ahead, at most (the expired ones are dropped first, then the oldest). */
+/** Keys with tokens taken ahead, at most (the expired ones go back first, then the oldest). */
 const MAX_AHEAD_KEYS = 10_000;
 
 /** Tokens of one key that this worker took from the primary's bucket and spends itself. */
@@ -111,8 +115,9 @@ interface Ahead {
  * asked during one turn of the event loop go in one message: an IPC message costs both processes some
  * 30 µs of CPU on the bench machine, more than the question itself. For the per-key buckets (lookup
  * budgets, per-address limits) a worker also takes a twentieth of the burst ahead, when the bucket has it,
- * and spends it without asking for up to a second: the primary's bucket is always charged first, so no key
- * ever gets more than its limit; a key may be refused that much earlier on another worker.
+ * and spends it without asking for up to a second, then gives back what it did not spend: the primary's
+ * bucket is always charged first, so no key ever gets more than its limit; meanwhile a key may be refused
+ * that much earlier on another worker.
  */
 export class WorkerLimits {
   private readonly ahead = new Map<string, Ahead>();
@@ -124,6 +129,7 @@ export class WorkerLimits {
     { resolve: (a: LimitAnswer | undefined) => void; sent?: Sent }
   >();
   private pending: LimitAsk[] | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly channel: LimitChannel,
@@ -140,20 +146,44 @@ export class WorkerLimits {
   }
 
   private ask(q: WithoutId<LimitAsk>): Promise<LimitAnswer | undefined> {
-    const id = this.next++;
     return new Promise((resolve) => {
-      this.waiting.set(id, { resolve });
-      if (this.pending === undefined) {
-        this.pending = [];
-        setImmediate(() => this.flush());
-      }
-      this.pending.push({ ...q, id } as LimitAsk);
+      this.waiting.set(this.queue(q), { resolve });
     });
+  }
+
+  /** Puts a question in the next message; returns its id. */
+  private queue(q: WithoutId<LimitAsk>): number {
+    const id = this.next++;
+    if (this.pending === undefined) {
+      this.pending = [];
+      setImmediate(() => this.flush());
+    }
+    this.pending.push({ ...q, id } as LimitAsk);
+    return id;
+  }
+
+  /** Gives the unspent tokens of `key`'s grant back to the primary (in the next message) and forgets it. */
+  private giveBack(key: string, a: Ahead): void {
+    this.ahead.delete(key);
+    if (a.tokens > 0) {
+      this.queue({ seraph: "limit-return", key, burst: a.burst, perHour: a.perHour, tokens: a.tokens });
+    }
+  }
+
+  /** Gives back the tokens of every grant older than AHEAD_MS (run every AHEAD_MS while any is held). */
+  returnExpired(): void {
+    const now = this.now();
+    for (const [k, a] of this.ahead) if (a.until <= now) this.giveBack(k, a);
+    if (this.ahead.size === 0 && this.sweeper !== undefined) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
   }
 
   private flush(): void {
     const asks = this.pending ?? [];
     this.pending = undefined;
+    if (asks.length === 0) return;
     const timer = setTimeout(() => {
       for (const a of asks) {
         const w = this.waiting.get(a.id);
@@ -163,11 +193,15 @@ export class WorkerLimits {
       }
     }, ANSWER_TIMEOUT_MS);
     timer.unref();
-    const sent: Sent = { unanswered: asks.length, timer };
+    const sent: Sent = { unanswered: 0, timer };
     for (const a of asks) {
       const w = this.waiting.get(a.id);
-      if (w) w.sent = sent;
+      if (w) {
+        w.sent = sent;
+        sent.unanswered++;
+      }
     }
+    if (sent.unanswered === 0) clearTimeout(timer);
     this.channel.send(asks);
   }
 
@@ -182,7 +216,7 @@ export class WorkerLimits {
             return 0;
           }
         } else {
-          this.ahead.delete(key);
+          this.giveBack(key, held);
         }
       }
       const first = !this.asking.has(key);
@@ -198,29 +232,24 @@ export class WorkerLimits {
     },
   };
 
-  /** Keeps `tokens` granted ahead for `key` (with what is left of the last grant) for AHEAD_MS. */
+  /** Keeps `tokens` granted ahead for `key` for AHEAD_MS; what is left of its last grant goes back. */
   private keep(key: string, rule: BucketRule, tokens: number): void {
     const now = this.now();
     const left = this.ahead.get(key);
-    this.ahead.delete(key);
+    if (left !== undefined) this.giveBack(key, left);
     if (this.ahead.size >= MAX_AHEAD_KEYS) {
-      for (const [k, a] of this.ahead) if (a.until <= now) this.ahead.delete(k);
+      this.returnExpired();
       let drop = this.ahead.size >= MAX_AHEAD_KEYS ? Math.ceil(MAX_AHEAD_KEYS / 10) : 0;
-      for (const k of this.ahead.keys()) {
+      for (const [k, a] of this.ahead) {
         if (drop-- <= 0) break;
-        this.ahead.delete(k);
+        this.giveBack(k, a);
       }
     }
-    const kept =
-      left !== undefined && left.until > now && left.burst === rule.burst && left.perHour === rule.perHour
-        ? left.tokens
-        : 0;
-    this.ahead.set(key, {
-      tokens: kept + tokens,
-      burst: rule.burst,
-      perHour: rule.perHour,
-      until: now + AHEAD_MS,
-    });
+    this.ahead.set(key, { tokens, burst: rule.burst, perHour: rule.perHour, until: now + AHEAD_MS });
+    if (this.sweeper === undefined) {
+      this.sweeper = setInterval(() => this.returnExpired(), AHEAD_MS);
+      this.sweeper.unref();
+    }
   }
 
   /** A store for @fastify/rate-limit whose counters are kept in the primary, one namespace per route. */

@@ -63,3 +63,18 @@ describe("MemoryRateLimiter.takeAhead", () => {
     expect(await rl.take("k", rule)).toBe(0);
   });
 });
+
+describe("MemoryRateLimiter.giveBack", () => {
+  it("puts tokens back up to the burst, and does nothing for a full (absent) bucket", async () => {
+    const rl = new MemoryRateLimiter(() => 0);
+    const rule = { burst: 10, perHour: 0 };
+    rl.giveBack("k", rule, 5);
+    expect(await rl.take("k", rule, 10)).toBe(0);
+    rl.giveBack("k", rule, 4);
+    expect(await rl.take("k", rule, 4)).toBe(0);
+    expect(await rl.take("k", rule)).toBeGreaterThan(0);
+    rl.giveBack("k", rule, 50);
+    expect(await rl.take("k", rule, 10)).toBe(0);
+    expect(await rl.take("k", rule)).toBeGreaterThan(0);
+  });
+});

@@ -75,6 +75,20 @@ export class MemoryRateLimiter implements KeyedRateLimiter {
     return n;
   }
 
+  /**
+   * Gives `n` tokens taken ahead and not spent back to `key`'s bucket (up to its burst). No bucket: it is full
+   * already (or was dropped), nothing to give back to.
+   */
+  giveBack(key: string, rule: BucketRule, n: number): void {
+    const bucket = this.buckets.get(key);
+    if (bucket === undefined || n <= 0) return;
+    const now = this.now();
+    const ratePerMs = rule.perHour / 3_600_000;
+    bucket.tokens = Math.min(rule.burst, bucket.tokens + (now - bucket.updated) * ratePerMs + n);
+    bucket.updated = now;
+    bucket.fullAt = ratePerMs > 0 ? now + (rule.burst - bucket.tokens) / ratePerMs : Number.POSITIVE_INFINITY;
+  }
+
   private evict(now: number): void {
     for (const [k, b] of this.buckets) if (b.fullAt <= now) this.buckets.delete(k);
     let drop = this.buckets.size >= this.maxKeys ? Math.ceil(this.maxKeys / 10) : 0;
