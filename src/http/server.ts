@@ -2,6 +2,7 @@ import rateLimit, { type FastifyRateLimitStore } from "@fastify/rate-limit";
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyRequest,
   type FastifyServerOptions,
   LogController,
@@ -206,7 +207,14 @@ export async function createHttpServer(
       // Who may call runs first: before the body is read when the token is in the headers or the query (an
       // unauthenticated caller cannot make us parse a body, and a request waiting for its token check holds
       // no parsed body), else before the schema (an unauthenticated caller learns nothing about the body).
-      ...(guard && READS_NO_BODY.has(r.access) ? { preParsing: guard } : {}),
+      // (Wrapped: a value returned by an async preParsing hook would replace the body.)
+      ...(guard && READS_NO_BODY.has(r.access)
+        ? {
+            preParsing: async (req: FastifyRequest, reply: FastifyReply) => {
+              await guard.call(app, req, reply);
+            },
+          }
+        : {}),
       preValidation: [
         ...(guard && !READS_NO_BODY.has(r.access) ? [guard] : []),
         ...(schema?.body ? [emptyBodyAsObject] : []),

@@ -53,16 +53,32 @@ function flush(raw: BetterSqlite3.Database): void {
     return;
   }
   let pair = BEGIN.get(raw);
-  if (pair === undefined) {
-    pair = [raw.prepare("begin"), raw.prepare("commit")] as const;
-    BEGIN.set(raw, pair);
+  try {
+    if (pair === undefined) {
+      pair = [raw.prepare("begin"), raw.prepare("commit")] as const;
+      BEGIN.set(raw, pair);
+    }
+    pair[0].run();
+  } catch {
+    // The connection cannot begin now (none known to happen; better-sqlite3 runs other statements even
+    // while one is iterated): each read goes its own way instead of throwing out of the event loop.
+    for (const w of waiting) w.viaKysely().then(w.resolve, w.reject);
+    return;
   }
-  pair[0].run();
   try {
     for (const w of waiting) settle(w);
   } finally {
-    // A read transaction has nothing to write: its commit only releases the read lock.
-    if (raw.inTransaction) pair[1].run();
+    endRead(raw, pair[1]);
+  }
+}
+
+/** Ends the batch's read transaction: its commit only releases the read lock (a rollback if that fails). */
+function endRead(raw: BetterSqlite3.Database, commit: BetterSqlite3.Statement): void {
+  if (!raw.inTransaction) return;
+  try {
+    commit.run();
+  } catch {
+    if (raw.inTransaction) raw.exec("rollback");
   }
 }
 

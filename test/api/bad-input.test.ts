@@ -83,6 +83,17 @@ describe("a body sent without a valid token", () => {
       expect(res.body.errcode).toBe("M_UNAUTHORIZED");
     }
     expect((await call(`${is.url}${V2}`)).status).toBe(200);
+    // With a valid token the body is read and judged as before.
+    const token = "body-after-token";
+    await is.seraph.store.repos.accounts.createToken("@body:hs.test", sha256Hex(token), Date.now(), null);
+    const headers = { "content-type": "application/json", authorization: `Bearer ${token}` };
+    const big = await call(`${is.url}${V2}/lookup`, {
+      rawBody: `{"addresses":"${"a".repeat(600_000)}"}`,
+      headers,
+    });
+    expect([big.status, big.body.errcode]).toEqual([413, "M_TOO_LARGE"]);
+    const bad = await call(`${is.url}${V2}/lookup`, { rawBody: "not json", headers });
+    expect([bad.status, bad.body.errcode]).toEqual([400, "M_NOT_JSON"]);
   });
 });
 
