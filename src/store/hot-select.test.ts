@@ -9,6 +9,15 @@ afterEach(async () => {
   store = undefined;
 });
 
+/** A promise and the function that resolves it. */
+function latch(): { wait: Promise<void>; open: () => void } {
+  let open: () => void = () => undefined;
+  const wait = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { wait, open };
+}
+
 async function sqliteStore(): Promise<Store> {
   store = await openStore({ sqlite: { path: ":memory:" } });
   await migrateToLatest(store);
@@ -28,14 +37,8 @@ describe("hot SELECTs on SQLite", () => {
 
   it("never see a transaction's rows before it commits, nor after it rolls back", async () => {
     const s = await sqliteStore();
-    let release: () => void = () => undefined;
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let inserted: () => void = () => undefined;
-    const didInsert = new Promise<void>((resolve) => {
-      inserted = resolve;
-    });
+    const { wait: held, open: release } = latch();
+    const { wait: didInsert, open: inserted } = latch();
     const failing = s
       .transaction(async (repos) => {
         await repos.accounts.addAcceptedUrls("@a:hs.test", ["https://terms.test/1"], 1);
@@ -119,14 +122,8 @@ describe("hot SELECTs batched per turn of the event loop (SQLite)", () => {
   it("lets a SELECT queued before a transaction began wait for it, then read what it committed", async () => {
     const { s } = await probes();
     const reading = s.repos.accounts.acceptedUrls("@a:hs.test");
-    let release: () => void = () => undefined;
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let inserted: () => void = () => undefined;
-    const didInsert = new Promise<void>((resolve) => {
-      inserted = resolve;
-    });
+    const { wait: held, open: release } = latch();
+    const { wait: didInsert, open: inserted } = latch();
     // Begun in the same turn as the read was queued: the transaction holds the connection when the batch runs.
     const writing = s.transaction(async (repos) => {
       await repos.accounts.addAcceptedUrls("@a:hs.test", ["https://terms.test/1"], 1);
