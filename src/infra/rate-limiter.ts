@@ -24,6 +24,19 @@ interface Bucket {
   fullAt: number;
 }
 
+/** Adds what the bucket refilled since it was last updated, up to its burst. */
+function refill(bucket: Bucket, rule: BucketRule, now: number): void {
+  bucket.tokens = Math.min(rule.burst, bucket.tokens + ((now - bucket.updated) * rule.perHour) / 3_600_000);
+  bucket.updated = now;
+}
+
+/** Records when the bucket will be full again, from its tokens at its last update. */
+function markFullAt(bucket: Bucket, rule: BucketRule): void {
+  const ratePerMs = rule.perHour / 3_600_000;
+  bucket.fullAt =
+    ratePerMs > 0 ? bucket.updated + (rule.burst - bucket.tokens) / ratePerMs : Number.POSITIVE_INFINITY;
+}
+
 /**
  * Token buckets in this process's memory (limits hold per instance). The map is bounded: when it is full,
  * buckets that have refilled are dropped, then the least recently used tenth — never all at once, so that
@@ -40,21 +53,20 @@ export class MemoryRateLimiter implements KeyedRateLimiter {
 
   async take(key: string, rule: BucketRule, cost = 1): Promise<number> {
     const now = this.now();
-    const ratePerMs = rule.perHour / 3_600_000;
     let bucket = this.buckets.get(key);
     if (bucket === undefined) {
       if (this.buckets.size >= this.maxKeys) this.evict(now);
       bucket = { tokens: rule.burst, updated: now, fullAt: now };
     } else {
       this.buckets.delete(key);
-      bucket.tokens = Math.min(rule.burst, bucket.tokens + (now - bucket.updated) * ratePerMs);
-      bucket.updated = now;
+      refill(bucket, rule, now);
     }
     let wait = 0;
     const need = Math.min(cost, rule.burst);
+    const ratePerMs = rule.perHour / 3_600_000;
     if (bucket.tokens >= need) bucket.tokens -= cost;
     else wait = ratePerMs > 0 ? Math.ceil((need - bucket.tokens) / ratePerMs) : 3_600_000;
-    bucket.fullAt = ratePerMs > 0 ? now + (rule.burst - bucket.tokens) / ratePerMs : Number.POSITIVE_INFINITY;
+    markFullAt(bucket, rule);
     this.buckets.set(key, bucket);
     return wait;
   }
@@ -67,11 +79,8 @@ export class MemoryRateLimiter implements KeyedRateLimiter {
     const bucket = this.buckets.get(key);
     if (bucket === undefined || max <= 0) return 0;
     const n = Math.max(0, Math.min(max, Math.floor(bucket.tokens)));
-    if (n === 0) return 0;
     bucket.tokens -= n;
-    const ratePerMs = rule.perHour / 3_600_000;
-    bucket.fullAt =
-      ratePerMs > 0 ? bucket.updated + (rule.burst - bucket.tokens) / ratePerMs : Number.POSITIVE_INFINITY;
+    markFullAt(bucket, rule);
     return n;
   }
 
@@ -82,11 +91,9 @@ export class MemoryRateLimiter implements KeyedRateLimiter {
   giveBack(key: string, rule: BucketRule, n: number): void {
     const bucket = this.buckets.get(key);
     if (bucket === undefined || n <= 0) return;
-    const now = this.now();
-    const ratePerMs = rule.perHour / 3_600_000;
-    bucket.tokens = Math.min(rule.burst, bucket.tokens + (now - bucket.updated) * ratePerMs + n);
-    bucket.updated = now;
-    bucket.fullAt = ratePerMs > 0 ? now + (rule.burst - bucket.tokens) / ratePerMs : Number.POSITIVE_INFINITY;
+    refill(bucket, rule, this.now());
+    bucket.tokens = Math.min(rule.burst, bucket.tokens + n);
+    markFullAt(bucket, rule);
   }
 
   private evict(now: number): void {
