@@ -15,8 +15,10 @@ export interface HotSql {
 
 /** A hot SELECT waiting for the next batch of its connection. */
 interface Waiting {
-  readonly run: () => unknown[];
-  readonly viaKysely: () => Promise<unknown[]>;
+  readonly stmt: BetterSqlite3.Statement<HotValue[], unknown>;
+  readonly params: readonly HotValue[];
+  /** The Kysely instance it was asked on, for when the batch cannot run it (see `flush`). */
+  readonly db: Kysely<Database>;
   readonly resolve: (rows: unknown[]) => void;
   readonly reject: (err: unknown) => void;
 }
@@ -28,9 +30,19 @@ const BEGIN = new WeakMap<
   readonly [BetterSqlite3.Statement, BetterSqlite3.Statement]
 >();
 
+/** Runs `sql` through Kysely, which waits for a transaction that holds the connection. */
+async function viaKysely<Row>(
+  db: Kysely<Database>,
+  sql: string,
+  params: readonly HotValue[],
+): Promise<Row[]> {
+  const { rows } = await db.executeQuery<Row>(CompiledQuery.raw(sql, [...params]));
+  return rows;
+}
+
 function settle(w: Waiting): void {
   try {
-    w.resolve(w.run());
+    w.resolve(w.stmt.all(...w.params));
   } catch (err) {
     w.reject(err);
   }
@@ -39,36 +51,41 @@ function settle(w: Waiting): void {
 /**
  * Runs the SELECTs that arrived during one turn of the event loop: several in one read transaction (a WAL
  * read lock and its release cost about 8 µs per statement on the bench machine, more than an indexed read),
- * one on its own; through Kysely when a transaction holds the connection by now (it waits its turn).
+ * one on its own. Through Kysely, each in its turn, when a transaction holds the connection by now, or when
+ * the read transaction cannot begin (none known to happen: better that than an exception thrown out of the
+ * event loop).
  */
 function flush(raw: BetterSqlite3.Database): void {
   const waiting = batches.get(raw) ?? [];
   batches.delete(raw);
-  if (!raw.open || raw.inTransaction) {
-    for (const w of waiting) w.viaKysely().then(w.resolve, w.reject);
-    return;
-  }
-  if (waiting.length === 1) {
+  if (raw.open && !raw.inTransaction && waiting.length === 1) {
     settle(waiting[0]!);
     return;
   }
-  let pair = BEGIN.get(raw);
-  try {
-    if (pair === undefined) {
-      pair = [raw.prepare("begin"), raw.prepare("commit")] as const;
-      BEGIN.set(raw, pair);
-    }
-    pair[0].run();
-  } catch {
-    // The connection cannot begin now (none known to happen; better-sqlite3 runs other statements even
-    // while one is iterated): each read goes its own way instead of throwing out of the event loop.
-    for (const w of waiting) w.viaKysely().then(w.resolve, w.reject);
+  const commit = raw.open && !raw.inTransaction ? beginRead(raw) : undefined;
+  if (commit === undefined) {
+    for (const w of waiting) viaKysely(w.db, w.stmt.source, w.params).then(w.resolve, w.reject);
     return;
   }
   try {
     for (const w of waiting) settle(w);
   } finally {
-    endRead(raw, pair[1]);
+    endRead(raw, commit);
+  }
+}
+
+/** Begins the batch's read transaction; returns its commit, or undefined when it could not begin. */
+function beginRead(raw: BetterSqlite3.Database): BetterSqlite3.Statement | undefined {
+  try {
+    let pair = BEGIN.get(raw);
+    if (pair === undefined) {
+      pair = [raw.prepare("begin"), raw.prepare("commit")] as const;
+      BEGIN.set(raw, pair);
+    }
+    pair[0].run();
+    return pair[1];
+  } catch {
+    return undefined;
   }
 }
 
@@ -90,9 +107,10 @@ function endRead(raw: BetterSqlite3.Database, commit: BetterSqlite3.Statement): 
  * event loop in one read transaction. `batched: false` (for the statement, or for one call) runs it at once
  * instead: for a statement whose caller already shares one read among concurrent requests, and for a
  * request that carries a body (fifty 1000-hash lookups whose bodies waited for the token check's batch cost
- * three times the CPU: their buffers lived through more garbage collections). Inside a transaction (a `Transaction` handle, or another caller's open
- * transaction on the shared connection, which Kysely makes us wait for) and on PostgreSQL it runs through
- * Kysely, so pools, prepared statements and transactions work as before.
+ * three times the CPU: their buffers lived through more garbage collections). Inside a transaction (a
+ * `Transaction` handle, or another caller's open transaction on the shared connection, which Kysely makes us
+ * wait for) and on PostgreSQL it runs through Kysely, so pools, prepared statements and transactions work as
+ * before.
  *
  *   const USER = hotSelect<{ user_id: string }>({ sqlite: "select user_id from t where k = ?", postgres: "… = $1" });
  *   const rows = await USER(db, dialect, [key]);
@@ -107,29 +125,18 @@ export function hotSelect<Row>(
   batched?: boolean,
 ) => Promise<Row[]> {
   const statements = new WeakMap<BetterSqlite3.Database, BetterSqlite3.Statement<HotValue[], Row>>();
-  const viaKysely = async (db: Kysely<Database>, dialect: Dialect, params: readonly HotValue[]) => {
-    const { rows } = await db.executeQuery<Row>(CompiledQuery.raw(text[dialect], [...params]));
-    return rows;
-  };
   return (db, dialect, params, batched = opts.batched) => {
     const raw = dialect === "sqlite" ? sqliteConnection(db) : undefined;
-    if (!raw?.open || raw.inTransaction) return viaKysely(db, dialect, params);
-    let prepared = statements.get(raw);
-    if (prepared === undefined) {
-      try {
-        prepared = raw.prepare<HotValue[], Row>(text.sqlite);
-      } catch (err) {
-        return Promise.reject(err);
+    if (!raw?.open || raw.inTransaction) return viaKysely<Row>(db, text[dialect], params);
+    let stmt = statements.get(raw);
+    try {
+      if (stmt === undefined) {
+        stmt = raw.prepare<HotValue[], Row>(text.sqlite);
+        statements.set(raw, stmt);
       }
-      statements.set(raw, prepared);
-    }
-    const stmt = prepared;
-    if (!batched) {
-      try {
-        return Promise.resolve(stmt.all(...params));
-      } catch (err) {
-        return Promise.reject(err);
-      }
+      if (!batched) return Promise.resolve(stmt.all(...params));
+    } catch (err) {
+      return Promise.reject(err);
     }
     let waiting = batches.get(raw);
     if (waiting === undefined) {
@@ -137,13 +144,10 @@ export function hotSelect<Row>(
       batches.set(raw, waiting);
       setImmediate(flush, raw);
     }
+    const queue = waiting;
+    const prepared = stmt;
     return new Promise<Row[]>((resolve, reject) => {
-      waiting.push({
-        run: () => stmt.all(...params),
-        viaKysely: () => viaKysely(db, dialect, params),
-        resolve: resolve as (rows: unknown[]) => void,
-        reject,
-      });
+      queue.push({ stmt: prepared, params, db, resolve: resolve as (rows: unknown[]) => void, reject });
     });
   };
 }
