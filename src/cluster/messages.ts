@@ -15,7 +15,7 @@ export type LimitAsk =
       cost: number;
       ahead: number;
     }
-  /** Give `tokens` taken ahead and not spent back to the bucket `key` (answered with an empty answer). */
+  /** Give `tokens` taken ahead and not spent back to the bucket `key` (not answered). */
   | { seraph: "limit-return"; id: number; key: string; burst: number; perHour: number; tokens: number }
   /** Count a request of a per-route fixed window. */
   | { seraph: "limit-incr"; id: number; key: string; windowMs: number };

@@ -61,7 +61,9 @@ export async function runPrimary(cfg: ResolvedConfig, count: number): Promise<vo
       if (!isToPrimary(msg)) return;
       if (msg.seraph === "limits") {
         if (limits)
-          void limits.answerAll(msg.asks).then((answers) => tell(m, { seraph: "limit-answers", answers }));
+          void limits.answerAll(msg.asks).then((answers) => {
+            if (answers.length > 0) tell(m, { seraph: "limit-answers", answers });
+          });
       } else if (msg.seraph === "listening") {
         m.listening = true;
         firstListening(msg.address);

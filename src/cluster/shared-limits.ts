@@ -57,24 +57,28 @@ export class PrimaryLimits {
     this.routes = new FixedWindowCounter(now);
   }
 
-  async answer(ask: LimitAsk): Promise<LimitAnswer> {
+  async answer(ask: Exclude<LimitAsk, { seraph: "limit-return" }>): Promise<LimitAnswer> {
     if (ask.seraph === "limit-take") {
       const rule = { burst: ask.burst, perHour: ask.perHour };
       const wait = await this.keyed.take(ask.key, rule, ask.cost);
       const granted = wait === 0 ? this.keyed.takeAhead(ask.key, rule, ask.ahead) : 0;
       return { seraph: "limit-answer", id: ask.id, wait, granted };
     }
-    if (ask.seraph === "limit-return") {
-      this.keyed.giveBack(ask.key, { burst: ask.burst, perHour: ask.perHour }, ask.tokens);
-      return { seraph: "limit-answer", id: ask.id };
-    }
     const { current, ttl } = this.routes.incr(ask.key, ask.windowMs);
     return { seraph: "limit-answer", id: ask.id, current, ttl };
   }
 
-  /** The answers to one message of questions, in its order. */
+  /** The answers to one message of questions, in its order; tokens given back are taken, not answered. */
   answerAll(asks: readonly LimitAsk[]): Promise<LimitAnswer[]> {
-    return Promise.all(asks.map((ask) => this.answer(ask)));
+    const answers: Array<Promise<LimitAnswer>> = [];
+    for (const ask of asks) {
+      if (ask.seraph === "limit-return") {
+        this.keyed.giveBack(ask.key, { burst: ask.burst, perHour: ask.perHour }, ask.tokens);
+      } else {
+        answers.push(this.answer(ask));
+      }
+    }
+    return Promise.all(answers);
   }
 }
 
