@@ -39,7 +39,7 @@ describe("mappingsJson", () => {
           maxLength: 50,
         }),
         (pairs) => {
-          const text = mappingsJson(pairs.map(([hash, mxid]) => ({ hash, mxid })));
+          const text = String(mappingsJson(pairs.map(([hash, mxid]) => ({ hash, mxid }))));
           expect(JSON.parse(text)).toEqual({ mappings: Object.fromEntries(pairs) });
           // Well-formed: a lone surrogate is escaped, not written as it is.
           expect(/[\uD800-\uDFFF]/u.test(text)).toBe(false);
@@ -51,10 +51,12 @@ describe("mappingsJson", () => {
 
   it("writes plain hashes and mxids as they are", () => {
     expect(
-      mappingsJson([
-        { hash: "n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg", mxid: "@alice:example.org" },
-        { hash: "a b", mxid: '@"q":hs' },
-      ]),
+      String(
+        mappingsJson([
+          { hash: "n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg", mxid: "@alice:example.org" },
+          { hash: "a b", mxid: '@"q":hs' },
+        ]),
+      ),
     ).toBe(
       '{"mappings":{"n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg":"@alice:example.org","a b":"@\\"q\\":hs"}}',
     );

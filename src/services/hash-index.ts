@@ -1,5 +1,5 @@
 import type { HashRepository, ScanCursor } from "../store/association-hashes.js";
-import { HashTable } from "./hash-table.js";
+import { HashTable, type JsonMembers } from "./hash-table.js";
 
 /** Hashes read per statement while the index is built (the event loop runs between two). */
 const SCAN_PAGE = 10_000;
@@ -62,6 +62,16 @@ export class HashIndex {
     pepperId: number,
     hashes: readonly string[],
   ): Promise<Array<{ hash: string; mxid: string }> | undefined> {
+    return (await this.ready(pepperId))?.getMany(hashes);
+  }
+
+  /** The same as `lookup`, written as the members of a JSON object (see `HashTable.getManyJson`). */
+  async lookupJson(pepperId: number, hashes: readonly string[]): Promise<JsonMembers | undefined> {
+    return (await this.ready(pepperId))?.getManyJson(hashes);
+  }
+
+  /** The table of `pepperId`, brought up to the database's version; undefined when it cannot answer yet. */
+  private async ready(pepperId: number): Promise<HashTable | undefined> {
     if (this.prepare(pepperId)) return undefined;
     // A failed read of the log (the database is down) leaves the answer to the database's own lookup,
     // which fails or fails over as any read does.
@@ -69,7 +79,7 @@ export class HashIndex {
     // A rebuild or another pepper may have started while the log was read.
     const table = this.table;
     if (table === undefined || this.pepperId !== pepperId) return undefined;
-    return table.getMany(hashes);
+    return table;
   }
 
   /**

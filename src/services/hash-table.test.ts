@@ -22,7 +22,45 @@ const hash = (i: number) => sha256Base64Url(`address${i} email pepper`);
 const PREFIXES = ["AAAAAAAAAA", "__________", "n4bQgYhMfW", "-9-9-9-9-9"];
 const clustered = (i: number) => `${PREFIXES[i % 4]}${hash(i).slice(10)}`;
 
+/** What the lookup route writes for `getMany`'s answer, to compare `getManyJson` with. */
+const asJson = (pairs: ReadonlyArray<{ hash: string; mxid: string }>) =>
+  pairs.map((p) => `${JSON.stringify(p.hash)}:${JSON.stringify(p.mxid)}`).join(",");
+
 describe("HashTable", () => {
+  it("writes what getMany finds as JSON members, byte for byte, for any mxids and any asked hashes", () => {
+    // mxids that need escaping (quotes, backslashes, control characters) beside the ones of every length.
+    const mxids = [
+      ...MXIDS,
+      '@"q":hs',
+      "@a\\b:hs",
+      "@tab\there:hs",
+      "@nul\u0000:hs",
+      `@${'"'.repeat(40)}:hs`,
+    ];
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(60), fc.nat(mxids.length - 1), fc.boolean()), { maxLength: 80 }),
+        fc.array(fc.nat(70), { maxLength: 120 }),
+        (sets, asked) => {
+          const t = new HashTable();
+          // Odd keys (not 43 base64url characters, some needing escaping) beside regular ones.
+          const key = (i: number) => (i % 7 === 3 ? `odd "${i}"\\` : hash(i));
+          for (const [k, m, del] of sets) {
+            if (del) t.delete(key(k));
+            else t.set(key(k), mxids[m]!);
+          }
+          const hashes = asked.map(key);
+          const json = t.getManyJson(hashes);
+          const pairs = t.getMany(hashes);
+          expect(json.members.toString()).toBe(asJson(pairs));
+          expect(json.count).toBe(pairs.length);
+          expect(Object.keys(JSON.parse(`{${json.members}}`))).toHaveLength(pairs.length);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it("finds what was set, takes the latest mxid, forgets what was deleted", () => {
     const t = new HashTable();
     t.set(hash(1), "@a:hs");

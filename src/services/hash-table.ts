@@ -11,6 +11,12 @@
  *   t.set("n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg", "@alice:example.org");
  *   t.get("n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg"); // "@alice:example.org"
  */
+/** Members of a JSON object, `"k":"v",…` without the braces, in UTF-8; `count` of them. */
+export interface JsonMembers {
+  readonly count: number;
+  readonly members: Buffer;
+}
+
 export class HashTable {
   /** Rows in `rows`; at most MAX_LOAD of them are used. */
   private capacity: number;
@@ -63,45 +69,104 @@ export class HashTable {
   }
 
   /**
-   * The mxids of those of `hashes` that are held, each hash once, in the order first asked. Each group of
-   * hashes is looked up in phases (all keys, then both cache lines of the first row of each, then the comparisons and the
-   * mxids) instead of one hash after the other: at a million entries each first row is a cache and TLB
-   * miss, and loads that do not depend on each other are waited for together.
+   * The mxids of those of `hashes` that are held, each hash once, in the order first asked (see `findGroup`
+   * for how a group of them is looked up).
    */
   getMany(hashes: readonly string[]): Array<{ hash: string; mxid: string }> {
     const out: Array<{ hash: string; mxid: string }> = [];
-    const { keys, found } = this.batch;
-    const rows = this.rows;
+    const found = this.batch.found;
     const given = new RowSet(this.rowSets, hashes.length);
-    let oddGiven: Set<string> | undefined;
+    const oddGiven = new Set<string>();
     for (let from = 0; from < hashes.length; from += GROUP) {
-      const n = Math.min(GROUP, hashes.length - from);
-      let touched = 0;
-      for (let i = 0; i < n; i++) {
-        found[i] = encode(hashes[from + i]!, keys, i * WORDS) ? home(keys, i * WORDS, this.capacity) : -1;
-      }
-      // Both ends of each first row: a row is 64 bytes but its buffer is not 64-byte aligned (glibc puts a
-      // large one 16 bytes into its pages), so it spans two cache lines, and the mxid is in the second.
-      for (let i = 0; i < n; i++) {
-        const base = found[i]! * ROW;
-        if (base >= 0) touched += rows[base + META]! + rows[base + ROW - 1]!;
-      }
-      this.touchedSum = touched;
-      for (let i = 0; i < n; i++) if (found[i]! >= 0) found[i] = this.probe(keys, i * WORDS, found[i]!);
+      const n = this.findGroup(hashes, from);
       for (let i = 0; i < n; i++) {
         const hash = hashes[from + i]!;
         if (found[i]! >= 0) {
           if (given.add(found[i]!)) out.push({ hash, mxid: this.mxidAt(found[i]!) });
-        } else if (this.odd.size > 0) {
-          const mxid = this.odd.get(hash);
-          if (mxid === undefined || oddGiven?.has(hash)) continue;
-          oddGiven ??= new Set();
-          oddGiven.add(hash);
-          out.push({ hash, mxid });
+        } else {
+          const mxid = this.oddMxid(hash, oddGiven);
+          if (mxid !== undefined) out.push({ hash, mxid });
         }
       }
     }
     return out;
+  }
+
+  /**
+   * What `getMany` finds, written as the members of a JSON object (`"hash":"mxid",…` in UTF-8), straight from
+   * the rows: no string and no object per hash. The text is what `JSON.stringify` writes for the same pairs.
+   *
+   *   t.getManyJson(["n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg"]).members.toString();
+   *   // '"n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg":"@alice:example.org"'
+   */
+  getManyJson(hashes: readonly string[]): JsonMembers {
+    const found = this.batch.found;
+    const rows = this.rows;
+    const given = new RowSet(this.rowSets, hashes.length);
+    const oddGiven = new Set<string>();
+    const out = new JsonWriter(hashes.length * (HASH_LENGTH + 6 + INLINE_BYTES));
+    let count = 0;
+    for (let from = 0; from < hashes.length; from += GROUP) {
+      const n = this.findGroup(hashes, from);
+      for (let i = 0; i < n; i++) {
+        const hash = hashes[from + i]!;
+        const row = found[i]!;
+        if (row >= 0) {
+          if (!given.add(row)) continue;
+          // A hash held in a row is 43 base64url characters: nothing to escape.
+          out.member(count++, hash);
+          const base = row * ROW;
+          const code = rows[base + META]! >>> CODE_SHIFT;
+          if (code === OUTSIDE) {
+            const at = rows[base + INLINE]!;
+            out.stringBytes(this.outside, at, at + rows[base + INLINE + 1]!);
+          } else {
+            const at = base * 4 + INLINE * 4;
+            out.stringBytes(this.rowBytes, at, at + code - 1);
+          }
+        } else {
+          const mxid = this.oddMxid(hash, oddGiven);
+          if (mxid === undefined) continue;
+          out.member(count++, JSON.stringify(hash).slice(1, -1));
+          out.string(mxid);
+        }
+      }
+    }
+    return { count, members: out.done() };
+  }
+
+  /**
+   * Looks up the group of at most GROUP hashes from `hashes[from]` and returns its size: `batch.found[i]`
+   * is the row of hash `from + i`, or -1. In phases (all keys, then both cache lines of the first row of
+   * each, then the comparisons) instead of one hash after the other: at a million entries each first row
+   * is a cache and TLB miss, and loads that do not depend on each other are waited for together.
+   */
+  private findGroup(hashes: readonly string[], from: number): number {
+    const { keys, found } = this.batch;
+    const rows = this.rows;
+    const n = Math.min(GROUP, hashes.length - from);
+    let touched = 0;
+    for (let i = 0; i < n; i++) {
+      found[i] = encode(hashes[from + i]!, keys, i * WORDS) ? home(keys, i * WORDS, this.capacity) : -1;
+    }
+    // Both ends of each first row: a row is 64 bytes but its buffer is not 64-byte aligned (glibc puts a
+    // large one 16 bytes into its pages), so it spans two cache lines, and the mxid is in the second.
+    for (let i = 0; i < n; i++) {
+      const base = found[i]! * ROW;
+      if (base >= 0) touched += rows[base + META]! + rows[base + ROW - 1]!;
+    }
+    this.touchedSum = touched;
+    for (let i = 0; i < n; i++) if (found[i]! >= 0) found[i] = this.probe(keys, i * WORDS, found[i]!);
+    return n;
+  }
+
+  /** The mxid of a hash not in the rows (an odd one), unless `given` has it already (then added to it). */
+  private oddMxid(hash: string, given: Set<string>): string | undefined {
+    if (this.odd.size === 0) return undefined;
+    const mxid = this.odd.get(hash);
+    if (mxid === undefined || given.has(hash)) return undefined;
+    given.add(hash);
+    return mxid;
   }
 
   set(hash: string, mxid: string): void {
@@ -367,3 +432,66 @@ class RowSet {
     }
   }
 }
+
+/** JSON text written into a Buffer that grows by doubling. */
+class JsonWriter {
+  private buf: Buffer;
+  private pos = 0;
+
+  constructor(expected: number) {
+    this.buf = Buffer.allocUnsafe(Math.max(expected, 64));
+  }
+
+  /** `"key":` (after a comma unless it is the first), `key` already escaped. */
+  member(index: number, key: string): void {
+    this.room(key.length * 3 + 4);
+    const b = this.buf;
+    if (index > 0) b[this.pos++] = COMMA;
+    b[this.pos++] = QUOTE;
+    this.pos += b.write(key, this.pos, "utf8");
+    b[this.pos++] = QUOTE;
+    b[this.pos++] = COLON;
+  }
+
+  /** The UTF-8 `bytes[start, end)` as a JSON string (escaped as `JSON.stringify` would when they need it). */
+  stringBytes(bytes: Buffer, start: number, end: number): void {
+    this.room(end - start + 2);
+    const b = this.buf;
+    let pos = this.pos;
+    b[pos++] = QUOTE;
+    for (let i = start; i < end; i++) {
+      const c = bytes[i]!;
+      if (c < 0x20 || c === QUOTE || c === BACKSLASH) {
+        this.string(bytes.toString("utf8", start, end));
+        return;
+      }
+      b[pos++] = c;
+    }
+    b[pos++] = QUOTE;
+    this.pos = pos;
+  }
+
+  /** `s` as a JSON string. */
+  string(s: string): void {
+    const json = JSON.stringify(s);
+    this.room(json.length * 3);
+    this.pos += this.buf.write(json, this.pos, "utf8");
+  }
+
+  /** The text written (a view of the buffer, which is not used again). */
+  done(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(bigger, 0, 0, this.pos);
+    this.buf = bigger;
+  }
+}
+
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+const BACKSLASH = 0x5c;

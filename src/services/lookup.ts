@@ -5,6 +5,7 @@ import type { AssociationRow, PepperRecord } from "../store/peppers.js";
 import { type Repositories, type Transact, writingHashes } from "../store/repositories.js";
 import { lookupHash, normaliseAddress } from "../threepid/normalise.js";
 import { HashIndex, type HashIndexEvents } from "./hash-index.js";
+import type { JsonMembers } from "./hash-table.js";
 
 /** The hash algorithms `hash_details` offers. */
 export type LookupAlgorithm = "sha256" | "none";
@@ -44,9 +45,10 @@ interface PepperView {
 /**
  * What a v2 lookup found: each string sent that is bound, once, with its mxid (`hash` is the string as
  * sent: a hash, or `address medium` for the algorithm `none`). An array, not an object: an object with
- * a thousand new keys cost ~450 µs to build, more than the lookup itself.
+ * a thousand new keys cost ~450 µs to build, more than the lookup itself. From the in-memory index it
+ * comes already written as the members of the JSON object (`"hash":"mxid",…`): no string per hash.
  */
-export type Mappings = ReadonlyArray<{ readonly hash: string; readonly mxid: string }>;
+export type Mappings = ReadonlyArray<{ readonly hash: string; readonly mxid: string }> | JsonMembers;
 
 /** Hashed and plain lookups, and the pepper they use (rotation with a grace period, rehashing in batches). */
 export class LookupService {
@@ -146,7 +148,7 @@ export class LookupService {
     }
     if (algorithm === "sha256") {
       // Each hash once: the table answers a repeated hash once, the database matches each row once.
-      const indexed = used.state === "current" ? await this.index?.lookup(used.id, addresses) : undefined;
+      const indexed = used.state === "current" ? await this.index?.lookupJson(used.id, addresses) : undefined;
       return indexed ?? (await this.reads.hashes.lookup(used.id, addresses));
     }
     // "none": each entry is "<address> <medium>".
