@@ -80,10 +80,9 @@ const CLOSE = Buffer.from("}}");
  */
 export function mappingsJson(found: Mappings): string | Buffer {
   if ("members" in found) return Buffer.concat([OPEN, found.members, CLOSE]);
-  const list = found;
   let out = '{"mappings":{';
-  for (let i = 0; i < list.length; i++) {
-    const m = list[i]!;
+  for (let i = 0; i < found.length; i++) {
+    const m = found[i]!;
     out += `${i === 0 ? "" : ","}${text(m.hash)}:${text(m.mxid)}`;
   }
   return `${out}}}`;

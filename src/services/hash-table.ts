@@ -1,3 +1,9 @@
+/** Members of a JSON object, `"k":"v",…` without the braces, in UTF-8; `count` of them. */
+export interface JsonMembers {
+  readonly count: number;
+  readonly members: Buffer;
+}
+
 /**
  * An exact in-memory map from lookup hash to mxid, compact enough for millions of entries. A sha256 lookup
  * hash (43 unpadded base64url characters) and its mxid live in one 64-byte row of one Int32Array: the hash
@@ -11,12 +17,6 @@
  *   t.set("n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg", "@alice:example.org");
  *   t.get("n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg"); // "@alice:example.org"
  */
-/** Members of a JSON object, `"k":"v",…` without the braces, in UTF-8; `count` of them. */
-export interface JsonMembers {
-  readonly count: number;
-  readonly members: Buffer;
-}
-
 export class HashTable {
   /** Rows in `rows`; at most MAX_LOAD of them are used. */
   private capacity: number;
@@ -37,6 +37,11 @@ export class HashTable {
   /** Hashes that are not 43 base64url characters, and mxids longer than MAX_MXID_BYTES. */
   private readonly odd = new Map<string, string>();
   private readonly scratch = new Int32Array(WORDS);
+  private readonly span: { bytes: Buffer; start: number; end: number } = {
+    bytes: Buffer.alloc(0),
+    start: 0,
+    end: 0,
+  };
   private readonly batch = { keys: new Int32Array(GROUP * WORDS), found: new Int32Array(GROUP) };
   /** The arrays `RowSet` reuses, by size. */
   private readonly rowSets = new Map<number, Int32Array>();
@@ -101,7 +106,6 @@ export class HashTable {
    */
   getManyJson(hashes: readonly string[]): JsonMembers {
     const found = this.batch.found;
-    const rows = this.rows;
     const given = new RowSet(this.rowSets, hashes.length);
     const oddGiven = new Set<string>();
     const out = new JsonWriter(hashes.length * (HASH_LENGTH + 6 + INLINE_BYTES));
@@ -115,15 +119,8 @@ export class HashTable {
           if (!given.add(row)) continue;
           // A hash held in a row is 43 base64url characters: nothing to escape.
           out.member(count++, hash);
-          const base = row * ROW;
-          const code = rows[base + META]! >>> CODE_SHIFT;
-          if (code === OUTSIDE) {
-            const at = rows[base + INLINE]!;
-            out.stringBytes(this.outside, at, at + rows[base + INLINE + 1]!);
-          } else {
-            const at = base * 4 + INLINE * 4;
-            out.stringBytes(this.rowBytes, at, at + code - 1);
-          }
+          const m = this.mxidBytes(row);
+          out.stringBytes(m.bytes, m.start, m.end);
         } else {
           const mxid = this.oddMxid(hash, oddGiven);
           if (mxid === undefined) continue;
@@ -228,14 +225,25 @@ export class HashTable {
   }
 
   private mxidAt(row: number): string {
+    const m = this.mxidBytes(row);
+    return m.bytes.toString("utf8", m.start, m.end);
+  }
+
+  /** Where `row`'s mxid is: its UTF-8 is `bytes[start, end)` (a scratch object, valid until the next call). */
+  private mxidBytes(row: number): { bytes: Buffer; start: number; end: number } {
     const base = row * ROW;
     const code = this.rows[base + META]! >>> CODE_SHIFT;
+    const m = this.span;
     if (code === OUTSIDE) {
-      const at = this.rows[base + INLINE]!;
-      return this.outside.toString("utf8", at, at + this.rows[base + INLINE + 1]!);
+      m.bytes = this.outside;
+      m.start = this.rows[base + INLINE]!;
+      m.end = m.start + this.rows[base + INLINE + 1]!;
+    } else {
+      m.bytes = this.rowBytes;
+      m.start = base * 4 + INLINE * 4;
+      m.end = m.start + code - 1;
     }
-    const start = base * 4 + INLINE * 4;
-    return this.rowBytes.toString("utf8", start, start + code - 1);
+    return m;
   }
 
   /** Writes `mxid` into `row` (its key already there) with the key's last bits `tail`. */
