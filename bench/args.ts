@@ -25,6 +25,8 @@ export interface Args {
   nodeOptions: string[];
   /** Servers on CPU 0, the load generator on CPU 1 (taskset). */
   pin: boolean;
+  /** Run the compiled server (`node dist/main.js`, what the `seraph` bin runs) instead of src/ under tsx. */
+  built: boolean;
 }
 
 export const HELP = `npm run bench -- [options]
@@ -62,6 +64,9 @@ export const HELP = `npm run bench -- [options]
                               to leave the machine idle (at most --max-other cores busy)
   --pin                       run the servers on CPU 0 and the load generator on CPU 1 (Linux taskset):
                               no run shares a core by chance; for one process (--workers 1)
+  --built                     run the compiled server (node dist/main.js, what the seraph bin and
+                              npm start run; built first if stale) instead of src/ under tsx,
+                              whose loader thread adds memory a deployment does not have
   --node-options=FLAGS        extra node flags for the servers (e.g. --node-options=--max-semi-space-size=64)
   --max-other C               a run during which other processes used more than C cores (default
                               0.25), or whose CPU probe was more than --max-slowdown F (default 0.15)
@@ -97,6 +102,7 @@ export function parse(argv: string[] = process.argv.slice(2)): Args {
       "max-slowdown": { type: "string", default: "0.15" },
       "node-options": { type: "string" },
       pin: { type: "boolean", default: false },
+      built: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -147,5 +153,6 @@ export function parse(argv: string[] = process.argv.slice(2)): Args {
     maxSlowdown: positive("max-slowdown", values["max-slowdown"]),
     nodeOptions: (values["node-options"] ?? "").split(/\s+/).filter(Boolean),
     pin: values.pin,
+    built: values.built,
   };
 }

@@ -32,7 +32,15 @@ import {
   V2,
 } from "./scenarios.js";
 import { seedDatabase } from "./seed.js";
-import { freePort, type Instance, pinProcesses, startBare, startSeraph, stopInstance } from "./servers.js";
+import {
+  buildIfStale,
+  freePort,
+  type Instance,
+  pinProcesses,
+  startBare,
+  startSeraph,
+  stopInstance,
+} from "./servers.js";
 import { startBenchSink } from "./smtp-sink.js";
 
 async function main(): Promise<void> {
@@ -58,7 +66,11 @@ async function main(): Promise<void> {
 
   try {
     if (args.pin) pinProcesses("0", "1");
-    const env = environment() + (args.pin ? "; pinned: servers on CPU 0, load generator on CPU 1" : "");
+    if (args.built) buildIfStale();
+    const env =
+      environment() +
+      (args.pin ? "; pinned: servers on CPU 0, load generator on CPU 1" : "") +
+      (args.built ? "; server: node dist/main.js (compiled)" : "; server: src/ under tsx");
     log(env);
     let database: Record<string, unknown>;
     let postmasterPid: number | undefined;
@@ -110,7 +122,7 @@ async function main(): Promise<void> {
           public_base_url: `http://127.0.0.1:${port}`,
         }),
       );
-      instances.push(await startSeraph(path, i, args.nodeOptions));
+      instances.push(await startSeraph(path, i, args.nodeOptions, args.built));
     }
     const urls = instances.map((i) => i.url);
     log(`seraph: ${urls.join(", ")}`);

@@ -92,14 +92,28 @@ async function startProcess(
   return instance;
 }
 
-/** `seraph serve --config <path>`, the same as `tsx src/main.ts serve` without tsx's wrapper process. */
-export function startSeraph(configPath: string, index: number, nodeOptions: string[]): Promise<Instance> {
+/**
+ * `seraph serve --config <path>`: from src/ the same as `tsx src/main.ts serve` without tsx's wrapper
+ * process; `built`: `node dist/main.js serve`, as deployed (see {@link buildIfStale}).
+ */
+export function startSeraph(
+  configPath: string,
+  index: number,
+  nodeOptions: string[],
+  built: boolean,
+): Promise<Instance> {
+  const entry = built ? ["dist/main.js"] : ["--import", "tsx", "src/main.ts"];
   return startProcess(
     `seraph#${index}`,
-    ["--import", "tsx", "src/main.ts", "serve", "--config", configPath],
+    [...entry, "serve", "--config", configPath],
     nodeOptions,
     /^Seraph listening on (\S+)/,
   );
+}
+
+/** Compiles src/ to dist/ when dist/ is older (`npm start`'s own check, scripts/build-if-needed.mjs). */
+export function buildIfStale(): void {
+  execFileSync(process.execPath, ["scripts/build-if-needed.mjs"], { cwd: ROOT, stdio: "inherit" });
 }
 
 /** The bare node:http server (bench/bare-server.mjs, plain node without tsx) with `workers` cluster workers. */
