@@ -27,6 +27,8 @@ export interface Args {
   pin: boolean;
   /** Run the compiled server (`node dist/main.js`, what the `seraph` bin runs) instead of src/ under tsx. */
   built: boolean;
+  /** How many times the whole scenario list runs, the bare server first in each round. */
+  rounds: number;
 }
 
 export const HELP = `npm run bench -- [options]
@@ -67,6 +69,9 @@ export const HELP = `npm run bench -- [options]
   --built                     run the compiled server (node dist/main.js, what the seraph bin and
                               npm start run; built first if stale) instead of src/ under tsx,
                               whose loader thread adds memory a deployment does not have
+  --rounds N                  run the scenario list N times on the same servers (default 1), the bare
+                              server first in each round: each row is compared with its own round's
+                              bare row, and a last table gives every scenario's median over the rounds
   --node-options=FLAGS        extra node flags for the servers (e.g. --node-options=--max-semi-space-size=64)
   --max-other C               a run during which other processes used more than C cores (default
                               0.25), or whose CPU probe was more than --max-slowdown F (default 0.15)
@@ -103,6 +108,7 @@ export function parse(argv: string[] = process.argv.slice(2)): Args {
       "node-options": { type: "string" },
       pin: { type: "boolean", default: false },
       built: { type: "boolean", default: false },
+      rounds: { type: "string", default: "1" },
       help: { type: "boolean", default: false },
     },
   });
@@ -154,5 +160,6 @@ export function parse(argv: string[] = process.argv.slice(2)): Args {
     nodeOptions: (values["node-options"] ?? "").split(/\s+/).filter(Boolean),
     pin: values.pin,
     built: values.built,
+    rounds: int("rounds", values.rounds, 1),
   };
 }

@@ -88,20 +88,89 @@ const LATENCY_COLUMNS = [
   "CPU probe ms",
 ];
 
-/** Markdown tables of the rows; load rows get their ratio to the `bare` row when there is one. */
-export function tables(args: Args, loadRows: LoadRow[], latencyRows: LatencyRow[]): string[] {
+/** A load row and the round (1 to `--rounds`) it ran in. */
+export type RoundRow = LoadRow & { round: number };
+
+/** Server and database CPU per request, in µs. */
+const perRequest = (r: LoadRow) =>
+  ((r.cpu.server + (Number.isFinite(r.cpu.db) ? r.cpu.db : 0)) / r.rps) * 1e6;
+
+function median(values: number[]): number {
+  const s = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+const SUMMARY_COLUMNS = [
+  "scenario",
+  "rounds",
+  "req/s median (min–max)",
+  "of bare median (min–max)",
+  "p50 ms",
+  "p99 ms",
+  "CPU µs/req median",
+  "bare's CPU/req of it median (min–max)",
+  "server RSS MB largest (max)",
+];
+
+/**
+ * Every scenario's median over the rounds; the ratios are taken within each round (a row against its
+ * own round's bare row) before the median, so that a machine whose speed drifts between rounds moves
+ * both sides of each ratio.
+ */
+function summary(loadRows: RoundRow[]): string[] {
+  const pct = (v: number) => `${fmt(v)} %`;
+  const range = (vs: number[], f: (v: number) => string) =>
+    `${f(median(vs))} (${f(Math.min(...vs))}–${f(Math.max(...vs))})`;
+  const out = [`| ${SUMMARY_COLUMNS.join(" | ")} |`, `|${SUMMARY_COLUMNS.map(() => "---").join("|")}|`];
+  const names = [...new Set(loadRows.map((r) => r.scenario))];
+  for (const name of names) {
+    const rows = loadRows.filter((r) => r.scenario === name);
+    const ofBare: number[] = [];
+    const cpuShare: number[] = [];
+    for (const r of rows) {
+      const b = loadRows.find((x) => x.scenario === "bare" && x.round === r.round);
+      if (!b) continue;
+      ofBare.push((100 * r.rps) / b.rps);
+      cpuShare.push((100 * perRequest(b)) / perRequest(r));
+    }
+    const cells = [
+      name,
+      rows.length,
+      range(
+        rows.map((r) => r.rps),
+        (v) => fmt(v),
+      ),
+      ofBare.length ? range(ofBare, pct) : "-",
+      fmt(median(rows.map((r) => r.p50)), 1),
+      fmt(median(rows.map((r) => r.p99)), 1),
+      fmt(median(rows.map(perRequest))),
+      cpuShare.length ? range(cpuShare, pct) : "-",
+      fmt(Math.max(...rows.map((r) => r.rssMax))),
+    ];
+    out.push(`| ${cells.join(" | ")} |`);
+  }
+  return out;
+}
+
+/**
+ * Markdown tables of the rows; load rows get their ratio to the `bare` row of their round when there is
+ * one, and with more than one round a last table gives the medians.
+ */
+export function tables(args: Args, loadRows: RoundRow[], latencyRows: LatencyRow[]): string[] {
   // Rows measured while other processes used more than --max-other cores are marked.
   const mark = (c: CpuShare) => (c.other > args.maxOther ? " ⚠" : "");
   const slow = (probeMs: number) => (probeMs > fastestProbeMs() * (1 + args.maxSlowdown) ? " ⚠" : "");
-  const bare = loadRows.find((r) => r.scenario === "bare");
-  const perRequest = (r: LoadRow) =>
-    ((r.cpu.server + (Number.isFinite(r.cpu.db) ? r.cpu.db : 0)) / r.rps) * 1e6;
   const out: string[] = [];
+  const columns = args.rounds > 1 ? ["round", ...LOAD_COLUMNS] : LOAD_COLUMNS;
   if (loadRows.length) {
-    out.push(`| ${LOAD_COLUMNS.join(" | ")} |`, `|${LOAD_COLUMNS.map(() => "---").join("|")}|`);
+    out.push(`| ${columns.join(" | ")} |`, `|${columns.map(() => "---").join("|")}|`);
     for (const r of loadRows) {
+      const bare = loadRows.find((x) => x.scenario === "bare" && x.round === r.round);
       const cpuPerRequest = perRequest(r);
       const cells = [
+        ...(args.rounds > 1 ? [r.round] : []),
         r.scenario,
         r.backend,
         r.instances,
@@ -129,6 +198,7 @@ export function tables(args: Args, loadRows: LoadRow[], latencyRows: LatencyRow[
       ];
       out.push(`| ${cells.join(" | ")} |`);
     }
+    if (args.rounds > 1) out.push("", ...summary(loadRows));
   }
   if (latencyRows.length) {
     if (out.length) out.push("");

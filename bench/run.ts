@@ -20,17 +20,8 @@ import { MAIL_SCENARIOS, parse } from "./args.js";
 import { explain } from "./explain.js";
 import { attempts, log } from "./measure.js";
 import { createPostgresCluster } from "./postgres.js";
-import { environment, fmt, tables } from "./report.js";
-import {
-  type Context,
-  expect,
-  getJson,
-  type LatencyRow,
-  type LoadRow,
-  runLatency,
-  runLoad,
-  V2,
-} from "./scenarios.js";
+import { environment, fmt, type RoundRow, tables } from "./report.js";
+import { type Context, expect, getJson, type LatencyRow, runLatency, runLoad, V2 } from "./scenarios.js";
 import { seedDatabase } from "./seed.js";
 import {
   buildIfStale,
@@ -152,23 +143,25 @@ async function main(): Promise<void> {
       mails: () => sink?.count() ?? 0,
     };
 
-    const loadRows: LoadRow[] = [];
+    const loadRows: RoundRow[] = [];
     const latencyRows: LatencyRow[] = [];
-    for (const name of args.scenarios) {
-      log(`running ${name}...`);
-      if (name.startsWith("latency")) {
-        const r = await attempts(args, () => runLatency(name, ctx, instances));
-        latencyRows.push(r);
-        log(`  mean ${fmt(r.mean, 1)} ms, p50 ${fmt(r.p50, 1)} ms, max ${fmt(r.max, 1)} ms`);
-      } else {
-        const target = name === "bare" && bare ? [bare] : instances;
-        const tctx = { ...ctx, urls: target.map((i) => i.url) };
-        const r = await attempts(args, () => runLoad(name, tctx, target));
-        loadRows.push(r);
-        log(
-          `  ${fmt(r.rps)} req/s, p50 ${fmt(r.p50, 1)} ms, p90 ${fmt(r.p90, 1)} ms, p99 ${fmt(r.p99, 1)} ms, ` +
-            `max ${fmt(r.max, 1)} ms, errors ${r.errors}, non-2xx ${r.non2xx}, ramp ${fmt(r.ramp, 1)} s`,
-        );
+    for (let round = 1; round <= args.rounds; round++) {
+      for (const name of args.scenarios) {
+        log(`running ${name}${args.rounds > 1 ? ` (round ${round} of ${args.rounds})` : ""}...`);
+        if (name.startsWith("latency")) {
+          const r = await attempts(args, () => runLatency(name, ctx, instances));
+          latencyRows.push(r);
+          log(`  mean ${fmt(r.mean, 1)} ms, p50 ${fmt(r.p50, 1)} ms, max ${fmt(r.max, 1)} ms`);
+        } else {
+          const target = name === "bare" && bare ? [bare] : instances;
+          const tctx = { ...ctx, urls: target.map((i) => i.url) };
+          const r = await attempts(args, () => runLoad(name, tctx, target));
+          loadRows.push({ ...r, round });
+          log(
+            `  ${fmt(r.rps)} req/s, p50 ${fmt(r.p50, 1)} ms, p90 ${fmt(r.p90, 1)} ms, p99 ${fmt(r.p99, 1)} ms, ` +
+              `max ${fmt(r.max, 1)} ms, errors ${r.errors}, non-2xx ${r.non2xx}, ramp ${fmt(r.ramp, 1)} s`,
+          );
+        }
       }
     }
     await Promise.all(instances.map(stopInstance));
