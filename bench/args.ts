@@ -29,6 +29,8 @@ export interface Args {
   built: boolean;
   /** How many times the whole scenario list runs, the bare server first in each round. */
   rounds: number;
+  /** Rate limits on, every budget far above what a run sends: the cost of the checks, with no refusal. */
+  rateLimits: boolean;
 }
 
 export const HELP = `npm run bench -- [options]
@@ -72,6 +74,8 @@ export const HELP = `npm run bench -- [options]
   --rounds N                  run the scenario list N times on the same servers (default 1), the bare
                               server first in each round: each row is compared with its own round's
                               bare row, and a last table gives every scenario's median over the rounds
+  --rate-limits               rate limits on (default off), every limit and budget set far above
+                              what a run sends: measures what the checks cost, without refusals
   --node-options=FLAGS        extra node flags for the servers (e.g. --node-options=--max-semi-space-size=64)
   --max-other C               a run during which other processes used more than C cores (default
                               0.25), or whose CPU probe was more than --max-slowdown F (default 0.15)
@@ -109,6 +113,7 @@ export function parse(argv: string[] = process.argv.slice(2)): Args {
       pin: { type: "boolean", default: false },
       built: { type: "boolean", default: false },
       rounds: { type: "string", default: "1" },
+      "rate-limits": { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -161,5 +166,6 @@ export function parse(argv: string[] = process.argv.slice(2)): Args {
     pin: values.pin,
     built: values.built,
     rounds: int("rounds", values.rounds, 1),
+    rateLimits: values["rate-limits"],
   };
 }

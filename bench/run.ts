@@ -34,6 +34,27 @@ import {
 } from "./servers.js";
 import { startBenchSink } from "./smtp-sink.js";
 
+/** Rate limits on, each far above what any run sends (2^31 - 1 per minute; a billion per hour, as burst). */
+const UNREACHABLE_LIMITS = (() => {
+  const perMinute = 2 ** 31 - 1;
+  const bucket = { burst: 1e9, per_hour: 1e9 };
+  return {
+    enabled: true,
+    register_per_minute: perMinute,
+    authenticated_per_minute: perMinute,
+    store_invite_per_minute: perMinute,
+    request_token_per_minute: perMinute,
+    invites_per_address: bucket,
+    invites_per_sender: bucket,
+    email_per_address: bucket,
+    sms_per_number: bucket,
+    sms_per_country: bucket,
+    lookup_per_account: bucket,
+    lookup_per_ip: bucket,
+    v1_lookup_per_ip: bucket,
+  };
+})();
+
 async function main(): Promise<void> {
   const args = parse();
   const dir = await mkdtemp(join(tmpdir(), "seraph-bench-"));
@@ -61,7 +82,8 @@ async function main(): Promise<void> {
     const env =
       environment() +
       (args.pin ? "; pinned: servers on CPU 0, load generator on CPU 1" : "") +
-      (args.built ? "; server: node dist/main.js (compiled)" : "; server: src/ under tsx");
+      (args.built ? "; server: node dist/main.js (compiled)" : "; server: src/ under tsx") +
+      (args.rateLimits ? "; rate limits on, no budget reachable" : "; rate limits off");
     log(env);
     let database: Record<string, unknown>;
     let postmasterPid: number | undefined;
@@ -87,7 +109,7 @@ async function main(): Promise<void> {
         from: "Seraph <noreply@is.bench>",
         ...(sink ? { smtp: { host: "127.0.0.1", port: sink.port, tls: "none" } } : {}),
       },
-      rate_limit: { enabled: false },
+      rate_limit: args.rateLimits ? UNREACHABLE_LIMITS : { enabled: false },
       server: { workers: args.workers },
     };
     const cfg = resolveConfig(base);
