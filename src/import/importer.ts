@@ -160,7 +160,7 @@ export async function importSydent(opts: ImportOptions): Promise<ImportReport> {
     const store = await openStore(opts.config.database);
     try {
       await migrateToLatest(store);
-      const writer = new ImportWriter(store.db);
+      const writer = new ImportWriter(store.db, store.dialect);
       if (store.dialect === "sqlite") await writer.tuneSqlite();
       const phases = await writer.phases();
       const run = phases.get("_run");
@@ -303,7 +303,8 @@ export async function importSydent(opts: ImportOptions): Promise<ImportReport> {
       await writer.saveState(runState, now);
       return finish(report, started);
     } finally {
-      if (store.dialect === "sqlite") await new ImportWriter(store.db).untuneSqlite().catch(() => {});
+      if (store.dialect === "sqlite")
+        await new ImportWriter(store.db, store.dialect).untuneSqlite().catch(() => {});
       await store.close();
     }
   } finally {

@@ -31,7 +31,7 @@ describe("import writes on PostgreSQL take turns with a running server's hash wr
     server = await openStore(database);
     await migrateToLatest(server);
     importer = await openStore(database);
-    writer = new ImportWriter(importer.db);
+    writer = new ImportWriter(importer.db, importer.dialect);
   });
 
   afterAll(async () => {

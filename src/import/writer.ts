@@ -2,6 +2,7 @@ import { type Kysely, sql, type Transaction } from "kysely";
 import { sha256Hex } from "../crypto/hash.js";
 import { holdAccounts } from "../store/accounts.js";
 import { lockHashVersion } from "../store/association-hashes.js";
+import type { Dialect } from "../store/dialect.js";
 import type { Database } from "../store/schema.js";
 import { sqliteConnection } from "../store/sqlite-connection.js";
 import { lookupHash } from "../threepid/normalise.js";
@@ -44,7 +45,10 @@ function chunks<T>(rows: readonly T[]): T[][] {
 export class ImportWriter {
   private fast: SqliteBindingWriter | undefined;
 
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: Dialect,
+  ) {}
 
   /**
    * The fast path for the bindings of a fresh import (not `merge`) into SQLite, or undefined (PostgreSQL,
@@ -423,6 +427,7 @@ export class ImportWriter {
       // login holds it, so that a running server's purge cannot delete it under a merged token.
       await holdAccounts(
         tx,
+        this.dialect,
         part.map((t) => ({ user_id: t.userId, created_ts: t.createdTs })),
       );
       const res = await tx

@@ -7,6 +7,7 @@ import {
   someoneWaitsOnALock,
 } from "../../test/support/postgres.js";
 import { resolveConfig } from "../config/load.js";
+import { holdAccounts } from "./accounts.js";
 import { migrateToLatest, openStore, type Store } from "./database.js";
 import { KyselySubjectRepository } from "./subjects.js";
 
@@ -60,6 +61,39 @@ describe("logins and the purge of stale accounts on PostgreSQL", () => {
     expect(await b.repos.accounts.userForToken("token-hash-1", cutoff + 2)).toBe("@login:hs.test");
   });
 
+  it("a login whose account the purge deletes while it waits for the row creates the account again", async () => {
+    await account("@deleted:hs.test");
+    // The purge locks the row (the login's insert sees it and does nothing), then deletes it.
+    const purge = await paused(
+      a,
+      async (tx) => {
+        await sql`select user_id from accounts where user_id = '@deleted:hs.test' for update`.execute(tx);
+      },
+      async (tx) => {
+        await tx.deleteFrom("accounts").where("user_id", "=", "@deleted:hs.test").execute();
+      },
+    );
+    const login = b.repos.accounts.createToken("@deleted:hs.test", "token-hash-3", cutoff + 1, null);
+    await someoneWaitsOnALock(a.db);
+    purge.go();
+    await purge.done;
+    await login;
+    expect(await accounts()).toContain("@deleted:hs.test");
+    expect(await b.repos.accounts.userForToken("token-hash-3", cutoff + 2)).toBe("@deleted:hs.test");
+  });
+
+  it("a login to an existing account writes no new row version of it", async () => {
+    await account("@steady:hs.test");
+    const version = () =>
+      sql<{ xmin: string }>`select xmin::text as xmin from accounts where user_id = '@steady:hs.test'`
+        .execute(a.db)
+        .then((r) => r.rows[0]?.xmin);
+    const before = await version();
+    await b.repos.accounts.createToken("@steady:hs.test", "token-hash-4", cutoff + 1, null);
+    expect(before).toBeDefined();
+    expect(await version()).toBe(before);
+  });
+
   it("keeps a stale account whose login commits while the purge waits for its row", async () => {
     await account("@stale:hs.test");
     await account("@returning:hs.test");
@@ -71,8 +105,7 @@ describe("logins and the purge of stale accounts on PostgreSQL", () => {
     const login = await paused(
       b,
       async (tx) => {
-        await sql`insert into accounts (user_id, created_ts) values ('@returning:hs.test', ${cutoff})
-          on conflict (user_id) do update set user_id = excluded.user_id`.execute(tx);
+        await holdAccounts(tx, "postgres", [{ user_id: "@returning:hs.test", created_ts: cutoff }]);
       },
       async (tx) => {
         await tx
@@ -91,7 +124,9 @@ describe("logins and the purge of stale accounts on PostgreSQL", () => {
     login.go();
     await login.done;
     expect(await purged).toBe(1);
-    expect(await accounts()).toEqual(["@login:hs.test", "@returning:hs.test"]);
+    const left = await accounts();
+    expect(left).toContain("@returning:hs.test");
+    expect(left).not.toContain("@stale:hs.test");
     expect(await b.repos.accounts.acceptedUrls("@returning:hs.test")).toEqual(["https://t/1"]);
   });
 });

@@ -14,25 +14,44 @@ const ACCEPTED_URLS = hotSelect<{ url: string }>({
 });
 
 /**
- * Creates the accounts that are missing and locks every one of them for the rest of the transaction: call
- * it before writing access tokens for them. An existing account is updated (to itself), not skipped, so
- * that its row stays locked until the tokens are in: the purge of stale accounts locks the rows it may
- * delete, and so waits for the tokens and keeps the accounts (PostgreSQL; SQLite's writers take turns).
+ * Creates the accounts that are missing and holds every one of them for the rest of the transaction: call
+ * it before writing access tokens for them. On PostgreSQL the rows are then locked `FOR KEY SHARE`, which
+ * writes nothing (an upsert to itself would leave a dead row version per login) but makes the purge of
+ * stale accounts, which locks the rows it may delete `FOR UPDATE`, wait for the tokens and keep the
+ * accounts. An account the purge deleted between the insert and the lock is created again. SQLite's
+ * writers take turns, so the insert alone holds them there.
  *
- *   await holdAccounts(tx, [{ user_id: "@a:hs", created_ts: now }]);
+ *   await holdAccounts(tx, "postgres", [{ user_id: "@a:hs", created_ts: now }]);
  */
 export async function holdAccounts(
   tx: Kysely<Database>,
+  dialect: Dialect,
   accounts: ReadonlyArray<{ user_id: string; created_ts: number }>,
 ): Promise<void> {
-  // One row per user: an upsert may not update the same row twice in one statement.
-  const once = [...new Map(accounts.map((a) => [a.user_id, a])).values()];
-  if (once.length === 0) return;
-  await tx
-    .insertInto("accounts")
-    .values(once)
-    .onConflict((oc) => oc.column("user_id").doUpdateSet((eb) => ({ user_id: eb.ref("excluded.user_id") })))
-    .execute();
+  let missing = [...new Map(accounts.map((a) => [a.user_id, a])).values()];
+  // A second pass inserts what a purge deleted under the first: those rows are this transaction's own, so
+  // no third pass is needed.
+  for (let pass = 0; missing.length > 0; pass++) {
+    if (pass === 2) throw new Error("accounts were deleted while this transaction held them");
+    await tx
+      .insertInto("accounts")
+      .values(missing)
+      .onConflict((oc) => oc.column("user_id").doNothing())
+      .execute();
+    if (dialect === "sqlite") return;
+    const held = await tx
+      .selectFrom("accounts")
+      .select("user_id")
+      .where(
+        "user_id",
+        "in",
+        missing.map((a) => a.user_id),
+      )
+      .forKeyShare()
+      .execute();
+    const ids = new Set(held.map((r) => r.user_id));
+    missing = missing.filter((a) => !ids.has(a.user_id));
+  }
 }
 
 /** Accounts, their access tokens (hashed) and the terms they accepted. */
@@ -57,7 +76,7 @@ export class KyselyAccountRepository implements AccountRepository {
 
   async createToken(userId: string, tokenHash: string, now: number, expiresTs: number | null): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
-      await holdAccounts(tx, [{ user_id: userId, created_ts: now }]);
+      await holdAccounts(tx, this.dialect, [{ user_id: userId, created_ts: now }]);
       await tx
         .insertInto("access_tokens")
         .values({ token_hash: tokenHash, user_id: userId, created_ts: now, expires_ts: expiresTs })
