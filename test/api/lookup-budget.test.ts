@@ -145,6 +145,27 @@ describe("lookup budget", () => {
   });
 });
 
+describe("lookup budget and refused bodies", () => {
+  let is: TestSeraph;
+  beforeAll(async () => {
+    is = await startSeraph(
+      { rate_limit: { enabled: true, lookup_per_account: { burst: 10, per_hour: 1 } } },
+      { homeservers: homeservers() },
+    );
+  });
+  afterAll(async () => is?.close());
+
+  it("charges nothing for a lookup refused for an over-long address or an unknown algorithm", async () => {
+    const dave = await register(is, "dave");
+    const overLong = [...hashes(9), "x".repeat(65_537)];
+    for (let i = 0; i < 3; i++) expect((await lookup(is, dave, overLong)).status).toBe(400);
+    expect((await lookup(is, dave, hashes(9), "md5")).status).toBe(400);
+    // The whole burst is still there, and then spent.
+    expect((await lookup(is, dave, hashes(10))).status).toBe(200);
+    expect((await lookup(is, dave, hashes(1, "d"))).status).toBe(429);
+  });
+});
+
 describe("lookup addresses", () => {
   let is: TestSeraph;
   beforeAll(async () => {
