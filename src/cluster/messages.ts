@@ -17,10 +17,18 @@ export type LimitAsk =
     }
   /** Give `tokens` taken ahead and not spent back to the bucket `key` (not answered). */
   | { seraph: "limit-return"; id: number; key: string; burst: number; perHour: number; tokens: number }
-  /** Count a request of a per-route fixed window. */
-  | { seraph: "limit-incr"; id: number; key: string; windowMs: number };
+  /**
+   * Count a request of a per-route fixed window and, while the window stays within `max`, reserve up to
+   * `ahead` more counts for the worker to hand out itself (see WorkerLimits).
+   */
+  | { seraph: "limit-incr"; id: number; key: string; windowMs: number; max: number; ahead: number }
+  /** Give back `count` reserved counts not handed out, if the window that began at `start` still runs. */
+  | { seraph: "limit-uncount"; id: number; key: string; start: number; count: number };
 
-/** The primary's answer: `wait` for a take (0 = allowed) and the tokens `granted` ahead, `current`/`ttl` for a count. */
+/**
+ * The primary's answer: `wait` for a take (0 = allowed) and the tokens `granted` ahead; for a count,
+ * `current`/`ttl`, the counts `granted` after `current` and the `start` of the window.
+ */
 export interface LimitAnswer {
   seraph: "limit-answer";
   id: number;
@@ -28,6 +36,7 @@ export interface LimitAnswer {
   granted?: number;
   current?: number;
   ttl?: number;
+  start?: number;
 }
 
 /** Primary → worker. */
@@ -73,7 +82,8 @@ function isLimitAsk(m: unknown): m is LimitAsk {
     return isNumber(m.burst) && isNumber(m.perHour) && isNumber(m.cost) && isNumber(m.ahead);
   }
   if (m.seraph === "limit-return") return isNumber(m.burst) && isNumber(m.perHour) && isNumber(m.tokens);
-  return m.seraph === "limit-incr" && isNumber(m.windowMs);
+  if (m.seraph === "limit-uncount") return isNumber(m.start) && isNumber(m.count);
+  return m.seraph === "limit-incr" && isNumber(m.windowMs) && isNumber(m.max) && isNumber(m.ahead);
 }
 
 export function isToPrimary(m: unknown): m is ToPrimary {

@@ -53,6 +53,62 @@ describe("rate limits shared through the primary", () => {
     expect(await incr(ra, "1.2.3.4")).toEqual({ current: 1, ttl: 60_000 });
   });
 
+  describe("route counters reserved ahead", () => {
+    const store = (w: WorkerLimits, url = "/account") =>
+      new (w.routeStore())().child({ routeInfo: { method: "GET", url } } as never);
+    const incr = (s: ReturnType<typeof store>, max: number, windowMs = 60_000) =>
+      new Promise<{ current: number; ttl: number }>((resolve, reject) =>
+        s.incr("1.2.3.4", (err, r) => (err || !r ? reject(err) : resolve(r)), windowMs, max),
+      );
+
+    it("hands out a twentieth of the limit without asking, for up to a second", async () => {
+      let t = 1_000;
+      const messages: number[] = [];
+      const [a] = cluster(() => t, messages);
+      const s = store(a);
+      const currents = [];
+      for (let i = 0; i < 6; i++) currents.push((await incr(s, 100)).current);
+      expect(currents).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(messages).toEqual([1]);
+      expect((await incr(s, 100)).current).toBe(7);
+      expect(messages).toEqual([1, 1]);
+      t += 1_000;
+      // Past the second the rest is given back (in the same message as the next question).
+      expect((await incr(s, 100)).current).toBe(8);
+      expect(messages).toEqual([1, 1, 2]);
+    });
+
+    it("never hands out more than the limit, whichever workers reserve", async () => {
+      const [a, b] = cluster(() => 1_000);
+      const sa = store(a);
+      const sb = store(b);
+      const currents: number[] = [];
+      for (let i = 0; i < 30; i++) {
+        currents.push((await incr(sa, 40)).current, (await incr(sb, 40)).current);
+      }
+      expect(new Set(currents).size).toBe(currents.length);
+      expect(currents.filter((c) => c <= 40)).toHaveLength(40);
+    });
+
+    it("gives the counts it did not hand out back to the window", async () => {
+      let t = 1_000;
+      const [a, b] = cluster(() => t);
+      expect((await incr(store(a), 100)).current).toBe(1);
+      t += 1_000;
+      a.returnExpired();
+      expect((await incr(store(b), 100)).current).toBe(2);
+    });
+
+    it("hands out no reserved count after the window ends", async () => {
+      let t = 1_000;
+      const [a] = cluster(() => t);
+      const s = store(a);
+      expect(await incr(s, 100, 500)).toEqual({ current: 1, ttl: 500 });
+      t += 600;
+      expect(await incr(s, 100, 500)).toEqual({ current: 1, ttl: 500 });
+    });
+  });
+
   it("sends the questions of one turn in one message, and answers each its own", async () => {
     const messages: number[] = [];
     const [a] = cluster(() => 1_000, messages);

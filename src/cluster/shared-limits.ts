@@ -23,8 +23,19 @@ export class FixedWindowCounter {
     private readonly maxKeys = MAX_ROUTE_KEYS,
   ) {}
 
-  /** Counts one request for `key`; returns the count in the current window and the ms left in it. */
-  incr(key: string, windowMs: number): { current: number; ttl: number } {
+  /**
+   * Counts one request for `key`, and `ahead` more when they keep the window within `max` (reserved for a
+   * worker to hand out); returns the count of this request, the ms left in the window, the counts reserved
+   * after it and when the window began.
+   *
+   *   counter.incr("GET /x 1.2.3.4", 60_000); // { current: 1, ttl: 60000, granted: 0, start: … }
+   */
+  incr(
+    key: string,
+    windowMs: number,
+    max = Number.POSITIVE_INFINITY,
+    ahead = 0,
+  ): { current: number; ttl: number; granted: number; start: number } {
     const now = this.now();
     let w = this.windows.get(key);
     if (w) this.windows.delete(key);
@@ -33,8 +44,17 @@ export class FixedWindowCounter {
       w = { count: 0, start: now, window: windowMs };
     }
     w.count += 1;
+    const current = w.count;
+    const granted = ahead > 0 && current + ahead <= max ? ahead : 0;
+    w.count += granted;
     this.windows.set(key, w);
-    return { current: w.count, ttl: w.start + windowMs - now };
+    return { current, ttl: w.start + windowMs - now, granted, start: w.start };
+  }
+
+  /** Takes back `count` reserved counts of `key`'s window that began at `start`, if it still runs. */
+  uncount(key: string, start: number, count: number): void {
+    const w = this.windows.get(key);
+    if (w && w.start === start && w.start + w.window > this.now()) w.count = Math.max(0, w.count - count);
   }
 
   private evict(now: number): void {
@@ -57,15 +77,15 @@ export class PrimaryLimits {
     this.routes = new FixedWindowCounter(now);
   }
 
-  async answer(ask: Exclude<LimitAsk, { seraph: "limit-return" }>): Promise<LimitAnswer> {
+  async answer(ask: Exclude<LimitAsk, { seraph: "limit-return" | "limit-uncount" }>): Promise<LimitAnswer> {
     if (ask.seraph === "limit-take") {
       const rule = { burst: ask.burst, perHour: ask.perHour };
       const wait = await this.keyed.take(ask.key, rule, ask.cost);
       const granted = wait === 0 ? this.keyed.takeAhead(ask.key, rule, ask.ahead) : 0;
       return { seraph: "limit-answer", id: ask.id, wait, granted };
     }
-    const { current, ttl } = this.routes.incr(ask.key, ask.windowMs);
-    return { seraph: "limit-answer", id: ask.id, current, ttl };
+    const { current, ttl, granted, start } = this.routes.incr(ask.key, ask.windowMs, ask.max, ask.ahead);
+    return { seraph: "limit-answer", id: ask.id, current, ttl, granted, start };
   }
 
   /** The answers to one message of questions, in its order; tokens given back are taken, not answered. */
@@ -74,6 +94,8 @@ export class PrimaryLimits {
     for (const ask of asks) {
       if (ask.seraph === "limit-return") {
         this.keyed.giveBack(ask.key, { burst: ask.burst, perHour: ask.perHour }, ask.tokens);
+      } else if (ask.seraph === "limit-uncount") {
+        this.routes.uncount(ask.key, ask.start, ask.count);
       } else {
         answers.push(this.answer(ask));
       }
@@ -114,6 +136,16 @@ interface Ahead {
   readonly until: number;
 }
 
+/** Counts of one route key's window that the primary reserved for this worker: `next` to `last`. */
+interface Counts {
+  next: number;
+  readonly last: number;
+  /** When the primary's window began (it names the window when counts go back) and ends, on this clock. */
+  readonly start: number;
+  readonly windowEnd: number;
+  readonly until: number;
+}
+
 /**
  * The worker's side: a keyed limiter and a route-limit store class, both asking the primary. The questions
  * asked during one turn of the event loop go in one message: an IPC message costs both processes some
@@ -121,10 +153,14 @@ interface Ahead {
  * budgets, per-address limits) a worker also takes a twentieth of the burst ahead, when the bucket has it,
  * and spends it without asking for up to a second, then gives back what it did not spend: the primary's
  * bucket is always charged first, so no key ever gets more than its limit; meanwhile a key may be refused
- * that much earlier on another worker.
+ * that much earlier on another worker. Per-route counters work the same way: a worker reserves a twentieth
+ * of the route's limit in the primary's window (while the window stays within it) and hands those counts
+ * out itself, then gives back what it did not.
  */
 export class WorkerLimits {
   private readonly ahead = new Map<string, Ahead>();
+  /** Route counts reserved in the primary's windows, handed out here. */
+  private readonly counts = new Map<string, Counts>();
   /** Keys whose question to the primary (with tokens ahead) is on its way: others ask for none. */
   private readonly asking = new Set<string>();
   private next = 1;
@@ -174,11 +210,21 @@ export class WorkerLimits {
     }
   }
 
-  /** Gives back the tokens of every grant older than AHEAD_MS (run every AHEAD_MS while any is held). */
+  /** Gives the reserved counts of `key` not handed out back to the primary's window and forgets them. */
+  private uncount(key: string, c: Counts): void {
+    this.counts.delete(key);
+    const count = c.last - c.next + 1;
+    if (count > 0 && c.windowEnd > this.now()) {
+      this.queue({ seraph: "limit-uncount", key, start: c.start, count });
+    }
+  }
+
+  /** Gives back every grant and reservation older than AHEAD_MS (run every AHEAD_MS while any is held). */
   returnExpired(): void {
     const now = this.now();
     for (const [k, a] of this.ahead) if (a.until <= now) this.giveBack(k, a);
-    if (this.ahead.size === 0 && this.sweeper !== undefined) {
+    for (const [k, c] of this.counts) if (c.until <= now) this.uncount(k, c);
+    if (this.ahead.size === 0 && this.counts.size === 0 && this.sweeper !== undefined) {
       clearInterval(this.sweeper);
       this.sweeper = undefined;
     }
@@ -250,9 +296,70 @@ export class WorkerLimits {
       }
     }
     this.ahead.set(key, { tokens, burst: rule.burst, perHour: rule.perHour, until: now + AHEAD_MS });
+    this.sweep();
+  }
+
+  /** Keeps the counts after `current` that the primary reserved for `key` (see `routeStore`). */
+  private keepCounts(key: string, a: { current: number; ttl: number; granted: number; start: number }): void {
+    const now = this.now();
+    const left = this.counts.get(key);
+    if (left !== undefined) this.uncount(key, left);
+    if (this.counts.size >= MAX_AHEAD_KEYS) {
+      this.returnExpired();
+      let drop = this.counts.size >= MAX_AHEAD_KEYS ? Math.ceil(MAX_AHEAD_KEYS / 10) : 0;
+      for (const [k, c] of this.counts) {
+        if (drop-- <= 0) break;
+        this.uncount(k, c);
+      }
+    }
+    this.counts.set(key, {
+      next: a.current + 1,
+      last: a.current + a.granted,
+      start: a.start,
+      windowEnd: now + a.ttl,
+      until: now + AHEAD_MS,
+    });
+    this.sweep();
+  }
+
+  private sweep(): void {
     if (this.sweeper === undefined) {
       this.sweeper = setInterval(() => this.returnExpired(), AHEAD_MS);
       this.sweeper.unref();
+    }
+  }
+
+  /**
+   * Counts a request of route key `key` in the primary's fixed window of `windowMs`: from the counts
+   * reserved here when there are any left, else by asking (and reserving a twentieth of `max` ahead).
+   */
+  private async countRoute(
+    key: string,
+    windowMs: number,
+    max: number,
+  ): Promise<{ current: number; ttl: number }> {
+    const now = this.now();
+    const held = this.counts.get(key);
+    if (held !== undefined) {
+      if (held.until > now && held.windowEnd > now && held.next <= held.last) {
+        return { current: held.next++, ttl: held.windowEnd - now };
+      }
+      this.uncount(key, held);
+    }
+    const first = !this.asking.has(key);
+    if (first) this.asking.add(key);
+    // (IPC carries JSON: a limit that is not a finite number reserves nothing.)
+    const limit = Number.isFinite(max) ? max : 0;
+    const ahead = first ? Math.floor(limit * AHEAD_SHARE) : 0;
+    try {
+      const a = await this.ask({ seraph: "limit-incr", key, windowMs, max: limit, ahead });
+      if (a?.current === undefined || a.ttl === undefined) throw new Error("no answer from the primary");
+      if (a.granted && a.start !== undefined) {
+        this.keepCounts(key, { current: a.current, ttl: a.ttl, granted: a.granted, start: a.start });
+      }
+      return { current: a.current, ttl: a.ttl };
+    } finally {
+      if (first) this.asking.delete(key);
     }
   }
 
@@ -266,11 +373,12 @@ export class WorkerLimits {
         key: string,
         done: (error: Error | null, result?: { current: number; ttl: number }) => void,
         timeWindow: number,
+        max: number,
       ): void {
-        limits.ask({ seraph: "limit-incr", key: this.prefix + key, windowMs: timeWindow }).then((a) => {
-          if (a?.current === undefined || a.ttl === undefined) done(new Error("no answer from the primary"));
-          else done(null, { current: a.current, ttl: a.ttl });
-        });
+        limits.countRoute(this.prefix + key, timeWindow, max).then(
+          (r) => done(null, r),
+          (err: Error) => done(err),
+        );
       }
       /** The plugin passes the route's merged limit options, with the route itself as `routeInfo`. */
       child(params: Parameters<FastifyRateLimitStore["child"]>[0]): FastifyRateLimitStore {
