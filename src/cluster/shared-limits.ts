@@ -287,14 +287,7 @@ export class WorkerLimits {
     const now = this.now();
     const left = this.ahead.get(key);
     if (left !== undefined) this.giveBack(key, left);
-    if (this.ahead.size >= MAX_AHEAD_KEYS) {
-      this.returnExpired();
-      let drop = this.ahead.size >= MAX_AHEAD_KEYS ? Math.ceil(MAX_AHEAD_KEYS / 10) : 0;
-      for (const [k, a] of this.ahead) {
-        if (drop-- <= 0) break;
-        this.giveBack(k, a);
-      }
-    }
+    this.makeRoom(this.ahead, (k, a) => this.giveBack(k, a));
     this.ahead.set(key, { tokens, burst: rule.burst, perHour: rule.perHour, until: now + AHEAD_MS });
     this.sweep();
   }
@@ -304,14 +297,7 @@ export class WorkerLimits {
     const now = this.now();
     const left = this.counts.get(key);
     if (left !== undefined) this.uncount(key, left);
-    if (this.counts.size >= MAX_AHEAD_KEYS) {
-      this.returnExpired();
-      let drop = this.counts.size >= MAX_AHEAD_KEYS ? Math.ceil(MAX_AHEAD_KEYS / 10) : 0;
-      for (const [k, c] of this.counts) {
-        if (drop-- <= 0) break;
-        this.uncount(k, c);
-      }
-    }
+    this.makeRoom(this.counts, (k, c) => this.uncount(k, c));
     this.counts.set(key, {
       next: a.current + 1,
       last: a.current + a.granted,
@@ -320,6 +306,17 @@ export class WorkerLimits {
       until: now + AHEAD_MS,
     });
     this.sweep();
+  }
+
+  /** At MAX_AHEAD_KEYS keys in `held`: the expired go back, then the oldest tenth (`release` each). */
+  private makeRoom<T>(held: Map<string, T>, release: (key: string, value: T) => void): void {
+    if (held.size < MAX_AHEAD_KEYS) return;
+    this.returnExpired();
+    let drop = held.size >= MAX_AHEAD_KEYS ? Math.ceil(MAX_AHEAD_KEYS / 10) : 0;
+    for (const [k, v] of held) {
+      if (drop-- <= 0) break;
+      release(k, v);
+    }
   }
 
   private sweep(): void {
