@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { LimitAsk } from "./messages.js";
+import type { LimitAnswer, LimitAsk } from "./messages.js";
 import { FixedWindowCounter, PrimaryLimits, WorkerLimits } from "./shared-limits.js";
 
 /** Two workers wired to one primary through an in-process channel (the real one is cluster IPC). */
@@ -97,6 +97,31 @@ describe("rate limits shared through the primary", () => {
       t += 1_000;
       a.returnExpired();
       expect((await incr(store(b), 100)).current).toBe(2);
+    });
+
+    it("ends a reservation with the primary's window, however late its answer came", async () => {
+      let t = 1_000;
+      const primary = new PrimaryLimits(() => t);
+      // The primary answers when asked; the answers reach the worker when `deliver` says.
+      const sent: Array<Promise<LimitAnswer[]>> = [];
+      const w = new WorkerLimits({ send: (asks) => sent.push(primary.answerAll(asks)) }, () => t);
+      const deliver = async () => {
+        for (const a of (await sent.shift()) ?? []) w.receive(a);
+      };
+      const s = store(w);
+      const first = incr(s, 100, 500);
+      await new Promise((resolve) => setImmediate(resolve));
+      t = 1_400; // the answer (counted at 1,000: window to 1,500) arrives 400 ms late
+      await deliver();
+      expect(await first).toEqual({ current: 1, ttl: 500 });
+      t = 1_450;
+      expect((await incr(s, 100, 500)).current).toBe(2);
+      t = 1_600; // the primary's window is over: ask, do not hand out the old window's counts
+      const next = incr(s, 100, 500);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(sent).toHaveLength(1);
+      await deliver();
+      expect(await next).toEqual({ current: 1, ttl: 500 });
     });
 
     it("hands out no reserved count after the window ends", async () => {

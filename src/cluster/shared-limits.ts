@@ -293,8 +293,11 @@ export class WorkerLimits {
   }
 
   /** Keeps the counts after `current` that the primary reserved for `key` (see `routeStore`). */
-  private keepCounts(key: string, a: { current: number; ttl: number; granted: number; start: number }): void {
-    const now = this.now();
+  private keepCounts(
+    key: string,
+    asked: number,
+    a: { current: number; ttl: number; granted: number; start: number },
+  ): void {
     const left = this.counts.get(key);
     if (left !== undefined) this.uncount(key, left);
     this.makeRoom(this.counts, (k, c) => this.uncount(k, c));
@@ -302,8 +305,8 @@ export class WorkerLimits {
       next: a.current + 1,
       last: a.current + a.granted,
       start: a.start,
-      windowEnd: now + a.ttl,
-      until: now + AHEAD_MS,
+      windowEnd: asked + a.ttl,
+      until: asked + AHEAD_MS,
     });
     this.sweep();
   }
@@ -352,7 +355,9 @@ export class WorkerLimits {
       const a = await this.ask({ seraph: "limit-incr", key, windowMs, max: limit, ahead });
       if (a?.current === undefined || a.ttl === undefined) throw new Error("no answer from the primary");
       if (a.granted && a.start !== undefined) {
-        this.keepCounts(key, { current: a.current, ttl: a.ttl, granted: a.granted, start: a.start });
+        // Timed from the question, not the answer: the primary counted after it was asked, so the
+        // reservation ends no later than the primary's window, however long the answer took.
+        this.keepCounts(key, now, { current: a.current, ttl: a.ttl, granted: a.granted, start: a.start });
       }
       return { current: a.current, ttl: a.ttl };
     } finally {
