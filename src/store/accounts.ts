@@ -16,7 +16,7 @@ const ACCEPTED_URLS = hotSelect<{ url: string }>({
 /**
  * Creates the accounts that are missing and holds every one of them for the rest of the transaction: call
  * it before writing access tokens for them. On PostgreSQL the rows are then locked `FOR KEY SHARE`, which
- * writes nothing (an upsert to itself would leave a dead row version per login) but makes the purge of
+ * leaves no dead row version (an upsert to itself left one per login) and makes the purge of
  * stale accounts, which locks the rows it may delete `FOR UPDATE`, wait for the tokens and keep the
  * accounts. An account the purge deleted between the insert and the lock is created again. SQLite's
  * writers take turns, so the insert alone holds them there.
@@ -29,10 +29,11 @@ export async function holdAccounts(
   accounts: ReadonlyArray<{ user_id: string; created_ts: number }>,
 ): Promise<void> {
   let missing = [...new Map(accounts.map((a) => [a.user_id, a])).values()];
-  // A second pass inserts what a purge deleted under the first: those rows are this transaction's own, so
-  // no third pass is needed.
+  // A later pass inserts what a purge (or an erasure) deleted under the one before; a row it inserts is
+  // this transaction's own, so one more pass is nearly always the last (another login may have made the
+  // row again first, and a second deletion come in between).
   for (let pass = 0; missing.length > 0; pass++) {
-    if (pass === 2) throw new Error("accounts were deleted while this transaction held them");
+    if (pass === 5) throw new Error("accounts were deleted under every attempt to hold them");
     await tx
       .insertInto("accounts")
       .values(missing)
@@ -47,6 +48,8 @@ export async function holdAccounts(
         "in",
         missing.map((a) => a.user_id),
       )
+      // In key order, as the purge locks its candidates: two batches never wait on each other in a circle.
+      .orderBy("user_id")
       .forKeyShare()
       .execute();
     const ids = new Set(held.map((r) => r.user_id));

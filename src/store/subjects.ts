@@ -208,7 +208,7 @@ export class KyselySubjectRepository {
   /**
    * Accounts older than `createdBefore` with no access token and no binding (and their accepted terms).
    * The candidates' rows are locked first (PostgreSQL; SQLite's writers take turns anyway), which waits
-   * for a login holding one (`createToken` updates its account's row); the DELETE, a later statement,
+   * for a login holding one (`createToken` locks its account's row `FOR KEY SHARE`); the DELETE, a later statement,
    * then sees that login's token and keeps the account.
    */
   async purgeStaleAccounts(createdBefore: number, limit = 1000): Promise<number> {
@@ -235,7 +235,9 @@ export class KyselySubjectRepository {
           );
       let candidates: string[] | undefined;
       if (postgres) {
-        candidates = (await stale(tx).limit(limit).forUpdate().execute()).map((r) => r.user_id);
+        candidates = (await stale(tx).orderBy("a.user_id").limit(limit).forUpdate().execute()).map(
+          (r) => r.user_id,
+        );
         if (candidates.length === 0) return 0;
       }
       // On PostgreSQL a new statement, so it sees the tokens of logins that held a candidate's row.
