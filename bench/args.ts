@@ -72,8 +72,9 @@ export const HELP = `npm run bench -- [options]
                               npm start run; built first if stale) instead of src/ under tsx,
                               whose loader thread adds memory a deployment does not have
   --rounds N                  run the scenario list N times on the same servers (default 1), the bare
-                              server first in each round: each row is compared with its own round's
-                              bare row, and a last table gives every scenario's median over the rounds
+                              server first in each round unless listed elsewhere: each row is compared
+                              with its own round's bare row, and a table after the load rows gives
+                              every load scenario's median over the rounds
   --rate-limits               rate limits on (default off), every limit and budget set far above
                               what a run sends: measures what the checks cost, without refusals
   --node-options=FLAGS        extra node flags for the servers (e.g. --node-options=--max-semi-space-size=64)
