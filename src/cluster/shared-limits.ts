@@ -143,6 +143,7 @@ interface Counts {
   /** When the primary's window began (it names the window when counts go back) and ends, on this clock. */
   readonly start: number;
   readonly windowEnd: number;
+  /** Handed out until then: AHEAD_MS after the question, or the window's end if that comes first. */
   readonly until: number;
 }
 
@@ -306,7 +307,7 @@ export class WorkerLimits {
       last: a.current + a.granted,
       start: a.start,
       windowEnd: asked + a.ttl,
-      until: asked + AHEAD_MS,
+      until: asked + Math.min(a.ttl, AHEAD_MS),
     });
     this.sweep();
   }
@@ -341,7 +342,7 @@ export class WorkerLimits {
     const now = this.now();
     const held = this.counts.get(key);
     if (held !== undefined) {
-      if (held.until > now && held.windowEnd > now && held.next <= held.last) {
+      if (held.until > now && held.next <= held.last) {
         return { current: held.next++, ttl: held.windowEnd - now };
       }
       this.uncount(key, held);
