@@ -223,12 +223,14 @@ export async function createHttpServer(
     });
   }
 
-  // Constant answers (versions, status, pubkey, isvalid) are written before fastify routes the request.
+  // Constant answers (versions, status, pubkey, isvalid) and v1 lookup are written before fastify routes.
   installFastPath(app, routes, {
     logger: opts.logger,
     genReqId,
     rateLimited: (r) => limits.enabled && limits.perMinute[r.limit] !== undefined,
     maxParamLength: MAX_PARAM_LENGTH,
+    trustProxy: opts.trustProxy,
+    isDatabaseDown: opts.isDatabaseDown,
   });
 
   const knowsPath = pathMatcher(routes);

@@ -164,3 +164,123 @@ describe("answers written before routing", () => {
     );
   });
 });
+
+describe("v1 lookup before routing", () => {
+  const lookup = (query: string) => `${V1}/lookup?${query}`;
+  const STORED = '{"address":"stored@example.org","medium":"email","mxid":"@stored:hs.test","imported":1}';
+
+  beforeAll(async () => {
+    // One association signed when asked (no stored bytes), one answered with its stored bytes (as imported).
+    await is.seraph.store.db
+      .insertInto("associations")
+      .values([
+        {
+          medium: "email",
+          address: "signed@example.org",
+          mxid: "@signed:hs.test",
+          ts: 10,
+          not_before: 10,
+          not_after: 20,
+        },
+        {
+          medium: "email",
+          address: "stored@example.org",
+          mxid: "@stored:hs.test",
+          ts: 10,
+          not_before: 10,
+          not_after: 20,
+          signed_json: STORED,
+        },
+      ])
+      .execute();
+  });
+
+  it("answers byte for byte as fastify does, errors included", async () => {
+    const queries = [
+      "medium=email&address=signed%40example.org",
+      "address=signed@example.org&medium=email",
+      "medium=email&address=SIGNED%40example.org",
+      "medium=email&address=stored%40example.org",
+      "medium=email&address=nobody%40example.org",
+      "medium=msisdn&address=447700900000",
+      // The normal way: a `+`, a missing, empty, repeated or extra key, an over-long value, a bad escape.
+      "medium=email&address=stored+x%40example.org",
+      "medium=email",
+      "medium=email&address=",
+      "medium=email&address=stored%40example.org&address=x",
+      "medium=email&address=stored%40example.org&x=1",
+      `medium=email&address=${"a".repeat(1025)}`,
+      `medium=${"e".repeat(65)}&address=x`,
+      "medium=email&address=%E0%A4%A",
+    ];
+    for (const query of queries) {
+      const served = await call(`${is.url}${lookup(query)}`);
+      const routed = await is.seraph.app.inject({ method: "GET", url: lookup(query) });
+      expect(served.status, query).toBe(routed.statusCode);
+      expect(served.text, query).toBe(routed.body);
+      expect(stableHeaders(served.headers), query).toEqual(stableHeaders(routed.headers));
+    }
+    expect((await call(`${is.url}${lookup(queries[3]!)}`)).text).toBe(STORED);
+    const signed = await call(`${is.url}${lookup(queries[0]!)}`);
+    expect(signed.body).toMatchObject({
+      mxid: "@signed:hs.test",
+      signatures: { "is.test": expect.any(Object) },
+    });
+  });
+
+  it("is logged with its status and counted under its route", async () => {
+    lines.length = 0;
+    await call(`${is.url}${lookup("medium=email&address=nobody%40example.org")}`);
+    const logged = lines.filter((l) => l.msg === "request" && l.path === `${V1}/lookup`);
+    expect(logged).toEqual([
+      expect.objectContaining({ method: "GET", status: 200, reqId: expect.any(String) }),
+    ]);
+    expect(JSON.stringify(lines)).not.toContain("nobody");
+    const text = await (await fetch(metricsUrl)).text();
+    expect(text).toMatch(
+      /seraph_http_requests_total\{method="GET",route="\/_matrix\/identity\/api\/v1\/lookup",status="200"\} [1-9]/,
+    );
+  });
+});
+
+describe("v1 lookup's budget before routing", () => {
+  const budget = { enabled: true, v1_lookup_per_ip: { burst: 2, per_hour: 1 } };
+  const ask = (s: TestSeraph, forwardedFor: string) =>
+    call(`${s.url}${V1}/lookup?medium=email&address=x%40example.org`, {
+      headers: { "x-forwarded-for": forwardedFor },
+    });
+
+  it("charges the client behind a trusted proxy, and answers 429 with retry-after", async () => {
+    const proxied = await startSeraph({ rate_limit: budget, http: { trusted_proxies: ["127.0.0.1"] } });
+    try {
+      expect((await ask(proxied, "203.0.113.1")).status).toBe(200);
+      expect((await ask(proxied, "203.0.113.1")).status).toBe(200);
+      const refused = await ask(proxied, "203.0.113.1");
+      expect(refused.status).toBe(429);
+      expect(refused.body).toEqual({
+        errcode: "M_LIMIT_EXCEEDED",
+        error: "Lookup budget exceeded, try again later",
+        retry_after_ms: expect.any(Number),
+      });
+      const wait = refused.body.retry_after_ms as number;
+      expect(refused.headers.get("retry-after")).toBe(String(Math.ceil(wait / 1000)));
+      expect(refused.headers.get("access-control-allow-origin")).toBe("*");
+      expect(refused.headers.get("content-type")).toBe("application/json; charset=utf-8");
+      // Another client behind the same proxy has its own budget.
+      expect((await ask(proxied, "203.0.113.2")).status).toBe(200);
+    } finally {
+      await proxied.close();
+    }
+  });
+
+  it("charges the peer when no proxy is trusted, whatever it forwards", async () => {
+    const direct = await startSeraph({ rate_limit: budget });
+    try {
+      expect((await ask(direct, "203.0.113.1")).status).toBe(200);
+      expect((await ask(direct, "203.0.113.2")).status).toBe(200);
+      expect((await ask(direct, "203.0.113.3")).status).toBe(429);
+    } finally {
+      await direct.close();
+    }
+  });
+});
