@@ -1,6 +1,5 @@
 import { MatrixError } from "../core/errors.js";
 import { endpoint } from "../http/endpoint.js";
-import { plainQueryValues, precomputedAnswer } from "../http/fast-path.js";
 import { anyString, array, object, string, tooLong } from "../http/schema.js";
 import type { Mappings } from "../services/lookup.js";
 import type { BudgetedLookup } from "../services/lookup-budget.js";
@@ -10,11 +9,6 @@ interface LookupBody {
   algorithm: string;
   pepper: string;
 }
-
-const MEDIUM_MAX = 64;
-const ADDRESS_MAX = 1024;
-const V1_LOOKUP_KEYS = ["medium", "address"] as const;
-const NOT_BOUND = precomputedAnswer("{}");
 
 /** Hashed lookups (v2) and the legacy plain ones (v1). */
 export function lookupEndpoints(lookup: BudgetedLookup) {
@@ -48,15 +42,7 @@ export function lookupEndpoints(lookup: BudgetedLookup) {
 
     /** # `GET /_matrix/identity/api/v1/lookup` */
     lookupOne: endpoint<{ Querystring: { medium: string; address: string } }>({
-      schema: { querystring: object({ medium: string(MEDIUM_MAX), address: string(ADDRESS_MAX) }) },
-      // The same answer without fastify, for a query of exactly `medium` and `address` within the schema.
-      early(query, ip) {
-        const q = plainQueryValues(query, V1_LOOKUP_KEYS);
-        if (!q || q.medium.length > MEDIUM_MAX || q.address.length > ADDRESS_MAX) return undefined;
-        return lookup
-          .lookupSignedJson(ip(), q.medium, q.address)
-          .then((json) => (json === undefined ? NOT_BOUND : precomputedAnswer(json)));
-      },
+      schema: { querystring: object({ medium: string(64), address: string(1024) }) },
       async handle(req, reply) {
         // JSON text, so that an association imported from sydent is answered byte for byte.
         reply.type("application/json; charset=utf-8");

@@ -15,14 +15,6 @@ export interface PrecomputedAnswer {
  */
 export type PrecomputedHandler = (param: string, query: string) => PrecomputedAnswer | undefined;
 
-/**
- * An endpoint's whole answer without fastify, for a route without a path parameter: `query` is the raw query
- * string ("" without one), `ip` the client address as fastify gives it (`http.trusted_proxies` applied).
- * `undefined` (decided before any side effect) sends the request the normal way; a rejection is answered as
- * fastify's error handler would (src/http/errors.ts `errorAnswer`).
- */
-export type EarlyHandler = (query: string, ip: () => string) => Promise<PrecomputedAnswer> | undefined;
-
 /** Typed parts of a request, as its schemas guarantee them. */
 export interface RequestParts {
   Body?: object;
@@ -43,11 +35,6 @@ export interface Endpoint<P extends RequestParts = RequestParts> {
    * (src/http/fast-path.ts); must agree with `handle`, which serves everything it declines (and HEAD).
    */
   readonly precomputed?: PrecomputedHandler;
-  /**
-   * For a `GET` open to anyone whose answer needs the store: served before fastify routes the request, like
-   * `precomputed`; must agree with `handle` (same answers, same errors).
-   */
-  readonly early?: EarlyHandler;
   handle(
     req: FastifyRequest<{ Body: P["Body"]; Querystring: P["Querystring"]; Params: P["Params"] }>,
     reply: FastifyReply,

@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { MatrixError, UnavailableError } from "../core/errors.js";
 import { CORS_HEADERS } from "./cors.js";
 
@@ -20,66 +20,34 @@ function frameworkErrorToMatrix(err: FastifyError): MatrixError | undefined {
   return undefined;
 }
 
-/** A failure as it is answered: status, headers beyond CORS (`retry-after`) and the Matrix error body. */
-export interface ErrorAnswer {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly body: Readonly<Record<string, unknown>> & { errcode: string; error: string };
-}
-
-/** Where a failure's cause is logged (a request's logger, with its id bound). */
-export type FailureLog = Pick<FastifyBaseLogger, "warn" | "error">;
-
 /**
  * The one place where failures become answers: Matrix errors as they are, dependency failures as 502/503
- * without internal details (logged as a warning), anything else as 500 with the request id to find the
- * logged cause.
- *
- *   errorAnswer(new MatrixError("M_NOT_FOUND", "No such key"), () => false, log, "1a").status; // 404
+ * without internal details, anything else as 500 with a request id to find the logged cause.
  */
-export function errorAnswer(
-  error: Error,
-  isDatabaseDown: (err: Error) => boolean,
-  log: FailureLog,
-  reqId: string,
-): ErrorAnswer {
-  const matrix = error instanceof MatrixError ? error : frameworkErrorToMatrix(error as FastifyError);
-  if (matrix) {
-    const retry = matrix.extra.retry_after_ms;
-    return {
-      status: matrix.status,
-      headers:
-        matrix.status === 429
-          ? { "retry-after": String(Math.ceil((typeof retry === "number" ? retry : 1000) / 1000)) }
-          : {},
-      body: { ...matrix.extra, errcode: matrix.errcode, error: matrix.message },
-    };
-  }
-  if (error instanceof UnavailableError || isDatabaseDown(error)) {
-    const dependency = error instanceof UnavailableError ? error.dependency : "database";
-    log.warn({ err: error.cause ?? error, reqId, dependency }, "dependency unavailable");
-    const message =
-      error instanceof UnavailableError ? error.message : "Service temporarily unavailable, try again later";
-    return {
-      status: UNAVAILABLE_STATUS[dependency],
-      headers: {},
-      body: { errcode: "M_UNKNOWN", error: message },
-    };
-  }
-  log.error({ err: error, reqId }, "unexpected error");
-  return {
-    status: 500,
-    headers: {},
-    body: { errcode: "M_UNKNOWN", error: `Internal server error (request ${reqId})` },
-  };
-}
-
-/** fastify's error handler: `errorAnswer` with the request's logger and id. */
 export function errorHandler(isDatabaseDown: (err: Error) => boolean) {
   return async (error: Error, req: FastifyRequest, reply: FastifyReply) => {
-    const answer = errorAnswer(error, isDatabaseDown, req.log, req.id);
-    reply.headers(answer.headers).code(answer.status);
-    return answer.body;
+    const matrix = error instanceof MatrixError ? error : frameworkErrorToMatrix(error as FastifyError);
+    if (matrix) {
+      if (matrix.status === 429) {
+        const retry = matrix.extra.retry_after_ms;
+        reply.header("retry-after", String(Math.ceil((typeof retry === "number" ? retry : 1000) / 1000)));
+      }
+      reply.code(matrix.status);
+      return { ...matrix.extra, errcode: matrix.errcode, error: matrix.message };
+    }
+    if (error instanceof UnavailableError || isDatabaseDown(error)) {
+      const dependency = error instanceof UnavailableError ? error.dependency : "database";
+      req.log.warn({ err: error.cause ?? error, reqId: req.id, dependency }, "dependency unavailable");
+      reply.code(UNAVAILABLE_STATUS[dependency]);
+      const message =
+        error instanceof UnavailableError
+          ? error.message
+          : "Service temporarily unavailable, try again later";
+      return { errcode: "M_UNKNOWN", error: message };
+    }
+    req.log.error({ err: error, reqId: req.id }, "unexpected error");
+    reply.code(500);
+    return { errcode: "M_UNKNOWN", error: `Internal server error (request ${req.id})` };
   };
 }
 

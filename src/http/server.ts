@@ -223,14 +223,12 @@ export async function createHttpServer(
     });
   }
 
-  // Constant answers (versions, status, pubkey, isvalid) and v1 lookup are written before fastify routes.
+  // Constant answers (versions, status, pubkey, isvalid) are written before fastify routes the request.
   installFastPath(app, routes, {
     logger: opts.logger,
     genReqId,
     rateLimited: (r) => limits.enabled && limits.perMinute[r.limit] !== undefined,
     maxParamLength: MAX_PARAM_LENGTH,
-    trustProxy: opts.trustProxy,
-    isDatabaseDown: opts.isDatabaseDown,
   });
 
   const knowsPath = pathMatcher(routes);
