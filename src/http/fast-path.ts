@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { CORS_HEADERS } from "./cors.js";
 import type { PrecomputedAnswer, PrecomputedHandler, Route } from "./endpoint.js";
+import { urlHoldsNul } from "./nul.js";
 
 /** Builds the answer fastify would send for `json` returned as a string with type application/json. */
 export function precomputedAnswer(json: string): PrecomputedAnswer {
@@ -59,8 +60,8 @@ export function plainQueryValue(query: string, name: string): string | undefined
  * Puts the precomputed answers of `routes` in front of fastify on its own server (`app.server`): a `GET`
  * whose path is exactly one of these routes' (no trailing slash; only a parameter may be percent-encoded)
  * and whose endpoint answers from memory is written at once, with the headers fastify would send, the same
- * log line and the same metrics; every other request (HEAD, OPTIONS, other methods, an answer the endpoint
- * declines) goes to fastify unchanged. Only routes open to anyone without a rate limit take part. Hooks
+ * log line and the same metrics; every other request (HEAD, OPTIONS, other methods, a NUL in the URL, an
+ * answer the endpoint declines) goes to fastify unchanged. Only routes open to anyone without a rate limit take part. Hooks
  * added to `app` later do not see these answers: add per-request behaviour here too.
  */
 export function installFastPath(
@@ -117,8 +118,8 @@ export function installFastPath(
   };
 
   const serve = (req: IncomingMessage, res: ServerResponse): boolean => {
-    if (req.method !== "GET") return false;
     const url = req.url ?? "";
+    if (req.method !== "GET" || urlHoldsNul(url)) return false;
     const q = url.indexOf("?");
     const path = q === -1 ? url : url.slice(0, q);
     const found = find(path);

@@ -17,6 +17,7 @@ import type { Access, RateClass, Route } from "./endpoint.js";
 import { errorHandler, routerError } from "./errors.js";
 import { installFastPath } from "./fast-path.js";
 import { jsonDepthExceeds } from "./json-depth.js";
+import { jsonHoldsNul, NUL_REFUSED, urlHoldsNul } from "./nul.js";
 import { lazyRequestLoggers, requestIdGenerator } from "./request-log.js";
 import { AJV_OPTIONS, schemaError } from "./schema.js";
 
@@ -87,15 +88,21 @@ export function loggablePath(url: string): string {
 function parseBody(raw: string, contentType: string | undefined): object | undefined {
   if (raw.trim() === "") return undefined;
   if (jsonDepthExceeds(raw)) throw new MatrixError("M_BAD_JSON", "JSON nested too deeply");
+  let parsed: object;
   try {
-    return JSON.parse(raw);
+    parsed = JSON.parse(raw);
   } catch {
     if (contentType?.startsWith("application/x-www-form-urlencoded")) {
+      if (raw.includes("\u0000") || urlHoldsNul(raw)) throw nulRefused();
       return Object.fromEntries(new URLSearchParams(raw));
     }
     throw new MatrixError("M_NOT_JSON", "Content not JSON");
   }
+  if (jsonHoldsNul(raw)) throw nulRefused();
+  return parsed;
 }
+
+const nulRefused = () => new MatrixError(NUL_REFUSED.errcode, NUL_REFUSED.error);
 
 /** Query strings as a flat string map: a repeated key keeps its first value. */
 function parseQuery(q: string): Record<string, string> {
@@ -177,6 +184,7 @@ export async function createHttpServer(
   app.addHook("onRequest", (req, reply, done) => {
     reply.headers(CORS_HEADERS);
     if (req.method === "OPTIONS") reply.code(200).send({});
+    else if (urlHoldsNul(req.url)) reply.code(400).send(NUL_REFUSED);
     else done();
   });
 
