@@ -7,10 +7,14 @@ import type { Database } from "./schema.js";
 const TOKEN_USER = hotSelect<{ user_id: string; expires_ts: number | null }>({
   sqlite: "select user_id, expires_ts from access_tokens where token_hash = ?",
   postgres: "select user_id, expires_ts from access_tokens where token_hash = $1",
+  postgresBatch:
+    "select q.i::int as i, t.user_id, t.expires_ts from unnest($1::text[]) with ordinality as q(k, i) join access_tokens t on t.token_hash = q.k",
 });
 const ACCEPTED_URLS = hotSelect<{ url: string }>({
   sqlite: "select url from accepted_terms where user_id = ?",
   postgres: "select url from accepted_terms where user_id = $1",
+  postgresBatch:
+    "select q.i::int as i, a.url from unnest($1::text[]) with ordinality as q(k, i) join accepted_terms a on a.user_id = q.k",
 });
 
 /**

@@ -11,6 +11,8 @@ const BY_THREEPID = hotSelect<AssociationRow>({
     "select medium, address, mxid, ts, not_before, not_after, signed_json from associations where medium = ? and address = ?",
   postgres:
     "select medium, address, mxid, ts, not_before, not_after, signed_json from associations where medium = $1 and address = $2",
+  postgresBatch:
+    "select q.i::int as i, a.medium, a.address, a.mxid, a.ts, a.not_before, a.not_after, a.signed_json from unnest($1::text[], $2::text[]) with ordinality as q(m, ad, i) join associations a on a.medium = q.m and a.address = q.ad",
 });
 
 /** A local 3PID association. */

@@ -1,6 +1,7 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { CompiledQuery, type Kysely } from "kysely";
 import type { Dialect } from "./dialect.js";
+import { postgresBatcher } from "./postgres-batch.js";
 import type { Database } from "./schema.js";
 import { sqliteConnection } from "./sqlite-connection.js";
 
@@ -11,6 +12,11 @@ export type HotValue = string | number | readonly string[];
 export interface HotSql {
   sqlite: string;
   postgres: string;
+  /**
+   * The PostgreSQL reads of one turn of the event loop as one statement: one `text[]` per parameter and
+   * each row's `i`, the position of the read it answers (see {@link postgresBatcher}).
+   */
+  postgresBatch?: string;
 }
 
 /** A hot SELECT waiting for the next batch of its connection. */
@@ -39,6 +45,8 @@ async function viaKysely<Row>(
   const { rows } = await db.executeQuery<Row>(CompiledQuery.raw(sql, [...params]));
   return rows;
 }
+
+const isText = (v: HotValue): v is string => typeof v === "string";
 
 function settle(w: Waiting): void {
   try {
@@ -110,7 +118,8 @@ function endRead(raw: BetterSqlite3.Database, commit: BetterSqlite3.Statement): 
  * three times the CPU: their buffers lived through more garbage collections). Inside a transaction (a
  * `Transaction` handle, or another caller's open transaction on the shared connection, which Kysely makes us
  * wait for) and on PostgreSQL it runs through Kysely, so pools, prepared statements and transactions work as
- * before.
+ * before; there, with `postgresBatch`, the batched reads of one turn outside a transaction share one
+ * statement.
  *
  *   const USER = hotSelect<{ user_id: string }>({ sqlite: "select user_id from t where k = ?", postgres: "… = $1" });
  *   const rows = await USER(db, dialect, [key]);
@@ -125,8 +134,14 @@ export function hotSelect<Row>(
   batched?: boolean,
 ) => Promise<Row[]> {
   const statements = new WeakMap<BetterSqlite3.Database, BetterSqlite3.Statement<HotValue[], Row>>();
+  const together = text.postgresBatch ? postgresBatcher<Row>(text.postgres, text.postgresBatch) : undefined;
   return (db, dialect, params, batched = opts.batched) => {
-    const raw = dialect === "sqlite" ? sqliteConnection(db) : undefined;
+    if (dialect === "postgres") {
+      return together && batched && !db.isTransaction && params.every(isText)
+        ? together(db, params)
+        : viaKysely<Row>(db, text.postgres, params);
+    }
+    const raw = sqliteConnection(db);
     if (!raw?.open || raw.inTransaction) return viaKysely<Row>(db, text[dialect], params);
     let stmt = statements.get(raw);
     try {

@@ -8,6 +8,8 @@ import type { Database } from "./schema.js";
 const EPHEMERAL_KEY = hotSelect<{ created_ts: number }>({
   sqlite: "select created_ts from ephemeral_keys where public_key = ?",
   postgres: "select created_ts from ephemeral_keys where public_key = $1",
+  postgresBatch:
+    "select q.i::int as i, e.created_ts from unnest($1::text[]) with ordinality as q(k, i) join ephemeral_keys e on e.public_key = q.k",
 });
 
 /** Long-term and ephemeral public keys. */

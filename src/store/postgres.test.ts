@@ -199,7 +199,16 @@ describe("PostgreSQL dialect", () => {
       const pairs = await repo.lookupThreepids([["email", "user99@example.org"]]);
       expect(pairs.map((p) => p.mxid)).toEqual(["@user99:example.org"]);
 
-      expect(seen).toHaveLength(2);
+      // v1 lookups of one turn: one statement for all of them.
+      const found = await Promise.all(
+        ["user1@example.org", "user4999@example.org", "nobody@example.org"].map((a) =>
+          repo.findByThreepid("email", a),
+        ),
+      );
+      expect(found.map((a) => a?.mxid)).toEqual(["@user1:example.org", "@user4999:example.org", undefined]);
+
+      expect(seen).toHaveLength(3);
+      expect(seen[2]!.sql).toContain("unnest($1::text[], $2::text[]) with ordinality");
       for (const q of seen) {
         const plan = await logged.query<{ "QUERY PLAN": string }>(`explain ${q.sql}`, [...q.parameters]);
         const text = plan.rows.map((r) => r["QUERY PLAN"]).join("\n");
@@ -218,6 +227,83 @@ describe("PostgreSQL dialect", () => {
         where h.pepper_id = ${pepperId} and h.hash = any(${["hash-user1@example.org"]})`.execute(conn);
     });
     expect(plan.rows.map((r) => r["QUERY PLAN"]).join("\n")).toMatch(/association_hashes_pk/);
+  });
+
+  it("runs the hot reads of one turn as one statement, each read answered with its own rows", async () => {
+    const sent: string[] = [];
+    const { dialect } = createPostgresDialect({ url, poolSize: 4, statementTimeoutMs: 10_000 }, quiet);
+    const spy = new Kysely<Database>({
+      dialect,
+      log: (e) => {
+        if (e.level === "query") sent.push(e.query.sql);
+      },
+    });
+    try {
+      const accounts = storeOver(spy, "postgres").repos.accounts;
+      for (const u of ["a", "b", "c"]) await accounts.createToken(`@${u}:batch.test`, `batch-${u}`, 1, null);
+      await accounts.addAcceptedUrls("@a:batch.test", ["https://t.test/1", "https://t.test/2"], 1);
+      await accounts.addAcceptedUrls("@c:batch.test", ["https://t.test/3"], 1);
+      sent.length = 0;
+
+      const tokens = ["batch-c", "none", "batch-a", "batch-b", "batch-a"];
+      const users = await Promise.all(tokens.map((t) => accounts.userForToken(t, 2)));
+      expect(users).toEqual(["@c:batch.test", undefined, "@a:batch.test", "@b:batch.test", "@a:batch.test"]);
+      const urls = await Promise.all(["@a", "@b", "@c"].map((u) => accounts.acceptedUrls(`${u}:batch.test`)));
+      expect(urls.map((u) => u.sort())).toEqual([
+        ["https://t.test/1", "https://t.test/2"],
+        [],
+        ["https://t.test/3"],
+      ]);
+      expect(sent).toHaveLength(2);
+      expect(sent.every((q) => q.includes("with ordinality"))).toBe(true);
+
+      // A lone read, a read asked not to wait, and reads inside a transaction run the plain statement.
+      sent.length = 0;
+      expect(await accounts.userForToken("batch-b", 2)).toBe("@b:batch.test");
+      expect(await accounts.userForToken("batch-a", 2, false)).toBe("@a:batch.test");
+      await spy.transaction().execute(async (tx) => {
+        const inTx = storeOver(tx, "postgres").repos.accounts;
+        expect(await Promise.all([inTx.userForToken("batch-a", 2), inTx.userForToken("batch-c", 2)])).toEqual(
+          ["@a:batch.test", "@c:batch.test"],
+        );
+      });
+      const reads = sent.filter((q) => q.includes("access_tokens"));
+      expect(reads).toHaveLength(4);
+      expect(reads.some((q) => q.includes("unnest"))).toBe(false);
+    } finally {
+      await spy.destroy();
+    }
+  });
+
+  it("rejects each read of a failed batch (none waits for ever), and serves the next turn", async () => {
+    const { dialect } = createPostgresDialect({ url, poolSize: 2, statementTimeoutMs: 300 }, quiet);
+    const spy = new Kysely<Database>({ dialect });
+    const keys = storeOver(spy, "postgres").repos.keys;
+    try {
+      await keys.ephemeralKeyExists("warm-up");
+      // A lock no read can pass until released: the batch's statement runs past statement_timeout.
+      let release: () => void = () => undefined;
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      let locked: () => void = () => undefined;
+      const isLocked = new Promise<void>((r) => {
+        locked = r;
+      });
+      const holder = db.transaction().execute(async (tx) => {
+        await sql`lock table ephemeral_keys in access exclusive mode`.execute(tx);
+        locked();
+        await held;
+      });
+      await isLocked;
+      const outcomes = await Promise.allSettled(["k1", "k2", "k3"].map((k) => keys.ephemeralKeyExists(k)));
+      release();
+      await holder;
+      expect(outcomes.map((o) => o.status)).toEqual(["rejected", "rejected", "rejected"]);
+      expect(await Promise.all(["k1", "k2"].map((k) => keys.ephemeralKeyExists(k)))).toEqual([false, false]);
+    } finally {
+      await spy.destroy();
+    }
   });
 
   it("prepares each SELECT of named columns once per connection, and not `select *`", async () => {
