@@ -118,8 +118,8 @@ function endRead(raw: BetterSqlite3.Database, commit: BetterSqlite3.Statement): 
  * three times the CPU: their buffers lived through more garbage collections). Inside a transaction (a
  * `Transaction` handle, or another caller's open transaction on the shared connection, which Kysely makes us
  * wait for) and on PostgreSQL it runs through Kysely, so pools, prepared statements and transactions work as
- * before; there, with `postgresBatch`, the batched reads of one turn outside a transaction share one
- * statement.
+ * before; there, with `postgresBatch`, the reads of one turn outside a transaction share one statement
+ * (a call's `batched: false` does not apply: every read there waits for a round trip anyway).
  *
  *   const USER = hotSelect<{ user_id: string }>({ sqlite: "select user_id from t where k = ?", postgres: "… = $1" });
  *   const rows = await USER(db, dialect, [key]);
@@ -137,7 +137,9 @@ export function hotSelect<Row>(
   const together = text.postgresBatch ? postgresBatcher<Row>(text.postgres, text.postgresBatch) : undefined;
   return (db, dialect, params, batched = opts.batched) => {
     if (dialect === "postgres") {
-      return together && batched && !db.isTransaction && params.every(isText)
+      // Every read there waits for a round trip anyway: one turn more costs nothing, so a call's `batched:
+      // false` (kept for SQLite, where the read would otherwise be answered at once) does not apply.
+      return together && opts.batched && !db.isTransaction && params.every(isText)
         ? together(db, params)
         : viaKysely<Row>(db, text.postgres, params);
     }

@@ -257,7 +257,13 @@ describe("PostgreSQL dialect", () => {
       expect(sent).toHaveLength(2);
       expect(sent.every((q) => q.includes("with ordinality"))).toBe(true);
 
-      // A lone read, a read asked not to wait, and reads inside a transaction run the plain statement.
+      // A read asked not to wait joins the batch all the same (it waits for a round trip anyway).
+      sent.length = 0;
+      const mixed = [accounts.userForToken("batch-a", 2, false), accounts.userForToken("batch-b", 2)];
+      expect(await Promise.all(mixed)).toEqual(["@a:batch.test", "@b:batch.test"]);
+      expect(sent).toEqual([expect.stringContaining("with ordinality")]);
+
+      // A lone read, and reads inside a transaction, run the plain statement.
       sent.length = 0;
       expect(await accounts.userForToken("batch-b", 2)).toBe("@b:batch.test");
       expect(await accounts.userForToken("batch-a", 2, false)).toBe("@a:batch.test");
