@@ -4,6 +4,7 @@ import type { Dialect } from "./dialect.js";
 import { postgresBatcher } from "./postgres-batch.js";
 import type { Database } from "./schema.js";
 import { sqliteConnection } from "./sqlite-connection.js";
+import { turnQueue } from "./turn-queue.js";
 
 /** A parameter of a hot SELECT (an array: a PostgreSQL `text[]`). */
 export type HotValue = string | number | readonly string[];
@@ -155,13 +156,7 @@ export function hotSelect<Row>(
     } catch (err) {
       return Promise.reject(err);
     }
-    let waiting = batches.get(raw);
-    if (waiting === undefined) {
-      waiting = [];
-      batches.set(raw, waiting);
-      setImmediate(flush, raw);
-    }
-    const queue = waiting;
+    const queue = turnQueue(batches, raw, flush);
     const prepared = stmt;
     return new Promise<Row[]>((resolve, reject) => {
       queue.push({ stmt: prepared, params, db, resolve: resolve as (rows: unknown[]) => void, reject });

@@ -1,5 +1,6 @@
 import { CompiledQuery, type Kysely } from "kysely";
 import type { Database } from "./schema.js";
+import { turnQueue } from "./turn-queue.js";
 
 /** Most reads in one batched statement; more waiting run as several. */
 const MAX_BATCH = 256;
@@ -60,13 +61,7 @@ export function postgresBatcher<Row>(
   };
 
   return (db, params) => {
-    let waiting = pending.get(db);
-    if (waiting === undefined) {
-      waiting = [];
-      pending.set(db, waiting);
-      setImmediate(flush, db);
-    }
-    const queue = waiting;
+    const queue = turnQueue(pending, db, flush);
     return new Promise<Row[]>((resolve, reject) => {
       queue.push({ params, resolve: resolve as (rows: unknown[]) => void, reject });
     });
