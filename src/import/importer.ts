@@ -5,7 +5,15 @@ import { randomToken } from "../crypto/hash.js";
 import { readKeyFile, writeKeyFile } from "../crypto/key-file.js";
 import { normalisePublicKey } from "../crypto/keyring.js";
 import { migrateToLatest, openStore } from "../store/database.js";
-import { bump, type Counters, type ImportedBinding, mapInvite, mapSession, pickBinding } from "./mapping.js";
+import {
+  bump,
+  type Counters,
+  holdsNul,
+  type ImportedBinding,
+  mapInvite,
+  mapSession,
+  pickBinding,
+} from "./mapping.js";
 import type { SqliteBindingWriter } from "./sqlite-bindings.js";
 import { SydentConfig, SydentInputError } from "./sydent-config.js";
 import { SydentDb, type SydentGlobalRow } from "./sydent-db.js";
@@ -406,7 +414,7 @@ async function runPhase(ctx: RunContext, phase: Phase, state: PhaseState): Promi
    * `map`), a transaction per batch with the cursor (the last row read) saved in it. `write` returns how many
    * were already there; the rest count as `counter`.
    */
-  const copy = async <R, V>(
+  const copy = async <R, V extends object>(
     source: Iterable<R>,
     cursorAfter: (row: R) => string,
     map: (row: R) => V | undefined,
@@ -431,7 +439,8 @@ async function runPhase(ctx: RunContext, phase: Phase, state: PhaseState): Promi
       rows++;
       last = cursorAfter(row);
       const value = map(row);
-      if (value !== undefined) batch.push(value);
+      if (value !== undefined && holdsNul(value)) bump(c, "nul_skipped");
+      else if (value !== undefined) batch.push(value);
       if (rows >= ctx.batchSize) await put();
     }
     if (rows > 0) await put();

@@ -34,6 +34,18 @@ export function bump(c: Counters, key: string, by = 1): void {
   c[key] = (c[key] ?? 0) + by;
 }
 
+/**
+ * Whether a row holds a NUL character in any of its text: Seraph refuses NUL in every request and
+ * PostgreSQL text cannot hold it, so such a row (sydent stored what it was sent) is skipped, counted as
+ * `nul_skipped`, instead of failing the whole import.
+ *
+ *   holdsNul({ room_id: "!r\u0000:hs", ts: 1 }); // true
+ */
+export function holdsNul(row: object): boolean {
+  for (const v of Object.values(row)) if (typeof v === "string" && v.includes("\u0000")) return true;
+  return false;
+}
+
 const SIGNED_KEYS = new Set(["address", "medium", "mxid", "not_after", "not_before", "signatures", "ts"]);
 
 /**
@@ -119,6 +131,10 @@ export function pickBinding(
     chosen = row;
   }
   if (!chosen) return undefined;
+  if (holdsNul(chosen)) {
+    bump(c, "nul_skipped");
+    return undefined;
+  }
   if (chosen.originServer !== rules.ownServer) bump(c, "peer_imported");
   const address = normaliseAddress(chosen.medium, chosen.address);
   if (address !== chosen.address) bump(c, "fixed_casefold_address");

@@ -302,6 +302,42 @@ describe(`import-sydent (${BACKEND})`, () => {
     expect(rows.find((r) => r.address === "from.peer@example.org")?.signed_json).toBe(signed);
   });
 
+  it("skips rows holding a NUL character (nul_skipped) and imports the rest", async () => {
+    const copy = copyFixture();
+    cleanup.push(join(copy, ".."));
+    const raw = new BetterSqlite3(join(copy, "sydent.db"));
+    // sydent stored what it was sent: PostgreSQL text cannot hold these, and Seraph refuses them over HTTP.
+    raw
+      .prepare(
+        `insert into global_threepid_associations (medium, address, mxid, ts, notBefore, notAfter, originServer, originId, sgAssoc)
+         values ('email', ?, '@n:hs.example', 1700000000000, 1700000000000, 4853600000000, 'sydent-fixture.test', 99999, '{}')`,
+      )
+      .run("nul\u0000@example.org");
+    raw
+      .prepare(
+        `insert into invite_tokens (medium, address, room_id, sender, token, received_ts)
+         values ('email', 'invitee@example.org', ?, '@s:hs.example', 'nul-token', 1700000000)`,
+      )
+      .run("!room\u0000:hs.example");
+    raw.close();
+    const dir = tempDir();
+    const report = await importSydent({
+      sydentDb: join(copy, "sydent.db"),
+      sydentConfig: conf,
+      config: await importConfig(dir, sydent),
+      now: FIXTURE_NOW,
+    });
+    expect(report.phases.find((p) => p.phase === "bindings")!.counters).toMatchObject({
+      imported: 240,
+      nul_skipped: 1,
+    });
+    expect(report.phases.find((p) => p.phase === "invites")!.counters).toMatchObject({
+      imported: 27,
+      nul_skipped: 1,
+    });
+    expect(JSON.stringify(await dump(dir))).not.toContain("\\u0000");
+  });
+
   it("refuses a key file holding another key unless --replace-key", async () => {
     const dir = tempDir();
     const config = await importConfig(dir, sydent);
