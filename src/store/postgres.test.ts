@@ -257,6 +257,27 @@ describe("PostgreSQL dialect", () => {
       expect(sent).toHaveLength(2);
       expect(sent.every((q) => q.includes("with ordinality"))).toBe(true);
 
+      // Keys that PostgreSQL's array syntax would otherwise read differently reach it as they are.
+      const awkward = [
+        'q"uote@x.test',
+        "back\\slash@x.test",
+        "comma,{brace}@x.test",
+        "NULL",
+        " pad ",
+        "é@x.test",
+      ];
+      const assocRepo = storeOver(spy, "postgres").repos.associations;
+      for (const [n, address] of awkward.entries()) {
+        await spy
+          .insertInto("associations")
+          .values({ medium: "email", address, mxid: `@awk${n}:x.test`, ts: 1, not_before: 0, not_after: 2 })
+          .execute();
+      }
+      sent.length = 0;
+      const awkwardFound = await Promise.all(awkward.map((a) => assocRepo.findByThreepid("email", a)));
+      expect(awkwardFound.map((a) => a?.mxid)).toEqual(awkward.map((_, n) => `@awk${n}:x.test`));
+      expect(sent).toHaveLength(1);
+
       // A read asked not to wait joins the batch all the same (it waits for a round trip anyway).
       sent.length = 0;
       const mixed = [accounts.userForToken("batch-a", 2, false), accounts.userForToken("batch-b", 2)];
