@@ -34,6 +34,13 @@ export interface TableCount {
   target: number;
 }
 
+/** The first column of `row` whose text holds a NUL character, which PostgreSQL text cannot store. */
+function nulColumn(row: Record<string, unknown>): string | undefined {
+  for (const [column, v] of Object.entries(row))
+    if (typeof v === "string" && v.includes("\u0000")) return column;
+  return undefined;
+}
+
 async function count(db: Kysely<AdminDatabase>, table: (typeof TABLES)[number]): Promise<number> {
   const r = await db
     .selectFrom(table)
@@ -44,7 +51,8 @@ async function count(db: Kysely<AdminDatabase>, table: (typeof TABLES)[number]):
 
 /**
  * Copies every table from `from` to `to` (migrated first, and required to be empty) in one transaction, then
- * compares row counts. Throws, leaving the target unchanged, if anything differs.
+ * compares row counts. Throws, leaving the target unchanged, if anything differs, or (into PostgreSQL) at a
+ * row whose text holds a NUL character, naming its table, row and column.
  */
 export async function copyDatabase(
   from: Store,
@@ -77,6 +85,13 @@ export async function copyDatabase(
         progress(table, rows);
       };
       for await (const row of source.selectFrom(table).selectAll().stream(batchSize)) {
+        const column = to.dialect === "postgres" ? nulColumn(row) : undefined;
+        if (column !== undefined) {
+          const which = "id" in row ? `row id ${String(row.id)}` : `row ${rows + batch.length + 1}`;
+          throw new Error(
+            `${table} ${which} holds a NUL character in ${column}, which PostgreSQL cannot store; nothing was copied (fix or delete that row in the source database, then run migrate-db again)`,
+          );
+        }
         batch.push(row as Record<string, unknown>);
         if (batch.length >= batchSize) await flush();
       }

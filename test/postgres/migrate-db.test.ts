@@ -177,4 +177,35 @@ describe("seraph migrate-db", () => {
     expect(again.status).not.toBe(0);
     expect(again.stderr).toContain("not empty");
   }, 90_000);
+
+  it("refuses a row holding a NUL character, naming it, and leaves PostgreSQL empty", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "seraph-migrate-nul-"));
+    const source = await startSeraph({}, { dir, backend: "sqlite" });
+    // Written before NUL was refused over HTTP: SQLite stored it.
+    const { id } = await source.seraph.store.db
+      .insertInto("invites")
+      .values({
+        token: "t",
+        medium: "email",
+        address: "a@example.org",
+        room_id: "!r\u0000:hs.test",
+        sender: "@s:hs.test",
+        ephemeral_public_key: "",
+        params_json: "{}",
+        received_ts: 1,
+        lang: null,
+        brand: null,
+      })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    await source.close();
+    const url = await createTestDatabase();
+    const copy = cli(["migrate-db", "--from", `sqlite:${join(dir, "seraph.db")}`, "--to", `postgres:${url}`]);
+    expect(copy.status).not.toBe(0);
+    expect(copy.stderr).toContain(`invites row id ${id} holds a NUL character in room_id`);
+    const target = await startSeraph({ database: { postgres: { url } } }, { dir, backend: "sqlite" });
+    servers.push(target);
+    const rows = await target.seraph.store.db.selectFrom("invites").select("id").execute();
+    expect(rows).toEqual([]);
+  }, 90_000);
 });
