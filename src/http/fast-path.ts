@@ -61,8 +61,8 @@ export function plainQueryValue(query: string, name: string): string | undefined
  * whose path is exactly one of these routes' (no trailing slash; only a parameter may be percent-encoded)
  * and whose endpoint answers from memory is written at once, with the headers fastify would send, the same
  * log line and the same metrics; every other request (HEAD, OPTIONS, other methods, a NUL in the URL, an
- * answer the endpoint declines) goes to fastify unchanged. Only routes open to anyone without a rate limit take part. Hooks
- * added to `app` later do not see these answers: add per-request behaviour here too.
+ * answer the endpoint declines) goes to fastify unchanged. Only routes open to anyone without a rate limit
+ * take part. Hooks added to `app` later do not see these answers: add per-request behaviour here too.
  */
 export function installFastPath(
   app: FastifyInstance,

@@ -1,19 +1,12 @@
 import { existsSync } from "node:fs";
 import type { ResolvedConfig } from "../config/load.js";
+import { nulField } from "../core/nul.js";
 import type { SigningKey } from "../crypto/ed25519.js";
 import { randomToken } from "../crypto/hash.js";
 import { readKeyFile, writeKeyFile } from "../crypto/key-file.js";
 import { normalisePublicKey } from "../crypto/keyring.js";
 import { migrateToLatest, openStore } from "../store/database.js";
-import {
-  bump,
-  type Counters,
-  holdsNul,
-  type ImportedBinding,
-  mapInvite,
-  mapSession,
-  pickBinding,
-} from "./mapping.js";
+import { bump, type Counters, type ImportedBinding, mapInvite, mapSession, pickBinding } from "./mapping.js";
 import type { SqliteBindingWriter } from "./sqlite-bindings.js";
 import { SydentConfig, SydentInputError } from "./sydent-config.js";
 import { SydentDb, type SydentGlobalRow } from "./sydent-db.js";
@@ -439,8 +432,11 @@ async function runPhase(ctx: RunContext, phase: Phase, state: PhaseState): Promi
       rows++;
       last = cursorAfter(row);
       const value = map(row);
-      if (value !== undefined && holdsNul(value)) bump(c, "nul_skipped");
-      else if (value !== undefined) batch.push(value);
+      if (value !== undefined) {
+        // A NUL (sydent stored what it was sent) cannot be stored on PostgreSQL: skipped and counted.
+        if (nulField(value) === undefined) batch.push(value);
+        else bump(c, "nul_skipped");
+      }
       if (rows >= ctx.batchSize) await put();
     }
     if (rows > 0) await put();

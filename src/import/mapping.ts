@@ -1,3 +1,4 @@
+import { nulField } from "../core/nul.js";
 import { normalisePublicKey } from "../crypto/keyring.js";
 import { normaliseAddress } from "../threepid/normalise.js";
 import type { SydentGlobalRow, SydentInviteRow, SydentSessionRow } from "./sydent-db.js";
@@ -32,18 +33,6 @@ export type Counters = Record<string, number>;
 
 export function bump(c: Counters, key: string, by = 1): void {
   c[key] = (c[key] ?? 0) + by;
-}
-
-/**
- * Whether a row holds a NUL character in any of its text: Seraph refuses NUL in every request and
- * PostgreSQL text cannot hold it, so such a row (sydent stored what it was sent) is skipped, counted as
- * `nul_skipped`, instead of failing the whole import.
- *
- *   holdsNul({ room_id: "!r\u0000:hs", ts: 1 }); // true
- */
-export function holdsNul(row: object): boolean {
-  for (const v of Object.values(row)) if (typeof v === "string" && v.includes("\u0000")) return true;
-  return false;
 }
 
 const SIGNED_KEYS = new Set(["address", "medium", "mxid", "not_after", "not_before", "signatures", "ts"]);
@@ -131,7 +120,8 @@ export function pickBinding(
     chosen = row;
   }
   if (!chosen) return undefined;
-  if (holdsNul(chosen)) {
+  // Seraph refuses NUL in requests and PostgreSQL cannot store it: skipped, not a failed import.
+  if (nulField(chosen) !== undefined) {
     bump(c, "nul_skipped");
     return undefined;
   }

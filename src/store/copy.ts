@@ -1,4 +1,5 @@
 import { type Kysely, sql } from "kysely";
+import { nulField } from "../core/nul.js";
 import { type AdminDatabase, adminDb } from "./admin-schema.js";
 import { migrateToLatest, type Store } from "./database.js";
 
@@ -34,13 +35,6 @@ export interface TableCount {
   target: number;
 }
 
-/** The first column of `row` whose text holds a NUL character, which PostgreSQL text cannot store. */
-function nulColumn(row: Record<string, unknown>): string | undefined {
-  for (const [column, v] of Object.entries(row))
-    if (typeof v === "string" && v.includes("\u0000")) return column;
-  return undefined;
-}
-
 async function count(db: Kysely<AdminDatabase>, table: (typeof TABLES)[number]): Promise<number> {
   const r = await db
     .selectFrom(table)
@@ -70,6 +64,8 @@ export async function copyDatabase(
     }
   }
   const counts: TableCount[] = [];
+  // PostgreSQL text cannot hold NUL (SQLite's can): name the row rather than fail on its encoding error.
+  const checkNul = to.dialect === "postgres";
   await target.transaction().execute(async (tx) => {
     for (const table of TABLES) {
       let rows = 0;
@@ -85,7 +81,7 @@ export async function copyDatabase(
         progress(table, rows);
       };
       for await (const row of source.selectFrom(table).selectAll().stream(batchSize)) {
-        const column = to.dialect === "postgres" ? nulColumn(row) : undefined;
+        const column = checkNul ? nulField(row) : undefined;
         if (column !== undefined) {
           const which = "id" in row ? `row id ${String(row.id)}` : `row ${rows + batch.length + 1}`;
           throw new Error(
