@@ -12,9 +12,11 @@ const MXIDS = [
   `@${"x".repeat(300)}:hs`,
   `@${"é".repeat(40_000)}:hs`,
   "@😀:hs",
-  `@${"x".repeat(27)}`, // 28 bytes: the most a row holds
-  `@${"x".repeat(28)}`,
-  `@${"x".repeat(26)}é`, // 29 bytes, the last character across the row's end
+  `@${"x".repeat(27)}`, // 28 bytes: seven words
+  `@${"x".repeat(28)}`, // 29: eight words, one byte of the last
+  `@${"x".repeat(26)}é`, // 29 bytes, the last character across a word's end
+  `@${"x".repeat(8190)}`, // 8191 bytes: the most an entry holds
+  `@${"x".repeat(8191)}`, // one more: kept in the map
 ];
 
 const hash = (i: number) => sha256Base64Url(`address${i} email pepper`);
@@ -161,6 +163,27 @@ describe("HashTable", () => {
         }
         for (let i = 0; i < 700; i++) expect(t.get(clustered(i))).toBe(m.get(clustered(i)));
         expect(t.size).toBe(m.size);
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it("keeps every hash of one run that starts at the first slot while its hashes are deleted in any order", () => {
+    // One family (home 0, no wrap): a deleted hash's gap must be filled by the next hash of the same home.
+    const one = (i: number) => `${PREFIXES[0]}${hash(i).slice(10)}`;
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 59 }), { maxLength: 60 }), (deletes) => {
+        const t = new HashTable(0);
+        const m = new Map<string, string>();
+        for (let i = 0; i < 60; i++) {
+          t.set(one(i), `@${i}:hs`);
+          m.set(one(i), `@${i}:hs`);
+        }
+        for (const i of deletes) {
+          t.delete(one(i));
+          m.delete(one(i));
+          for (let j = 0; j < 60; j++) expect(t.get(one(j))).toBe(m.get(one(j)));
+        }
       }),
       { numRuns: 30 },
     );

@@ -5,34 +5,35 @@ export interface JsonMembers {
 }
 
 /**
- * An exact in-memory map from lookup hash to mxid, compact enough for millions of entries. A sha256 lookup
- * hash (43 unpadded base64url characters) and its mxid live in one 64-byte row of one Int32Array: the hash
- * as nine words of its 6-bit characters (exact, nothing dropped), the mxid's UTF-8 bytes beside it when
- * they fit (28 bytes: `@localpart:server.name` mostly does), else in a shared buffer. Rows are found by
- * linear probing in that same array, so a lookup at a million entries touches one place in memory (one
- * cache and TLB miss) where a table of pointers would touch three. A hash of any other form (never written
- * by Seraph, but possible in an imported database) goes into a small `Map`.
+ * An exact in-memory map from lookup hash to mxid, compact enough for millions of entries. Each entry (a
+ * sha256 lookup hash, 43 unpadded base64url characters, as nine words of its 6-bit characters, exact, and
+ * its mxid's UTF-8 bytes) is written once into one dense Int32Array, the arena, in as many words as it
+ * needs (14 for a 20-byte mxid). The entries are found through a table of slots of two words, probed
+ * linearly: 30 bits of the hash (a tag) and where its entry starts. A miss, most of what a lookup asks,
+ * reads only slots (eight to a cache line) and a hit one more place; the table of slots can be kept fuller
+ * than one of whole entries, and no room is reserved for long mxids: 67 bytes per entry at a million
+ * (`@user123456:hs.example`) where rows of 64 bytes at the same load took 89. A hash of any other form (never
+ * written by Seraph, but possible in an imported database) goes into a small `Map`.
  *
  *   const t = new HashTable();
  *   t.set("n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg", "@alice:example.org");
  *   t.get("n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg"); // "@alice:example.org"
  */
 export class HashTable {
-  /** Rows in `rows`; at most MAX_LOAD of them are used. */
+  /** Slots in `slots`; at most MAX_LOAD of them are used. */
   private capacity: number;
+  /** Slot s is words 2s (the key's TAG_WORD) and 2s + 1 (1 + its entry's offset in `arena`; 0: free). */
+  private slots: Int32Array;
   /**
-   * Row r is words [r * ROW, (r + 1) * ROW): KEY_WORDS words of the key, then META (the key's last 18 bits
-   * and the mxid's length code: EMPTY_CODE for a free row, 1 + n for n bytes inline, OUTSIDE for bytes in
-   * `outside`), then the inline bytes (or, for OUTSIDE, their offset and length).
+   * The entries from word 0 to `used`: WORDS words of the key (the last holding its final 18 bits and the
+   * mxid's length in bytes above them), then the mxid's bytes, padded to a word. Replaced and deleted
+   * entries stay until a repack (`freed` words of them).
    */
-  private rows: Int32Array;
-  /** The bytes of `rows`, for the inline mxids. */
-  private rowBytes: Buffer;
-  /** mxids too long for a row. */
-  private outside: Buffer;
-  private outsideUsed = 0;
-  /** Bytes of `outside` no row points to any more (replaced or deleted mxids). */
-  private outsideFreed = 0;
+  private arena: Int32Array;
+  /** The bytes of `arena`, for the mxids. */
+  private arenaBytes: Buffer;
+  private used = 0;
+  private freed = 0;
   private live = 0;
   /** Hashes that are not 43 base64url characters, and mxids longer than MAX_MXID_BYTES. */
   private readonly odd = new Map<string, string>();
@@ -43,20 +44,20 @@ export class HashTable {
     end: 0,
   };
   private readonly batch = { keys: new Int32Array(GROUP * WORDS), found: new Int32Array(GROUP) };
-  /** The arrays `RowSet` reuses, by size. */
-  private readonly rowSets = new Map<number, Int32Array>();
+  /** The arrays `SlotSet` reuses, by size. */
+  private readonly slotSets = new Map<number, Int32Array>();
   /** The sum of what `getMany` touched ahead, kept so that those loads cannot be optimised away. */
   touchedSum = 0;
 
   /**
-   * `expected`: how many hashes it will hold, if known: everything is allocated once at that size
-   * (growing by copies leaves freed blocks that the allocator may not give back to the system).
+   * `expected`: how many hashes it will hold, if known: the slots are allocated once at that size, and the
+   * arena for short mxids (it grows by a quarter when they are longer; `trim` gives back what is left).
    */
   constructor(expected = 0) {
-    this.capacity = rowsFor(expected);
-    this.rows = new Int32Array(this.capacity * ROW);
-    this.rowBytes = Buffer.from(this.rows.buffer, this.rows.byteOffset, this.rows.byteLength);
-    this.outside = Buffer.allocUnsafe(4096);
+    this.capacity = slotsFor(expected);
+    this.slots = new Int32Array(this.capacity * 2);
+    this.arena = new Int32Array(Math.max(1024, expected * ARENA_WORDS_EACH));
+    this.arenaBytes = bytesOf(this.arena);
   }
 
   /** Number of hashes held. */
@@ -64,9 +65,9 @@ export class HashTable {
     return this.live + this.odd.size;
   }
 
-  /** Bytes of the rows and the shared mxid buffer (not the `odd` map). */
+  /** Bytes of the slots and the arena (not the `odd` map). */
   get bytes(): number {
-    return this.rows.byteLength + this.outside.length;
+    return this.slots.byteLength + this.arena.byteLength;
   }
 
   get(hash: string): string | undefined {
@@ -80,7 +81,7 @@ export class HashTable {
   getMany(hashes: readonly string[]): Array<{ hash: string; mxid: string }> {
     const out: Array<{ hash: string; mxid: string }> = [];
     const found = this.batch.found;
-    const given = new RowSet(this.rowSets, hashes.length);
+    const given = new SlotSet(this.slotSets, hashes.length);
     const oddGiven = new Set<string>();
     for (let from = 0; from < hashes.length; from += GROUP) {
       const n = this.findGroup(hashes, from);
@@ -99,27 +100,27 @@ export class HashTable {
 
   /**
    * What `getMany` finds, written as the members of a JSON object (`"hash":"mxid",…` in UTF-8), straight from
-   * the rows: no string and no object per hash. The text is what `JSON.stringify` writes for the same pairs.
+   * the arena: no string and no object per hash. The text is what `JSON.stringify` writes for the same pairs.
    *
    *   t.getManyJson(["n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg"]).members.toString();
    *   // '"n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg":"@alice:example.org"'
    */
   getManyJson(hashes: readonly string[]): JsonMembers {
     const found = this.batch.found;
-    const given = new RowSet(this.rowSets, hashes.length);
+    const given = new SlotSet(this.slotSets, hashes.length);
     const oddGiven = new Set<string>();
-    const out = new JsonWriter(hashes.length * (HASH_LENGTH + 6 + INLINE_BYTES));
+    const out = new JsonWriter(hashes.length * (HASH_LENGTH + 6 + TYPICAL_MXID_BYTES));
     let count = 0;
     for (let from = 0; from < hashes.length; from += GROUP) {
       const n = this.findGroup(hashes, from);
       for (let i = 0; i < n; i++) {
         const hash = hashes[from + i]!;
-        const row = found[i]!;
-        if (row >= 0) {
-          if (!given.add(row)) continue;
-          // A hash held in a row is 43 base64url characters: nothing to escape.
+        const slot = found[i]!;
+        if (slot >= 0) {
+          if (!given.add(slot)) continue;
+          // A hash held in the arena is 43 base64url characters: nothing to escape.
           out.member(count++, hash);
-          const m = this.mxidBytes(row);
+          const m = this.mxidBytes(slot);
           out.stringBytes(m.bytes, m.start, m.end);
         } else {
           const mxid = this.oddMxid(hash, oddGiven);
@@ -134,30 +135,36 @@ export class HashTable {
 
   /**
    * Looks up the group of at most GROUP hashes from `hashes[from]` and returns its size: `batch.found[i]`
-   * is the row of hash `from + i`, or -1. In phases (all keys, then both cache lines of the first row of
-   * each, then the comparisons) instead of one hash after the other: at a million entries each first row
-   * is a cache and TLB miss, and loads that do not depend on each other are waited for together.
+   * is the slot of hash `from + i`, or -1. In phases (all keys, then the first slot of each, then the first
+   * slot whose tag matches, then its entry, then the comparisons) instead of one hash after the other: at a
+   * million entries each first slot and each entry is a cache and TLB miss, and loads that do not depend on
+   * each other are waited for together.
    */
   private findGroup(hashes: readonly string[], from: number): number {
     const { keys, found } = this.batch;
-    const rows = this.rows;
+    const slots = this.slots;
+    const arena = this.arena;
     const n = Math.min(GROUP, hashes.length - from);
     let touched = 0;
     for (let i = 0; i < n; i++) {
       found[i] = encode(hashes[from + i]!, keys, i * WORDS) ? home(keys, i * WORDS, this.capacity) : -1;
     }
-    // Both ends of each first row: a row is 64 bytes but its buffer is not 64-byte aligned (glibc puts a
-    // large one 16 bytes into its pages), so it spans two cache lines, and the mxid is in the second.
+    for (let i = 0; i < n; i++) if (found[i]! >= 0) touched += slots[found[i]! * 2 + 1]!;
+    for (let i = 0; i < n; i++) if (found[i]! >= 0) found[i] = this.candidate(keys, i * WORDS, found[i]!);
+    // Both ends of the key: an entry is 4-byte aligned, so it may span two cache lines.
     for (let i = 0; i < n; i++) {
-      const base = found[i]! * ROW;
-      if (base >= 0) touched += rows[base + META]! + rows[base + ROW - 1]!;
+      const slot = found[i]!;
+      if (slot >= 0) {
+        const at = slots[slot * 2 + 1]! - 1;
+        touched += arena[at]! + arena[at + TAIL]!;
+      }
     }
     this.touchedSum = touched;
-    for (let i = 0; i < n; i++) if (found[i]! >= 0) found[i] = this.probe(keys, i * WORDS, found[i]!);
+    for (let i = 0; i < n; i++) if (found[i]! >= 0) found[i] = this.confirm(keys, i * WORDS, found[i]!);
     return n;
   }
 
-  /** The mxid of a hash not in the rows (an odd one), unless `given` has it already (then added to it). */
+  /** The mxid of a hash not in the arena (an odd one), unless `given` has it already (then added to it). */
   private oddMxid(hash: string, given: Set<string>): string | undefined {
     if (this.odd.size === 0) return undefined;
     const mxid = this.odd.get(hash);
@@ -168,22 +175,37 @@ export class HashTable {
 
   set(hash: string, mxid: string): void {
     const regular = encode(hash, this.scratch);
-    if (!regular || (mxid.length > MAX_MXID_BYTES / 3 && Buffer.byteLength(mxid) > MAX_MXID_BYTES)) {
+    const length = regular && mxid.length <= MAX_MXID_BYTES ? Buffer.byteLength(mxid) : MAX_MXID_BYTES + 1;
+    if (length > MAX_MXID_BYTES) {
       if (regular) this.remove();
       this.odd.set(hash, mxid);
       return;
     }
     if (this.odd.size > 0) this.odd.delete(hash);
-    let row = this.probe(this.scratch, 0, home(this.scratch, 0, this.capacity));
-    if (row >= 0) {
-      this.freeOutside(row);
+    const keys = this.scratch;
+    let slot = this.probe(keys, 0, home(keys, 0, this.capacity));
+    if (slot >= 0) {
+      const at = this.slots[slot * 2 + 1]! - 1;
+      const held = this.arena[at + TAIL]! >>> LENGTH_SHIFT;
+      if (words(held) === words(length)) {
+        this.writeEntry(at, keys, mxid, length);
+        return;
+      }
+      this.freed += WORDS + words(held);
+      // Free while the new entry is written: a repack for its room must not keep the old one.
+      this.slots[slot * 2 + 1] = 0;
     } else {
       if (this.live + 1 > this.capacity * MAX_LOAD) this.rebuild(Math.ceil(this.capacity * GROWTH));
-      row = this.freeRow(this.scratch, 0);
-      this.rows.set(this.scratch.subarray(0, KEY_WORDS), row * ROW);
+      slot = this.freeSlot(keys, 0);
+      this.slots[slot * 2] = keys[TAG_WORD]!;
       this.live++;
     }
-    this.storeMxid(row, this.scratch[KEY_WORDS]!, mxid);
+    const need = WORDS + words(length);
+    if (this.used + need > this.arena.length) this.makeRoom(need);
+    const at = this.used;
+    this.used += need;
+    this.writeEntry(at, keys, mxid, length);
+    this.slots[slot * 2 + 1] = at + 1;
   }
 
   delete(hash: string): void {
@@ -191,183 +213,198 @@ export class HashTable {
     if (encode(hash, this.scratch)) this.remove();
   }
 
-  /** Gives back the room kept for growth when it is more than an eighth (once a table is built). */
+  /** Sizes the room kept for growth for the binds after a build (once a table is built). */
   trim(): void {
-    const capacity = rowsFor(this.live);
+    const capacity = slotsFor(this.live);
     if (capacity + (capacity >> 3) < this.capacity) this.rebuild(capacity);
-    const live = this.outsideUsed - this.outsideFreed;
-    if (live + (live >> 3) + 4096 < this.outside.length) this.repack(live);
-  }
-
-  /** The row holding the key at `keys[at]`, probing from row `from`; -1 when none does. */
-  private probe(keys: Int32Array, at: number, from: number): number {
-    const rows = this.rows;
-    const capacity = this.capacity;
-    const first = keys[at]!;
-    const meta = keys[at + KEY_WORDS]!;
-    for (let r = from; ; r = r + 1 === capacity ? 0 : r + 1) {
-      const base = r * ROW;
-      const m = rows[base + META]!;
-      if (m === EMPTY_CODE) return -1;
-      if ((m & TAIL_MASK) !== meta || rows[base]! !== first) continue;
-      let i = 1;
-      while (i < KEY_WORDS && rows[base + i] === keys[at + i]) i++;
-      if (i === KEY_WORDS) return r;
+    // The arena keeps room for a thirty-second more (the binds after a build: a million leaves room for
+    // ~30,000) before its first copy, and gives back room beyond twice that.
+    const live = this.used - this.freed;
+    const keep = live + (live >> 5) + 1024;
+    if (this.arena.length < keep - (live >> 6) || this.arena.length > keep + (live >> 5)) {
+      if (this.freed === 0) this.copyArena(keep);
+      else this.repack(keep);
     }
   }
 
-  /** The first free row on the probe sequence of the key at `keys[at]` (there is one: load < 1). */
-  private freeRow(keys: Int32Array, at: number): number {
-    const rows = this.rows;
-    let r = home(keys, at, this.capacity);
-    while (rows[r * ROW + META] !== EMPTY_CODE) r = r + 1 === this.capacity ? 0 : r + 1;
-    return r;
+  /** The slot of the key at `keys[at]`, probing from slot `from`; -1 when none has it. */
+  private probe(keys: Int32Array, at: number, from: number): number {
+    const slot = this.candidate(keys, at, from);
+    return slot < 0 ? -1 : this.confirm(keys, at, slot);
   }
 
-  private mxidAt(row: number): string {
-    const m = this.mxidBytes(row);
+  /** The first slot from `from` whose tag is the key's, or -1 at a free slot. */
+  private candidate(keys: Int32Array, at: number, from: number): number {
+    const slots = this.slots;
+    const capacity = this.capacity;
+    const tag = keys[at + TAG_WORD]!;
+    for (let s = from; ; s = s + 1 === capacity ? 0 : s + 1) {
+      if (slots[s * 2 + 1] === 0) return -1;
+      if (slots[s * 2] === tag) return s;
+    }
+  }
+
+  /** `slot` if its entry's key is the one at `keys[at]`, else the next slot on its probe sequence that is. */
+  private confirm(keys: Int32Array, at: number, slot: number): number {
+    const arena = this.arena;
+    for (let s = slot; ; ) {
+      const e = this.slots[s * 2 + 1]! - 1;
+      let i = 0;
+      while (i < TAIL && arena[e + i] === keys[at + i]) i++;
+      if (i === TAIL && (arena[e + TAIL]! & TAIL_MASK) === keys[at + TAIL]) return s;
+      s = this.candidate(keys, at, s + 1 === this.capacity ? 0 : s + 1);
+      if (s < 0) return -1;
+    }
+  }
+
+  /** The first free slot on the probe sequence of the key at `keys[at]` (there is one: load < 1). */
+  private freeSlot(keys: Int32Array, at: number): number {
+    const slots = this.slots;
+    let s = home(keys, at, this.capacity);
+    while (slots[s * 2 + 1] !== 0) s = s + 1 === this.capacity ? 0 : s + 1;
+    return s;
+  }
+
+  private mxidAt(slot: number): string {
+    const m = this.mxidBytes(slot);
     return m.bytes.toString("utf8", m.start, m.end);
   }
 
-  /** Where `row`'s mxid is: its UTF-8 is `bytes[start, end)` (a scratch object, valid until the next call). */
-  private mxidBytes(row: number): { bytes: Buffer; start: number; end: number } {
-    const base = row * ROW;
-    const code = this.rows[base + META]! >>> CODE_SHIFT;
+  /** Where `slot`'s mxid is: its UTF-8 is `bytes[start, end)` (a scratch object, valid until the next call). */
+  private mxidBytes(slot: number): { bytes: Buffer; start: number; end: number } {
+    const at = this.slots[slot * 2 + 1]! - 1;
     const m = this.span;
-    if (code === OUTSIDE) {
-      m.bytes = this.outside;
-      m.start = this.rows[base + INLINE]!;
-      m.end = m.start + this.rows[base + INLINE + 1]!;
-    } else {
-      m.bytes = this.rowBytes;
-      m.start = base * 4 + INLINE * 4;
-      m.end = m.start + code - 1;
-    }
+    m.bytes = this.arenaBytes;
+    m.start = (at + WORDS) * 4;
+    m.end = m.start + (this.arena[at + TAIL]! >>> LENGTH_SHIFT);
     return m;
   }
 
-  /** Writes `mxid` into `row` (its key already there) with the key's last bits `tail`. */
-  private storeMxid(row: number, tail: number, mxid: string): void {
-    const base = row * ROW;
-    if (mxid.length <= INLINE_BYTES) {
-      const n = this.rowBytes.write(mxid, base * 4 + INLINE * 4, INLINE_BYTES, "utf8");
-      // write() stops short of a character that does not fit: then the bytes go outside.
-      if (n === Buffer.byteLength(mxid)) {
-        this.rows[base + META] = tail | ((n + 1) << CODE_SHIFT);
-        return;
-      }
-    }
-    if (this.outsideUsed + mxid.length * 3 > this.outside.length) this.makeRoom(mxid.length * 3);
-    const n = this.outside.write(mxid, this.outsideUsed, "utf8");
-    this.rows[base + INLINE] = this.outsideUsed;
-    this.rows[base + INLINE + 1] = n;
-    this.rows[base + META] = tail | (OUTSIDE << CODE_SHIFT);
-    this.outsideUsed += n;
+  /** Writes the key at `keys[0]` and `mxid` (`length` UTF-8 bytes, room for them there) at word `at`. */
+  private writeEntry(at: number, keys: Int32Array, mxid: string, length: number): void {
+    this.arena.set(keys.subarray(0, TAIL), at);
+    this.arena[at + TAIL] = keys[TAIL]! | (length << LENGTH_SHIFT);
+    this.arenaBytes.write(mxid, (at + WORDS) * 4, length, "utf8");
   }
 
-  /**
-   * Counts `row`'s outside bytes, if any, as freed, and points the row at none (an empty inline mxid): a
-   * repack while its new mxid is stored must not keep them.
-   */
-  private freeOutside(row: number): void {
-    const base = row * ROW;
-    const meta = this.rows[base + META]!;
-    if (meta >>> CODE_SHIFT !== OUTSIDE) return;
-    this.outsideFreed += this.rows[base + INLINE + 1]!;
-    this.rows[base + META] = (meta & TAIL_MASK) | (1 << CODE_SHIFT);
-  }
-
-  /** Removes the row whose key is in `scratch`, if any, and moves later rows of its run back into the gap. */
+  /** Removes the key in `scratch`, if held, and moves later slots of its run back into the gap. */
   private remove(): void {
     let gap = this.probe(this.scratch, 0, home(this.scratch, 0, this.capacity));
     if (gap < 0) return;
-    this.freeOutside(gap);
+    const slots = this.slots;
+    const arena = this.arena;
+    this.freed += WORDS + words(arena[slots[gap * 2 + 1]! - 1 + TAIL]! >>> LENGTH_SHIFT);
     this.live--;
-    const rows = this.rows;
     const capacity = this.capacity;
-    for (let r = gap + 1 === capacity ? 0 : gap + 1; ; r = r + 1 === capacity ? 0 : r + 1) {
-      if (rows[r * ROW + META] === EMPTY_CODE) break;
-      const h = home(rows, r * ROW, capacity);
-      // The row at r may fill the gap if its home is not cyclically within (gap, r].
-      const between = gap <= r ? h > gap && h <= r : h > gap || h <= r;
+    for (let s = gap + 1 === capacity ? 0 : gap + 1; ; s = s + 1 === capacity ? 0 : s + 1) {
+      const ref = slots[s * 2 + 1]!;
+      if (ref === 0) break;
+      const h = home(arena, ref - 1, capacity);
+      // The slot at s may fill the gap if its home is not cyclically within (gap, s].
+      const between = gap <= s ? h > gap && h <= s : h > gap || h <= s;
       if (between) continue;
-      rows.copyWithin(gap * ROW, r * ROW, (r + 1) * ROW);
-      gap = r;
+      slots[gap * 2] = slots[s * 2]!;
+      slots[gap * 2 + 1] = ref;
+      gap = s;
     }
-    rows.fill(0, gap * ROW, (gap + 1) * ROW);
+    slots[gap * 2] = 0;
+    slots[gap * 2 + 1] = 0;
   }
 
-  /** Moves every row into a new array of `capacity` rows. */
+  /** Moves every slot into a new table of `capacity` slots. */
   private rebuild(capacity: number): void {
-    const old = this.rows;
+    const old = this.slots;
     const oldCapacity = this.capacity;
     this.capacity = capacity;
-    this.rows = new Int32Array(capacity * ROW);
-    this.rowBytes = Buffer.from(this.rows.buffer, this.rows.byteOffset, this.rows.byteLength);
-    for (let r = 0; r < oldCapacity; r++) {
-      if (old[r * ROW + META] === EMPTY_CODE) continue;
-      const to = this.freeRow(old, r * ROW);
-      this.rows.set(old.subarray(r * ROW, (r + 1) * ROW), to * ROW);
+    this.slots = new Int32Array(capacity * 2);
+    for (let s = 0; s < oldCapacity; s++) {
+      const ref = old[s * 2 + 1]!;
+      if (ref === 0) continue;
+      let to = home(this.arena, ref - 1, capacity);
+      while (this.slots[to * 2 + 1] !== 0) to = to + 1 === capacity ? 0 : to + 1;
+      this.slots[to * 2] = old[s * 2]!;
+      this.slots[to * 2 + 1] = ref;
     }
   }
 
-  /** Drops the freed outside bytes when they are most of the buffer, else grows it by half. */
+  /** Room for `need` more words: drops the freed entries when they are a third or more, else grows by a quarter. */
   private makeRoom(need: number): void {
-    const live = this.outsideUsed - this.outsideFreed;
-    const grown =
-      live * 2 <= this.outside.length ? this.outside.length : Math.ceil(this.outside.length * 1.5);
-    this.repack(Math.max(grown, live + need * 2));
+    const live = this.used - this.freed;
+    if (this.freed * 2 >= live) {
+      this.repack(Math.max(this.arena.length, live + need * 2));
+      return;
+    }
+    this.copyArena(Math.max(Math.ceil(this.arena.length * ARENA_GROWTH), this.used + need * 2));
   }
 
-  /** Copies the live outside mxids into a new buffer of `size` bytes (at least what they need). */
+  /** Copies the arena as it is (every offset stays) into a new one of `size` words, at least `used`. */
+  private copyArena(size: number): void {
+    const arena = new Int32Array(Math.max(size, this.used));
+    arena.set(this.arena.subarray(0, this.used));
+    this.arena = arena;
+    this.arenaBytes = bytesOf(arena);
+  }
+
+  /** Copies the live entries into a new arena of `size` words (at least what they need), in slot order. */
   private repack(size: number): void {
-    const bytes = Buffer.allocUnsafe(Math.max(size, 4096));
+    const old = this.arena;
+    const arena = new Int32Array(Math.max(size, this.used - this.freed, 1024));
+    const slots = this.slots;
     let used = 0;
-    const rows = this.rows;
-    for (let base = 0; base < this.capacity * ROW; base += ROW) {
-      if (rows[base + META]! >>> CODE_SHIFT !== OUTSIDE) continue;
-      const at = rows[base + INLINE]!;
-      const n = rows[base + INLINE + 1]!;
-      this.outside.copy(bytes, used, at, at + n);
-      rows[base + INLINE] = used;
+    for (let s = 0; s < this.capacity; s++) {
+      const ref = slots[s * 2 + 1]!;
+      if (ref === 0) continue;
+      const from = ref - 1;
+      const n = WORDS + words(old[from + TAIL]! >>> LENGTH_SHIFT);
+      arena.set(old.subarray(from, from + n), used);
+      slots[s * 2 + 1] = used + 1;
       used += n;
     }
-    this.outside = bytes;
-    this.outsideUsed = used;
-    this.outsideFreed = 0;
+    this.arena = arena;
+    this.arenaBytes = bytesOf(arena);
+    this.used = used;
+    this.freed = 0;
   }
 }
 
 /** 43 characters: five per word in eight words, the last three in the ninth (18 bits). */
 const WORDS = 9;
-const KEY_WORDS = WORDS - 1;
-/** Words per row: 64 bytes. */
-const ROW = 16;
-/** The word holding the key's last 18 bits and the mxid's length code. */
-const META = KEY_WORDS;
+/** The word of a key with its last 18 bits (and, in the arena, the mxid's length above them). */
+const TAIL = WORDS - 1;
 const TAIL_MASK = (1 << 18) - 1;
-const CODE_SHIFT = 18;
-const EMPTY_CODE = 0;
-/** Length code: the mxid is in `outside` (offset and length in the first two inline words). */
-const OUTSIDE = 63;
-const INLINE = META + 1;
-const INLINE_BYTES = (ROW - INLINE) * 4;
-/** At most this share of the rows is used: a hit reads ~2.5 rows, a miss ~8.5 (neighbours in memory). */
-const MAX_LOAD = 0.75;
+const LENGTH_SHIFT = 18;
+/** The key word kept in its slot (30 uniform bits, not the ones `home` is made of). */
+const TAG_WORD = 2;
+/** Longer mxids (the Matrix limit is 255 bytes) go to the `odd` map; the length fits in 13 bits. */
+const MAX_MXID_BYTES = 8191;
+/** At most this share of the slots is used: a miss reads ~20 slots (three cache lines), a hit ~3.6. */
+const MAX_LOAD = 0.84;
 /**
  * A table is built (and trimmed) for this share, so the binds after a build (a million: ~40,000 of them)
  * fill the room up to MAX_LOAD before the first copy.
  */
-const BUILD_LOAD = 0.72;
-/** A full table grows by a quarter: the copy holds 2.25× the rows for a moment, not 3×. */
+const BUILD_LOAD = 0.8;
+/** A full table grows by a quarter: the copy holds 2.25× the slots for a moment, not 3×. */
 const GROWTH = 1.25;
+/** Words of arena allocated per expected entry: a key and a 24-byte mxid. */
+const ARENA_WORDS_EACH = WORDS + 6;
+const ARENA_GROWTH = 1.25;
+/** What a response is sized for per hash found. */
+const TYPICAL_MXID_BYTES = 28;
 /** Hashes looked up together by `getMany`. */
 const GROUP = 64;
 const HASH_LENGTH = 43;
-/** Longer mxids (the Matrix limit is 255 bytes) go to the `odd` map. */
-const MAX_MXID_BYTES = 65_535;
 
-function rowsFor(entries: number): number {
+/** Words that hold `bytes` bytes. */
+function words(bytes: number): number {
+  return (bytes + 3) >>> 2;
+}
+
+function bytesOf(a: Int32Array): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function slotsFor(entries: number): number {
   return Math.max(1024, Math.ceil((entries + 1) / BUILD_LOAD));
 }
 
@@ -406,10 +443,10 @@ function home(words: Int32Array, at: number, capacity: number): number {
 }
 
 /**
- * A set of row numbers for one `getMany` call (the rows already answered), by open addressing in an array
+ * A set of slot numbers for one `getMany` call (the slots already answered), by open addressing in an array
  * reused between calls: a duplicate hash in a request is found without hashing its string.
  */
-class RowSet {
+class SlotSet {
   private readonly slots: Int32Array;
   private readonly shift: number;
 
@@ -426,7 +463,7 @@ class RowSet {
     this.shift = 32 - bits;
   }
 
-  /** Adds `row`; false when it was there already. */
+  /** Adds `row` (a slot); false when it was there already. */
   add(row: number): boolean {
     const slots = this.slots;
     const mask = slots.length - 1;
