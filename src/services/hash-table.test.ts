@@ -15,8 +15,16 @@ const MXIDS = [
   `@${"x".repeat(27)}`, // 28 bytes: seven words
   `@${"x".repeat(28)}`, // 29: eight words, one byte of the last
   `@${"x".repeat(26)}é`, // 29 bytes, the last character across a word's end
-  `@${"x".repeat(8190)}`, // 8191 bytes: the most an entry holds
-  `@${"x".repeat(8191)}`, // one more: kept in the map
+  `@${"x".repeat(8189)}`, // 8190 bytes: the most an entry holds whole
+  `@${"x".repeat(8190)}`, // one more: kept in the map
+  `@${"x".repeat(8189)}:hs`, // a localpart of 8189 bytes: the most an entry holds with a server's number
+  `@${"x".repeat(8190)}:hs`,
+  "@:hs", // an empty localpart
+  "@a:", // no server name: kept whole
+  "@a:b:8448", // the server name is everything after the first colon
+  '@a"b\\c\u0001:hs', // a localpart that JSON escapes
+  '@a:"quoted"', // a server name that JSON would escape: kept whole
+  "a:hs", // not an mxid: kept whole
 ];
 
 const hash = (i: number) => sha256Base64Url(`address${i} email pepper`);
@@ -187,6 +195,16 @@ describe("HashTable", () => {
       }),
       { numRuns: 30 },
     );
+  });
+
+  it("keeps mxids of more server names than it numbers (255), exactly, in JSON too", () => {
+    const t = new HashTable();
+    const mxid = (i: number) => `@u${i}:server${i % 300}.example`;
+    for (let i = 0; i < 900; i++) t.set(hash(i), mxid(i));
+    const asked = Array.from({ length: 900 }, (_, i) => hash(i));
+    const expected = asked.map((h, i) => ({ hash: h, mxid: mxid(i) }));
+    expect(t.getMany(asked)).toEqual(expected);
+    expect(t.getManyJson(asked).members.toString()).toBe(asJson(expected));
   });
 
   it("takes a twenty-fifth more hashes than it was built for before it copies, and then grows by a quarter", () => {

@@ -6,14 +6,16 @@ export interface JsonMembers {
 
 /**
  * An exact in-memory map from lookup hash to mxid, compact enough for millions of entries. Each entry (a
- * sha256 lookup hash, 43 unpadded base64url characters, as nine words of its 6-bit characters, exact, and
- * its mxid's UTF-8 bytes) is written once into one dense Int32Array, the arena, in as many words as it
- * needs (14 for a 20-byte mxid). The entries are found through a table of slots of two words, probed
- * linearly: 30 bits of the hash (a tag) and where its entry starts. A miss, most of what a lookup asks,
- * reads only slots (eight to a cache line) and a hit one more place; the table of slots can be kept fuller
- * than one of whole entries, and no room is reserved for long mxids: 67 bytes per entry at a million
- * (`@user123456:hs.example`) where rows of 64 bytes at the same load took 89. A hash of any other form (never
- * written by Seraph, but possible in an imported database) goes into a small `Map`.
+ * sha256 lookup hash, 43 unpadded base64url characters, as nine words of its 6-bit characters, exact; then
+ * a byte, the number of the mxid's server name, and the UTF-8 of its localpart, or 0 and the whole mxid)
+ * is written once into one dense Int32Array, the arena, in as many words as it needs (12 for
+ * `@user123456:hs.example`). The first 255 server names are numbered as they come; an identity server
+ * mostly serves a few. The entries are found through a table of slots of two words, probed linearly: 30
+ * bits of the hash (a tag) and where its entry starts. A miss, most of what a lookup asks, reads only slots
+ * (eight to a cache line) and a hit one more place; the table of slots can be kept fuller than one of
+ * whole entries, and no room is reserved for long mxids: 59 bytes per entry at a million where rows of 64
+ * bytes with the mxid inside took 89. A hash of any other form (never written by Seraph, but possible in
+ * an imported database) and an mxid longer than MAX_MXID_BYTES go into a small `Map`.
  *
  *   const t = new HashTable();
  *   t.set("n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg", "@alice:example.org");
@@ -38,11 +40,16 @@ export class HashTable {
   /** Hashes that are not 43 base64url characters, and mxids longer than MAX_MXID_BYTES. */
   private readonly odd = new Map<string, string>();
   private readonly scratch = new Int32Array(WORDS);
-  private readonly span: { bytes: Buffer; start: number; end: number } = {
+  private readonly span: { bytes: Buffer; start: number; end: number; server: number } = {
     bytes: Buffer.alloc(0),
     start: 0,
     end: 0,
+    server: 0,
   };
+  /** Server names by number (0: none, the mxid is kept whole), `:` and their UTF-8, and numbers by name. */
+  private readonly servers: string[] = [""];
+  private readonly serverSuffixes: Buffer[] = [Buffer.alloc(0)];
+  private readonly serverNumbers = new Map<string, number>();
   private readonly batch = { keys: new Int32Array(GROUP * WORDS), found: new Int32Array(GROUP) };
   /** The arrays `SlotSet` reuses, by size. */
   private readonly slotSets = new Map<number, Int32Array>();
@@ -121,7 +128,8 @@ export class HashTable {
           // A hash held in the arena is 43 base64url characters: nothing to escape.
           out.member(count++, hash);
           const m = this.mxidBytes(slot);
-          out.stringBytes(m.bytes, m.start, m.end);
+          if (m.server === 0) out.stringBytes(m.bytes, m.start, m.end);
+          else out.mxidBytes(m.bytes, m.start, m.end, this.serverSuffixes[m.server]!);
         } else {
           const mxid = this.oddMxid(hash, oddGiven);
           if (mxid === undefined) continue;
@@ -175,7 +183,11 @@ export class HashTable {
 
   set(hash: string, mxid: string): void {
     const regular = encode(hash, this.scratch);
-    const length = regular && mxid.length <= MAX_MXID_BYTES ? Buffer.byteLength(mxid) : MAX_MXID_BYTES + 1;
+    // `@localpart:server` is kept as the server's number and the localpart; anything else as it is.
+    const colon = regular && mxid.charCodeAt(0) === AT ? mxid.indexOf(":") : -1;
+    const server = colon > 0 ? this.serverNumber(mxid.slice(colon + 1)) : 0;
+    const body = server > 0 ? mxid.slice(1, colon) : mxid;
+    const length = regular && body.length < MAX_MXID_BYTES ? 1 + Buffer.byteLength(body) : MAX_MXID_BYTES + 1;
     if (length > MAX_MXID_BYTES) {
       if (regular) this.remove();
       this.odd.set(hash, mxid);
@@ -188,7 +200,7 @@ export class HashTable {
       const at = this.slots[slot * 2 + 1]! - 1;
       const held = this.arena[at + TAIL]! >>> LENGTH_SHIFT;
       if (words(held) === words(length)) {
-        this.writeEntry(at, keys, mxid, length);
+        this.writeEntry(at, keys, server, body, length);
         return;
       }
       this.freed += WORDS + words(held);
@@ -204,7 +216,7 @@ export class HashTable {
     if (this.used + need > this.arena.length) this.makeRoom(need);
     const at = this.used;
     this.used += need;
-    this.writeEntry(at, keys, mxid, length);
+    this.writeEntry(at, keys, server, body, length);
     this.slots[slot * 2 + 1] = at + 1;
   }
 
@@ -267,24 +279,49 @@ export class HashTable {
 
   private mxidAt(slot: number): string {
     const m = this.mxidBytes(slot);
-    return m.bytes.toString("utf8", m.start, m.end);
+    const text = m.bytes.toString("utf8", m.start, m.end);
+    return m.server === 0 ? text : `@${text}:${this.servers[m.server]!}`;
   }
 
-  /** Where `slot`'s mxid is: its UTF-8 is `bytes[start, end)` (a scratch object, valid until the next call). */
-  private mxidBytes(slot: number): { bytes: Buffer; start: number; end: number } {
+  /**
+   * Where `slot`'s mxid is: the UTF-8 `bytes[start, end)` is the whole mxid (`server` 0) or its localpart, of
+   * `@localpart:` + `servers[server]` (a scratch object, valid until the next call).
+   */
+  private mxidBytes(slot: number): { bytes: Buffer; start: number; end: number; server: number } {
     const at = this.slots[slot * 2 + 1]! - 1;
     const m = this.span;
+    const first = (at + WORDS) * 4;
     m.bytes = this.arenaBytes;
-    m.start = (at + WORDS) * 4;
-    m.end = m.start + (this.arena[at + TAIL]! >>> LENGTH_SHIFT);
+    m.server = this.arenaBytes[first]!;
+    m.start = first + 1;
+    m.end = first + (this.arena[at + TAIL]! >>> LENGTH_SHIFT);
     return m;
   }
 
-  /** Writes the key at `keys[0]` and `mxid` (`length` UTF-8 bytes, room for them there) at word `at`. */
-  private writeEntry(at: number, keys: Int32Array, mxid: string, length: number): void {
+  /**
+   * Writes the key at `keys[0]`, `server` and `body` (`length` bytes with the server's: room for them there) at
+   * word `at`.
+   */
+  private writeEntry(at: number, keys: Int32Array, server: number, body: string, length: number): void {
     this.arena.set(keys.subarray(0, TAIL), at);
     this.arena[at + TAIL] = keys[TAIL]! | (length << LENGTH_SHIFT);
-    this.arenaBytes.write(mxid, (at + WORDS) * 4, length, "utf8");
+    const first = (at + WORDS) * 4;
+    this.arenaBytes[first] = server;
+    this.arenaBytes.write(body, first + 1, length - 1, "utf8");
+  }
+
+  /**
+   * The number (1–255) of the server name `name`, given to it now if there is room; 0 when the names are
+   * full or `name` is empty or would need escaping in JSON (never so for a valid server name).
+   */
+  private serverNumber(name: string): number {
+    const known = this.serverNumbers.get(name);
+    if (known !== undefined) return known;
+    if (this.servers.length > 255 || name === "" || JSON.stringify(name).length !== name.length + 2) return 0;
+    this.servers.push(name);
+    this.serverSuffixes.push(Buffer.from(`:${name}`, "utf8"));
+    this.serverNumbers.set(name, this.servers.length - 1);
+    return this.servers.length - 1;
   }
 
   /** Removes the key in `scratch`, if held, and moves later slots of its run back into the gap. */
@@ -386,8 +423,8 @@ const MAX_LOAD = 0.84;
 const BUILD_LOAD = 0.8;
 /** A full table grows by a quarter: the copy holds 2.25× the slots for a moment, not 3×. */
 const GROWTH = 1.25;
-/** Words of arena allocated per expected entry: a key and a 24-byte mxid. */
-const ARENA_WORDS_EACH = WORDS + 6;
+/** Words of arena allocated per expected entry: a key, a server's number and a 15-byte localpart. */
+const ARENA_WORDS_EACH = WORDS + 4;
 const ARENA_GROWTH = 1.25;
 /** What a response is sized for per hash found. */
 const TYPICAL_MXID_BYTES = 28;
@@ -498,6 +535,27 @@ class JsonWriter {
     b[this.pos++] = COLON;
   }
 
+  /**
+   * `"@` + the UTF-8 `bytes[start, end)` + `suffix` + `"`, escaped as `JSON.stringify` would when they need it
+   * (`suffix` never does).
+   */
+  mxidBytes(bytes: Buffer, start: number, end: number, suffix: Buffer): void {
+    for (let i = start; i < end; i++) {
+      const c = bytes[i]!;
+      if (c < 0x20 || c === QUOTE || c === BACKSLASH) {
+        this.string(`@${bytes.toString("utf8", start, end)}${suffix.toString("utf8")}`);
+        return;
+      }
+    }
+    this.room(end - start + suffix.length + 3);
+    const b = this.buf;
+    b[this.pos++] = QUOTE;
+    b[this.pos++] = AT;
+    this.pos += bytes.copy(b, this.pos, start, end);
+    this.pos += suffix.copy(b, this.pos);
+    b[this.pos++] = QUOTE;
+  }
+
   /** The UTF-8 `bytes[start, end)` as a JSON string (escaped as `JSON.stringify` would when they need it). */
   stringBytes(bytes: Buffer, start: number, end: number): void {
     this.room(end - start + 2);
@@ -537,6 +595,7 @@ class JsonWriter {
 }
 
 const QUOTE = 0x22;
+const AT = 0x40;
 const COMMA = 0x2c;
 const COLON = 0x3a;
 const BACKSLASH = 0x5c;
