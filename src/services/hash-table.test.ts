@@ -17,8 +17,8 @@ const MXIDS = [
   `@${"x".repeat(26)}é`, // 29 bytes, the last character across a word's end
   `@${"x".repeat(8189)}`, // 8190 bytes: the most an entry holds whole
   `@${"x".repeat(8190)}`, // one more: kept in the map
-  `@${"x".repeat(8189)}:hs`, // a localpart of 8189 bytes: the most an entry holds with a server's number
-  `@${"x".repeat(8190)}:hs`,
+  `@${"x".repeat(8190)}:hs`, // a localpart of 8190 bytes: the most an entry holds with a server's number
+  `@${"x".repeat(8191)}:hs`,
   "@:hs", // an empty localpart
   "@a:", // no server name: kept whole
   "@a:b:8448", // the server name is everything after the first colon

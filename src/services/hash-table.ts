@@ -184,7 +184,9 @@ export class HashTable {
   set(hash: string, mxid: string): void {
     const regular = encode(hash, this.scratch);
     // `@localpart:server` is kept as the server's number and the localpart; anything else as it is.
-    const colon = regular && mxid.charCodeAt(0) === AT ? mxid.indexOf(":") : -1;
+    // (Not numbered for an mxid too long to keep here: the numbers go to names that are kept.)
+    const colon =
+      regular && mxid.length <= MAX_MXID_BYTES && mxid.charCodeAt(0) === AT ? mxid.indexOf(":") : -1;
     const server = colon > 0 ? this.serverNumber(mxid.slice(colon + 1)) : 0;
     const body = server > 0 ? mxid.slice(1, colon) : mxid;
     const length = regular && body.length < MAX_MXID_BYTES ? 1 + Buffer.byteLength(body) : MAX_MXID_BYTES + 1;
@@ -196,24 +198,23 @@ export class HashTable {
     if (this.odd.size > 0) this.odd.delete(hash);
     const keys = this.scratch;
     let slot = this.probe(keys, 0, home(keys, 0, this.capacity));
+    const held = slot >= 0 ? this.arena[this.slots[slot * 2 + 1]! - 1 + TAIL]! >>> LENGTH_SHIFT : -1;
+    if (slot >= 0 && words(held) === words(length)) {
+      this.writeEntry(this.slots[slot * 2 + 1]! - 1, keys, server, body, length);
+      return;
+    }
+    // Room first: an allocation that fails leaves the table as it was.
+    if (slot < 0 && this.live + 1 > this.capacity * MAX_LOAD) this.rebuild(Math.ceil(this.capacity * GROWTH));
+    const need = WORDS + words(length);
+    if (this.used + need > this.arena.length) this.makeRoom(need);
     if (slot >= 0) {
-      const at = this.slots[slot * 2 + 1]! - 1;
-      const held = this.arena[at + TAIL]! >>> LENGTH_SHIFT;
-      if (words(held) === words(length)) {
-        this.writeEntry(at, keys, server, body, length);
-        return;
-      }
+      // The old entry (moved by a repack, if one ran) is dropped.
       this.freed += WORDS + words(held);
-      // Free while the new entry is written: a repack for its room must not keep the old one.
-      this.slots[slot * 2 + 1] = 0;
     } else {
-      if (this.live + 1 > this.capacity * MAX_LOAD) this.rebuild(Math.ceil(this.capacity * GROWTH));
       slot = this.freeSlot(keys, 0);
       this.slots[slot * 2] = keys[TAG_WORD]!;
       this.live++;
     }
-    const need = WORDS + words(length);
-    if (this.used + need > this.arena.length) this.makeRoom(need);
     const at = this.used;
     this.used += need;
     this.writeEntry(at, keys, server, body, length);
@@ -350,10 +351,11 @@ export class HashTable {
 
   /** Moves every slot into a new table of `capacity` slots. */
   private rebuild(capacity: number): void {
+    const slots = new Int32Array(capacity * 2);
     const old = this.slots;
     const oldCapacity = this.capacity;
     this.capacity = capacity;
-    this.slots = new Int32Array(capacity * 2);
+    this.slots = slots;
     for (let s = 0; s < oldCapacity; s++) {
       const ref = old[s * 2 + 1]!;
       if (ref === 0) continue;
