@@ -66,36 +66,40 @@ export async function copyDatabase(
   const counts: TableCount[] = [];
   // PostgreSQL text cannot hold NUL (SQLite's can): name the row rather than fail on its encoding error.
   const checkNul = to.dialect === "postgres";
+  const copyTable = async (tx: Kysely<AdminDatabase>, table: (typeof TABLES)[number]) => {
+    let rows = 0;
+    let batch: Record<string, unknown>[] = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      await tx
+        .insertInto(table)
+        .values(batch as never)
+        .execute();
+      rows += batch.length;
+      batch = [];
+      progress(table, rows);
+    };
+    for await (const row of source.selectFrom(table).selectAll().stream(batchSize)) {
+      const column = checkNul ? nulField(row) : undefined;
+      if (column !== undefined) {
+        const which = "id" in row ? `row id ${String(row.id)}` : `row ${rows + batch.length + 1}`;
+        throw new Error(
+          `${table} ${which} holds a NUL character in ${column}, which PostgreSQL cannot store; nothing was copied (fix or delete that row in the source database, then run migrate-db again)`,
+        );
+      }
+      batch.push(row as Record<string, unknown>);
+      if (batch.length >= batchSize) await flush();
+    }
+    await flush();
+    const written = await count(tx, table);
+    counts.push({ table, source: await count(source, table), target: written });
+    if (written !== rows)
+      throw new Error(`copy of ${table} wrote ${rows} rows but the target has ${written}`);
+  };
   await target.transaction().execute(async (tx) => {
     for (const table of TABLES) {
-      let rows = 0;
-      let batch: Record<string, unknown>[] = [];
-      const flush = async () => {
-        if (batch.length === 0) return;
-        await tx
-          .insertInto(table)
-          .values(batch as never)
-          .execute();
-        rows += batch.length;
-        batch = [];
-        progress(table, rows);
-      };
-      for await (const row of source.selectFrom(table).selectAll().stream(batchSize)) {
-        const column = checkNul ? nulField(row) : undefined;
-        if (column !== undefined) {
-          const which = "id" in row ? `row id ${String(row.id)}` : `row ${rows + batch.length + 1}`;
-          throw new Error(
-            `${table} ${which} holds a NUL character in ${column}, which PostgreSQL cannot store; nothing was copied (fix or delete that row in the source database, then run migrate-db again)`,
-          );
-        }
-        batch.push(row as Record<string, unknown>);
-        if (batch.length >= batchSize) await flush();
-      }
-      await flush();
-      const written = await count(tx, table);
-      counts.push({ table, source: await count(source, table), target: written });
-      if (written !== rows)
-        throw new Error(`copy of ${table} wrote ${rows} rows but the target has ${written}`);
+      if (table === "association_hashes") await withoutHashLog(tx, to.dialect, () => copyTable(tx, table));
+      else await copyTable(tx, table);
     }
     if (to.dialect === "postgres") {
       for (const table of SERIAL_TABLES) {
@@ -112,4 +116,33 @@ export async function copyDatabase(
     }
   });
   return counts;
+}
+
+/**
+ * Runs `copy` (of association_hashes) with the change log's triggers (migration 0160) off, then logs one
+ * "everything changed" row instead of one per copied hash: a process that holds the hashes in memory (a
+ * server already started on the target) reads them again. Inside the copy's transaction: a failed copy
+ * leaves the triggers as they were.
+ */
+async function withoutHashLog(
+  tx: Kysely<AdminDatabase>,
+  dialect: Store["dialect"],
+  copy: () => Promise<void>,
+): Promise<void> {
+  if (dialect === "postgres") {
+    await sql`alter table association_hashes disable trigger user`.execute(tx);
+    await copy();
+    await sql`alter table association_hashes enable trigger user`.execute(tx);
+  } else {
+    const triggers = (
+      await sql<{ name: string; sql: string }>`select name, sql from sqlite_master
+        where type = 'trigger' and tbl_name = 'association_hashes' order by name`.execute(tx)
+    ).rows;
+    for (const t of triggers) await sql`drop trigger ${sql.id(t.name)}`.execute(tx);
+    await copy();
+    for (const t of triggers) await sql.raw(t.sql).execute(tx);
+  }
+  await sql`update association_hash_version set v = v + 1`.execute(tx);
+  await sql`insert into association_hash_changes (v, pepper_id, hash)
+    select v, null, null from association_hash_version`.execute(tx);
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { PostgresDialect } from "kysely";
 import pg from "pg";
+import Cursor from "pg-cursor";
 import type { Logger } from "../core/logger.js";
 import { preparingPool } from "./prepared-statements.js";
 
@@ -112,7 +113,14 @@ export function createPostgresDialect(
   pool.on("error", (err: Error & { code?: string }) => {
     logger.warn({ err, code: err.code }, "idle PostgreSQL connection failed; it will be replaced");
   });
-  return { dialect: new PostgresDialect({ pool: preparingPool(pool) }), pool };
+  return { dialect: new PostgresDialect({ pool: preparingPool(pool), cursor: TypedCursor }), pool };
+}
+
+/** A cursor (Kysely's `stream()`, e.g. `seraph migrate-db --from postgres:…`) that reads bigints as the pool does. */
+class TypedCursor<T> extends Cursor<T> {
+  constructor(text: string, values: readonly unknown[]) {
+    super(text, values, { types: seraphTypes });
+  }
 }
 
 /** Resolves once the database answers a trivial query; rejects with pg's error otherwise. */

@@ -5,6 +5,8 @@ import type { Kysely } from "kysely";
 import { afterAll, describe, expect, it } from "vitest";
 import { sha256Hex } from "../../src/crypto/hash.js";
 import { type AdminDatabase, adminDb } from "../../src/store/admin-schema.js";
+import { copyDatabase } from "../../src/store/copy.js";
+import { type DatabaseOptions, migrateToLatest, openStore, type Store } from "../../src/store/database.js";
 import { lookupHash } from "../../src/threepid/normalise.js";
 import { V1, V2 } from "../support/paths.js";
 import { createTestDatabase } from "../support/postgres.js";
@@ -176,6 +178,74 @@ describe("seraph migrate-db", () => {
     const again = cli(["migrate-db", "--from", `sqlite:${sqlitePath}`, "--to", `postgres:${url}`]);
     expect(again.status).not.toBe(0);
     expect(again.stderr).toContain("not empty");
+  }, 90_000);
+
+  it("copies the hashes with one change-log row instead of one each, both ways, and leaves the log on", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "seraph-migrate-log-"));
+    const pg = { pool_size: 2, statement_timeout_ms: 0, ssl: { enabled: false, verify_certificates: true } };
+    const sqliteAt = (name: string): DatabaseOptions => ({ sqlite: { path: join(dir, name) } });
+    const postgresAt = (url: string): DatabaseOptions => ({
+      sqlite: { path: ":memory:" },
+      postgres: { url, ...pg },
+    });
+    const changes = async (store: Store) =>
+      (await store.db.selectFrom("association_hash_changes").select(["pepper_id", "hash"]).execute()).map(
+        (c) => `${c.pepper_id}:${c.hash}`,
+      );
+    const hashRow = (pepperId: number, i: number) => ({
+      pepper_id: pepperId,
+      hash: lookupHash(`user${i}@example.org`, "email", "p"),
+      association_id: i + 1,
+      mxid: `@user${i}:hs.test`,
+    });
+    const associationRow = (i: number) => ({
+      medium: "email",
+      address: `user${i}@example.org`,
+      mxid: `@user${i}:hs.test`,
+      ts: 1,
+      not_before: 1,
+      not_after: 9e12,
+    });
+    // A source with 30 hashes under the current pepper, its own change log pruned.
+    const first = await openStore(sqliteAt("first.db"));
+    await migrateToLatest(first);
+    const { id: pepperId } = await first.db
+      .insertInto("lookup_peppers")
+      .values({ pepper: "p", state: "current", created_ts: 1, activated_ts: 1, retired_ts: null })
+      .returning("id")
+      .executeTakeFirstOrThrow();
+    for (let i = 0; i < 30; i++) {
+      await first.db.insertInto("associations").values(associationRow(i)).execute();
+      await first.db.insertInto("association_hashes").values(hashRow(pepperId, i)).execute();
+    }
+    await first.db.deleteFrom("association_hash_changes").execute();
+    const url = await createTestDatabase();
+    const second = await openStore(postgresAt(url));
+    const third = await openStore(sqliteAt("third.db"));
+    try {
+      // SQLite into PostgreSQL, then PostgreSQL into SQLite: the triggers of each kind are turned off and on.
+      for (const [from, to] of [
+        [first, second],
+        [second, third],
+      ] as const) {
+        await copyDatabase(from, to);
+        expect(await changes(to)).toEqual(["null:null"]);
+        expect(await to.db.selectFrom("association_hashes").select("hash").execute()).toHaveLength(30);
+        const { id } = await to.db
+          .insertInto("associations")
+          .values(associationRow(30))
+          .returning("id")
+          .executeTakeFirstOrThrow();
+        const extra = { ...hashRow(pepperId, 30), association_id: Number(id) };
+        await to.db.insertInto("association_hashes").values(extra).execute();
+        expect(await changes(to)).toEqual(["null:null", `${pepperId}:${extra.hash}`]);
+        await to.db.deleteFrom("association_hashes").where("hash", "=", extra.hash).execute();
+        await to.db.deleteFrom("associations").where("id", "=", id).execute();
+        await to.db.deleteFrom("association_hash_changes").execute();
+      }
+    } finally {
+      for (const store of [first, second, third]) await store.close();
+    }
   }, 90_000);
 
   it("refuses a row holding a NUL character, naming it, and leaves PostgreSQL empty", async () => {
