@@ -1,4 +1,5 @@
 import type BetterSqlite3 from "better-sqlite3";
+import { LOG_EVERYTHING_CHANGED, SQLITE_HASH_LOG_TRIGGERS } from "../store/association-hashes.js";
 import { lookupHash } from "../threepid/normalise.js";
 import type { ImportedBinding } from "./mapping.js";
 
@@ -94,11 +95,7 @@ export class SqliteBindingWriter {
     );
     // The change log's triggers (migration 0160) would log each of these rows: drop them for this statement
     // and log one "everything changed" row instead (processes holding the hashes in memory read them again).
-    const triggers = this.raw
-      .prepare(
-        "select name, sql from sqlite_master where type = 'trigger' and tbl_name = 'association_hashes' order by name",
-      )
-      .all() as Array<{ name: string; sql: string }>;
+    const triggers = this.raw.prepare(SQLITE_HASH_LOG_TRIGGERS).all() as Array<{ name: string; sql: string }>;
     for (const t of triggers) this.raw.exec(`drop trigger "${t.name.replace(/"/g, '""')}"`);
     const n = this.raw
       .prepare(
@@ -108,8 +105,7 @@ export class SqliteBindingWriter {
       )
       .run(pepper.id).changes;
     for (const t of triggers) this.raw.exec(t.sql);
-    this.raw.exec(`update association_hash_version set v = v + 1;
-      insert into association_hash_changes (v, pepper_id, hash) select v, null, null from association_hash_version`);
+    for (const statement of LOG_EVERYTHING_CHANGED) this.raw.exec(statement);
     for (const create of indexes) this.raw.exec(create);
     return n;
   }

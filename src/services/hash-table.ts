@@ -46,9 +46,8 @@ export class HashTable {
     end: 0,
     server: 0,
   };
-  /** Server names by number (0: none, the mxid is kept whole), `:` and their UTF-8, and numbers by name. */
-  private readonly servers: string[] = [""];
-  private readonly serverSuffixes: Buffer[] = [Buffer.alloc(0)];
+  /** Server names by number as the UTF-8 of `:name` (0: none, the mxid is kept whole), and numbers by name. */
+  private readonly serverNames: Buffer[] = [Buffer.alloc(0)];
   private readonly serverNumbers = new Map<string, number>();
   private readonly batch = { keys: new Int32Array(GROUP * WORDS), found: new Int32Array(GROUP) };
   /** The arrays `SlotSet` reuses, by size. */
@@ -128,8 +127,7 @@ export class HashTable {
           // A hash held in the arena is 43 base64url characters: nothing to escape.
           out.member(count++, hash);
           const m = this.mxidBytes(slot);
-          if (m.server === 0) out.stringBytes(m.bytes, m.start, m.end);
-          else out.mxidBytes(m.bytes, m.start, m.end, this.serverSuffixes[m.server]!);
+          out.stringBytes(m.bytes, m.start, m.end, m.server === 0 ? undefined : this.serverNames[m.server]);
         } else {
           const mxid = this.oddMxid(hash, oddGiven);
           if (mxid === undefined) continue;
@@ -198,9 +196,10 @@ export class HashTable {
     if (this.odd.size > 0) this.odd.delete(hash);
     const keys = this.scratch;
     let slot = this.probe(keys, 0, home(keys, 0, this.capacity));
-    const held = slot >= 0 ? this.arena[this.slots[slot * 2 + 1]! - 1 + TAIL]! >>> LENGTH_SHIFT : -1;
-    if (slot >= 0 && words(held) === words(length)) {
-      this.writeEntry(this.slots[slot * 2 + 1]! - 1, keys, server, body, length);
+    const heldAt = slot >= 0 ? this.slots[slot * 2 + 1]! - 1 : -1;
+    const held = heldAt >= 0 ? this.arena[heldAt + TAIL]! >>> LENGTH_SHIFT : -1;
+    if (heldAt >= 0 && words(held) === words(length)) {
+      this.writeEntry(heldAt, keys, server, body, length);
       return;
     }
     // Room first: an allocation that fails leaves the table as it was.
@@ -281,12 +280,12 @@ export class HashTable {
   private mxidAt(slot: number): string {
     const m = this.mxidBytes(slot);
     const text = m.bytes.toString("utf8", m.start, m.end);
-    return m.server === 0 ? text : `@${text}:${this.servers[m.server]!}`;
+    return m.server === 0 ? text : `@${text}${this.serverNames[m.server]!.toString("utf8")}`;
   }
 
   /**
    * Where `slot`'s mxid is: the UTF-8 `bytes[start, end)` is the whole mxid (`server` 0) or its localpart, of
-   * `@localpart:` + `servers[server]` (a scratch object, valid until the next call).
+   * `@localpart` + `serverNames[server]` (a scratch object, valid until the next call).
    */
   private mxidBytes(slot: number): { bytes: Buffer; start: number; end: number; server: number } {
     const at = this.slots[slot * 2 + 1]! - 1;
@@ -318,11 +317,11 @@ export class HashTable {
   private serverNumber(name: string): number {
     const known = this.serverNumbers.get(name);
     if (known !== undefined) return known;
-    if (this.servers.length > 255 || name === "" || JSON.stringify(name).length !== name.length + 2) return 0;
-    this.servers.push(name);
-    this.serverSuffixes.push(Buffer.from(`:${name}`, "utf8"));
-    this.serverNumbers.set(name, this.servers.length - 1);
-    return this.servers.length - 1;
+    const number = this.serverNames.length;
+    if (number > 255 || name === "" || JSON.stringify(name).length !== name.length + 2) return 0;
+    this.serverNames.push(Buffer.from(`:${name}`, "utf8"));
+    this.serverNumbers.set(name, number);
+    return number;
   }
 
   /** Removes the key in `scratch`, if held, and moves later slots of its run back into the gap. */
@@ -419,7 +418,7 @@ const MAX_MXID_BYTES = 8191;
 /** At most this share of the slots is used: a miss reads ~20 slots (three cache lines), a hit ~3.6. */
 const MAX_LOAD = 0.84;
 /**
- * A table is built (and trimmed) for this share, so the binds after a build (a million: ~40,000 of them)
+ * A table is built (and trimmed) for this share, so the binds after a build (a million: ~50,000 of them)
  * fill the room up to MAX_LOAD before the first copy.
  */
 const BUILD_LOAD = 0.8;
@@ -502,15 +501,15 @@ class SlotSet {
     this.shift = 32 - bits;
   }
 
-  /** Adds `row` (a slot); false when it was there already. */
-  add(row: number): boolean {
+  /** Adds `slot`; false when it was there already. */
+  add(slot: number): boolean {
     const slots = this.slots;
     const mask = slots.length - 1;
-    for (let s = Math.imul(row, 0x9e3779b1) >>> this.shift; ; s = (s + 1) & mask) {
+    for (let s = Math.imul(slot, 0x9e3779b1) >>> this.shift; ; s = (s + 1) & mask) {
       const held = slots[s]!;
-      if (held === row) return false;
+      if (held === slot) return false;
       if (held === -1) {
-        slots[s] = row;
+        slots[s] = slot;
         return true;
       }
     }
@@ -538,43 +537,26 @@ class JsonWriter {
   }
 
   /**
-   * `"@` + the UTF-8 `bytes[start, end)` + `suffix` + `"`, escaped as `JSON.stringify` would when they need it
-   * (`suffix` never does).
+   * The UTF-8 `bytes[start, end)` as a JSON string (escaped as `JSON.stringify` would when they need it); with
+   * `suffix` (a server's `:name`, which never needs escaping), as the string `@` + them + `suffix`.
    */
-  mxidBytes(bytes: Buffer, start: number, end: number, suffix: Buffer): void {
+  stringBytes(bytes: Buffer, start: number, end: number, suffix?: Buffer): void {
     // Byte by byte: Buffer.copy's native call costs more than a loop over ten bytes.
-    this.room(end - start + suffix.length + 3);
+    this.room(end - start + (suffix?.length ?? 0) + 3);
     const b = this.buf;
     let pos = this.pos;
     b[pos++] = QUOTE;
-    b[pos++] = AT;
+    if (suffix !== undefined) b[pos++] = AT;
     for (let i = start; i < end; i++) {
       const c = bytes[i]!;
       if (c < 0x20 || c === QUOTE || c === BACKSLASH) {
-        this.string(`@${bytes.toString("utf8", start, end)}${suffix.toString("utf8")}`);
+        const text = bytes.toString("utf8", start, end);
+        this.string(suffix === undefined ? text : `@${text}${suffix.toString("utf8")}`);
         return;
       }
       b[pos++] = c;
     }
-    for (let i = 0; i < suffix.length; i++) b[pos++] = suffix[i]!;
-    b[pos++] = QUOTE;
-    this.pos = pos;
-  }
-
-  /** The UTF-8 `bytes[start, end)` as a JSON string (escaped as `JSON.stringify` would when they need it). */
-  stringBytes(bytes: Buffer, start: number, end: number): void {
-    this.room(end - start + 2);
-    const b = this.buf;
-    let pos = this.pos;
-    b[pos++] = QUOTE;
-    for (let i = start; i < end; i++) {
-      const c = bytes[i]!;
-      if (c < 0x20 || c === QUOTE || c === BACKSLASH) {
-        this.string(bytes.toString("utf8", start, end));
-        return;
-      }
-      b[pos++] = c;
-    }
+    if (suffix !== undefined) for (let i = 0; i < suffix.length; i++) b[pos++] = suffix[i]!;
     b[pos++] = QUOTE;
     this.pos = pos;
   }

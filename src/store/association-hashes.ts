@@ -19,6 +19,19 @@ const BY_HASHES = hotSelect<{ hash: string; mxid: string }>(
   { batched: false },
 );
 
+/**
+ * For a bulk write of association_hashes (a fresh import, migrate-db): on SQLite, the change log's triggers
+ * (migration 0160) as `{ name, sql }`, to drop for the write and create again from `sql`; afterwards,
+ * `LOG_EVERYTHING_CHANGED` logs one "everything changed" row instead of one per hash (a process holding the
+ * hashes in memory reads them again).
+ */
+export const SQLITE_HASH_LOG_TRIGGERS =
+  "select name, sql from sqlite_master where type = 'trigger' and tbl_name = 'association_hashes' order by name";
+export const LOG_EVERYTHING_CHANGED = [
+  "update association_hash_version set v = v + 1",
+  "insert into association_hash_changes (v, pepper_id, hash) select v, null, null from association_hash_version",
+] as const;
+
 /** More changes than this at once are not read one by one: the caller reads the whole table again. */
 const MAX_CHANGES = 10_000;
 

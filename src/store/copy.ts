@@ -1,6 +1,7 @@
 import { type Kysely, sql } from "kysely";
 import { nulField } from "../core/nul.js";
 import { type AdminDatabase, adminDb } from "./admin-schema.js";
+import { LOG_EVERYTHING_CHANGED, SQLITE_HASH_LOG_TRIGGERS } from "./association-hashes.js";
 import { migrateToLatest, type Store } from "./database.js";
 
 /** Tables in an order that respects foreign keys (parents first). */
@@ -134,15 +135,11 @@ async function withoutHashLog(
     await copy();
     await sql`alter table association_hashes enable trigger user`.execute(tx);
   } else {
-    const triggers = (
-      await sql<{ name: string; sql: string }>`select name, sql from sqlite_master
-        where type = 'trigger' and tbl_name = 'association_hashes' order by name`.execute(tx)
-    ).rows;
+    const triggers = (await sql.raw<{ name: string; sql: string }>(SQLITE_HASH_LOG_TRIGGERS).execute(tx))
+      .rows;
     for (const t of triggers) await sql`drop trigger ${sql.id(t.name)}`.execute(tx);
     await copy();
     for (const t of triggers) await sql.raw(t.sql).execute(tx);
   }
-  await sql`update association_hash_version set v = v + 1`.execute(tx);
-  await sql`insert into association_hash_changes (v, pepper_id, hash)
-    select v, null, null from association_hash_version`.execute(tx);
+  for (const statement of LOG_EVERYTHING_CHANGED) await sql.raw(statement).execute(tx);
 }
