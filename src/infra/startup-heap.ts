@@ -5,6 +5,13 @@
  * the new space is not grown (`--semi-space-growth-factor=1`, a V8 flag read at every growth decision); once
  * it listens, V8's default (2) is back, so under load the new space grows exactly as before.
  *
+ * A server also makes no object straight in the old generation (`--no-allocation-site-pretenuring`). V8
+ * decides per allocation site whether what is made there is made in the old generation, by how much of it
+ * survives; pg's result objects got that decision (by the lookup index's first read or a busy moment) and
+ * from then on every token check's rows, held by them, went to the old generation: 39 MB in 15 s of token
+ * checks on PostgreSQL, collected only by full collections, against 9 MB without it (bench/README.md).
+ * What a server keeps for long (the lookup index) is typed arrays, which this does not concern.
+ *
  * Imported first by src/main.ts, which loads everything else only after it (src/cli/main.ts). Not for other commands
  * (an import of millions of rows wants its young generation) and not when the operator set the flag.
  */
@@ -22,11 +29,16 @@ function serving(argv: readonly string[]): boolean {
   return true;
 }
 
-const operatorSet = [...process.execArgv, process.env.NODE_OPTIONS ?? ""].some((a) =>
-  /semi[-_]space[-_]growth[-_]factor/.test(a),
-);
-let held = !operatorSet && serving(process.argv.slice(2));
+/** Whether the operator gave node a V8 flag whose name matches `name` (any spelling of `-` and `_`). */
+const operatorSet = (name: RegExp): boolean =>
+  [...process.execArgv, process.env.NODE_OPTIONS ?? ""].some((a) => name.test(a));
+
+const serve = serving(process.argv.slice(2));
+let held = serve && !operatorSet(/semi[-_]space[-_]growth[-_]factor/);
 if (held) setFlagsFromString("--semi-space-growth-factor=1");
+if (serve && !operatorSet(/allocation[-_]site[-_]pretenuring/)) {
+  setFlagsFromString("--no-allocation-site-pretenuring");
+}
 
 /** Start-up is over (the server listens): V8 grows its new space again as it likes. */
 export function startupDone(): void {
