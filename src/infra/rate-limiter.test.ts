@@ -30,6 +30,18 @@ describe("MemoryRateLimiter", () => {
     }
     expect(await rl.take("sms:victim", sms)).toBeGreaterThan(0);
   });
+
+  it("drops the least recently used bucket when full, not the first added", async () => {
+    const rl = new MemoryRateLimiter(() => 0, 10);
+    const once = { burst: 1, perHour: 1 };
+    for (let i = 0; i < 10; i++) expect(await rl.take(`k${i}`, once)).toBe(0);
+    expect(await rl.take("k0", once)).toBeGreaterThan(0); // used last now
+    expect(await rl.take("k10", once)).toBe(0); // full: k1 goes
+    expect(await rl.take("k1", once)).toBe(0); // a fresh bucket (k2 goes)
+    expect(await rl.take("k0", once)).toBeGreaterThan(0);
+    expect(await rl.take("k3", once)).toBeGreaterThan(0);
+    expect(await rl.take("k2", once)).toBe(0);
+  });
 });
 
 describe("MemoryRateLimiter with a cost", () => {
