@@ -4,7 +4,7 @@ import type { Dialect } from "./dialect.js";
 import { postgresBatcher } from "./postgres-batch.js";
 import type { Database } from "./schema.js";
 import { sqliteConnection } from "./sqlite-connection.js";
-import { turnQueue } from "./turn-queue.js";
+import { TurnQueues } from "./turn-queue.js";
 
 /** A parameter of a hot SELECT (an array: a PostgreSQL `text[]`). */
 export type HotValue = string | number | readonly string[];
@@ -30,8 +30,6 @@ interface Waiting {
   readonly reject: (err: unknown) => void;
 }
 
-/** The connections with a batch pending, and what waits in it. */
-const batches = new Map<BetterSqlite3.Database, Waiting[]>();
 const BEGIN = new WeakMap<
   BetterSqlite3.Database,
   readonly [BetterSqlite3.Statement, BetterSqlite3.Statement]
@@ -64,9 +62,7 @@ function settle(w: Waiting): void {
  * the read transaction cannot begin (none known to happen: better that than an exception thrown out of the
  * event loop).
  */
-function flush(raw: BetterSqlite3.Database): void {
-  const waiting = batches.get(raw) ?? [];
-  batches.delete(raw);
+function flush(raw: BetterSqlite3.Database, waiting: readonly Waiting[]): void {
   if (raw.open && !raw.inTransaction && waiting.length === 1) {
     settle(waiting[0]!);
     return;
@@ -107,6 +103,9 @@ function endRead(raw: BetterSqlite3.Database, commit: BetterSqlite3.Statement): 
     if (raw.inTransaction) raw.exec("rollback");
   }
 }
+
+/** The connections with a batch pending, and what waits in it. */
+const batches = new TurnQueues<BetterSqlite3.Database, Waiting>(flush);
 
 /**
  * A SELECT that runs on every request of a hot path (a token check, a v1 lookup, a hashed lookup), its SQL
@@ -156,10 +155,15 @@ export function hotSelect<Row>(
     } catch (err) {
       return Promise.reject(err);
     }
-    const queue = turnQueue(batches, raw, flush);
     const prepared = stmt;
     return new Promise<Row[]>((resolve, reject) => {
-      queue.push({ stmt: prepared, params, db, resolve: resolve as (rows: unknown[]) => void, reject });
+      batches.push(raw, {
+        stmt: prepared,
+        params,
+        db,
+        resolve: resolve as (rows: unknown[]) => void,
+        reject,
+      });
     });
   };
 }

@@ -1,6 +1,6 @@
 import { CompiledQuery, type Kysely } from "kysely";
 import type { Database } from "./schema.js";
-import { turnQueue } from "./turn-queue.js";
+import { TurnQueues } from "./turn-queue.js";
 
 /** Most reads in one batched statement; more waiting run as several. */
 const MAX_BATCH = 256;
@@ -28,8 +28,6 @@ export function postgresBatcher<Row>(
   single: string,
   batch: string,
 ): (db: Kysely<Database>, params: readonly string[]) => Promise<Row[]> {
-  const pending = new Map<Kysely<Database>, Waiting[]>();
-
   const run = (db: Kysely<Database>, waiting: readonly Waiting[]): void => {
     const keys = waiting[0]!.params.map((_, k) => waiting.map((w) => w.params[k]));
     db.executeQuery<Row & { i: number }>(CompiledQuery.raw(batch, keys)).then(
@@ -44,9 +42,7 @@ export function postgresBatcher<Row>(
     );
   };
 
-  const flush = (db: Kysely<Database>): void => {
-    const waiting = pending.get(db) ?? [];
-    pending.delete(db);
+  const flush = (db: Kysely<Database>, waiting: readonly Waiting[]): void => {
     if (waiting.length === 1) {
       const w = waiting[0]!;
       db.executeQuery<Row>(CompiledQuery.raw(single, [...w.params])).then(
@@ -60,10 +56,10 @@ export function postgresBatcher<Row>(
     }
   };
 
+  const pending = new TurnQueues<Kysely<Database>, Waiting>(flush);
   return (db, params) => {
-    const queue = turnQueue(pending, db, flush);
     return new Promise<Row[]>((resolve, reject) => {
-      queue.push({ params, resolve: resolve as (rows: unknown[]) => void, reject });
+      pending.push(db, { params, resolve: resolve as (rows: unknown[]) => void, reject });
     });
   };
 }
