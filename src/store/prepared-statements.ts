@@ -33,29 +33,40 @@ export function preparingPool(pool: pg.Pool): PostgresPool {
     }
     return name;
   };
-  const prepared = new WeakMap<pg.PoolClient, Set<string>>();
+  // One wrapper per pg client, made at its first checkout: Kysely keeps its connection object per wrapper
+  // (a WeakMap), so a new wrapper per checkout had cost a new Kysely connection and a WeakMap entry per
+  // query, kept until a full collection (13 MB of old generation in 15 s of token checks, bench/README.md).
+  const wrappers = new WeakMap<pg.PoolClient, PostgresPoolClient>();
+  const wrap = (client: pg.PoolClient): PostgresPoolClient => {
+    const own = new Set<string>();
+    const query = (a: string | PostgresCursor<unknown>, parameters?: ReadonlyArray<unknown>) => {
+      if (typeof a !== "string") return client.query(a as never);
+      const values = [...(parameters ?? [])];
+      if (!worthPreparing(a)) return client.query(a, values);
+      const name = nameOf(a);
+      if (!own.has(name)) {
+        if (own.size >= MAX_NAMED_PER_CONNECTION) return client.query(a, values);
+        own.add(name);
+      }
+      return client.query({ name, text: a, values });
+    };
+    return {
+      // pg's overloads and result type are wider than Kysely's interface spells them.
+      query: query as unknown as PostgresPoolClient["query"],
+      // pg-pool gives the client a new `release` at each checkout: looked up when called.
+      release: (destroy?: boolean) => client.release(destroy),
+    };
+  };
   return {
     end: () => pool.end(),
     connect: async (): Promise<PostgresPoolClient> => {
       const client = await pool.connect();
-      const own = prepared.get(client) ?? new Set<string>();
-      prepared.set(client, own);
-      const query = (a: string | PostgresCursor<unknown>, parameters?: ReadonlyArray<unknown>) => {
-        if (typeof a !== "string") return client.query(a as never);
-        const values = [...(parameters ?? [])];
-        if (!worthPreparing(a)) return client.query(a, values);
-        const name = nameOf(a);
-        if (!own.has(name)) {
-          if (own.size >= MAX_NAMED_PER_CONNECTION) return client.query(a, values);
-          own.add(name);
-        }
-        return client.query({ name, text: a, values });
-      };
-      return {
-        // pg's overloads and result type are wider than Kysely's interface spells them.
-        query: query as unknown as PostgresPoolClient["query"],
-        release: (destroy?: boolean) => client.release(destroy),
-      };
+      let wrapper = wrappers.get(client);
+      if (wrapper === undefined) {
+        wrapper = wrap(client);
+        wrappers.set(client, wrapper);
+      }
+      return wrapper;
     },
   };
 }
