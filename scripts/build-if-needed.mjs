@@ -1,4 +1,5 @@
-// Runs before `npm start`: compiles src/ to dist/ when dist/ is missing or older than any source file.
+// Runs before `npm start`: builds dist/ from src/ (scripts/bundle.mjs) when dist/ is missing or older than any
+// source file. No type check here (`npm run build` and `npm test` do it): a start should not wait for it.
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -18,8 +19,6 @@ const stale =
   newest("src") > statSync(target).mtimeMs ||
   statSync("package.json").mtimeMs > statSync(target).mtimeMs;
 if (stale) {
-  process.stdout.write("building Seraph (tsc)...\n");
-  execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], {
-    stdio: "inherit",
-  });
+  process.stdout.write("building Seraph (esbuild)...\n");
+  execFileSync(process.execPath, ["scripts/bundle.mjs"], { stdio: "inherit" });
 }

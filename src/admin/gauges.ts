@@ -1,23 +1,11 @@
-import { readFileSync } from "node:fs";
 import type * as Prom from "prom-client";
 import type { Registry } from "prom-client";
 import { lazyModule } from "../core/lazy-module.js";
+import { packageVersion } from "../core/package-root.js";
 import type { KyselyAdminViewRepository } from "../store/admin-views.js";
 import type { RefusalReason } from "./abuse.js";
 
 const promClient = lazyModule<typeof Prom>("prom-client");
-
-/** The version in package.json (`unknown` if it cannot be read). */
-export function seraphVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-      version?: string;
-    };
-    return pkg.version ?? "unknown";
-  } catch {
-    return "unknown";
-  }
-}
 
 /**
  * Gauges an operator alerts on, read from the database at each scrape, the build info series and the
@@ -42,7 +30,7 @@ export function registerAdminMetrics(
     labelNames: ["version", "node"] as const,
     registers: [registry],
   });
-  build.set({ version: seraphVersion(), node: process.version }, 1);
+  build.set({ version: packageVersion(), node: process.version }, 1);
 
   let pending: ReturnType<KyselyAdminViewRepository["counts"]> | undefined;
   /** One set of queries per scrape, shared by the gauges. */

@@ -3,9 +3,7 @@
  * its usage line, its options (node:util parseArgs descriptors with a description), an example, and `run`.
  * The dispatcher (src/cli/main.ts, through ./dispatch.ts) parses the options strictly for the matched command.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { ConfigError, loadConfig, PACKAGE_ROOT, type ResolvedConfig } from "../config/load.js";
+import { ConfigError, loadConfig, type ResolvedConfig } from "../config/load.js";
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 usage error, 78 configuration error (EX_CONFIG). */
 export const EXIT_OK = 0;
@@ -68,16 +66,6 @@ export function configFrom(values: OptionValues): ResolvedConfig {
 export function stringOption(values: OptionValues, name: string): string | undefined {
   const v = values[name];
   return typeof v === "string" ? v : undefined;
-}
-
-/** The package version (package.json ships in the release package next to dist/). */
-export function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, "package.json"), "utf8")) as { version?: string };
-    return pkg.version ?? "unknown";
-  } catch {
-    return "unknown";
-  }
 }
 
 export { ConfigError };

@@ -3,7 +3,9 @@
  * registered name wins, `keys revoke KEY` → `keys revoke` with argument KEY), parses that command's options
  * strictly, runs it, and maps failures to exit codes (2 usage, 78 configuration, 1 anything else).
  */
+
 import { parseArgs } from "node:util";
+import { packageVersion } from "../core/package-root.js";
 import { KeyFileError } from "../crypto/key-file.js";
 import {
   type Command,
@@ -13,7 +15,6 @@ import {
   EXIT_OK,
   EXIT_USAGE,
   type OptionValues,
-  packageVersion,
   UsageError,
 } from "./command.js";
 import { commandHelp, globalHelp, usageError } from "./help.js";

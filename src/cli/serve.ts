@@ -1,7 +1,8 @@
 import { createSeraph } from "../app.js";
 import { runServe } from "../cluster/serve.js";
 import type { ResolvedConfig } from "../config/load.js";
-import { CONFIG_OPTION, type Command, configFrom, packageVersion, stringOption } from "./command.js";
+import { packageVersion } from "../core/package-root.js";
+import { CONFIG_OPTION, type Command, configFrom, stringOption } from "./command.js";
 import { dangerWarnings, startupLines } from "./startup.js";
 
 /** How long a SIGTERM/SIGINT drain may take before the process gives up and exits 1. */

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
+import { PACKAGE_ROOT } from "../core/package-root.js";
 import { type Config, configSchema } from "./schema.js";
 
 /** The configuration with derived defaults filled in (base URL, template folder). */
@@ -20,7 +20,7 @@ export class ConfigError extends Error {}
 export const ENV_PREFIX = "SERAPH_";
 
 /** Root of the installed package (where `templates/` lives). */
-export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export { PACKAGE_ROOT };
 
 type Tree = Record<string, unknown>;
 
