@@ -1,5 +1,6 @@
 /** The processes a benchmark drives: `seraph serve` instances and the bare node:http ceiling. */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { appendFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -53,6 +54,8 @@ async function startProcess(
   const command = [process.execPath, ...nodeOptions, ...argv];
   // taskset execs the command: the child's pid is node's.
   if (serverCpus !== undefined) command.unshift("taskset", "-c", serverCpus);
+  // BENCH_SERVER_OUT=FILE keeps every line the servers print, line-buffered (V8's --trace-* output too).
+  if (process.env.BENCH_SERVER_OUT) command.unshift("stdbuf", "-oL");
   const child = spawn(command[0]!, command.slice(1), {
     cwd: ROOT,
     env,
@@ -67,6 +70,7 @@ async function startProcess(
       const lines = (partial + chunk.toString("utf8")).split("\n");
       partial = lines.pop() ?? "";
       for (const line of lines) {
+        if (process.env.BENCH_SERVER_OUT) appendFileSync(process.env.BENCH_SERVER_OUT, `${line}\n`);
         if (!instance.url) output += `${line}\n`;
         const m = listening.exec(line);
         if (m && !instance.url) {
