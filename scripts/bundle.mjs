@@ -2,7 +2,7 @@
 // dist/main.js and dist/chunks/ (one chunk per dynamic import: what a process never needs it never reads).
 // Packages that load native code or are loaded by name at first use stay outside, required from
 // node_modules at run time. Why bundle: a process keeps every module's source text in its heap; bundled
-// and minified, a serving process holds about 6 MB less heap and 18 MB less RSS (bench/README.md).
+// and minified, an idle server holds about 5 MB less heap and 11 MB less RSS (bench/README.md).
 //
 //   node scripts/bundle.mjs            # what `npm run build` runs after the type check
 import { rmSync } from "node:fs";

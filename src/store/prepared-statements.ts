@@ -35,7 +35,7 @@ export function preparingPool(pool: pg.Pool): PostgresPool {
   };
   // One wrapper per pg client, made at its first checkout: Kysely keeps its connection object per wrapper
   // (a WeakMap), so a new wrapper per checkout had cost a new Kysely connection and a WeakMap entry per
-  // query, kept until a full collection (13 MB of old generation in 15 s of token checks, bench/README.md).
+  // query, kept until a full collection (13 MB of old generation in 15 s of v1 lookups and token checks).
   const wrappers = new WeakMap<pg.PoolClient, PostgresPoolClient>();
   const wrap = (client: pg.PoolClient): PostgresPoolClient => {
     const own = new Set<string>();
