@@ -43,8 +43,8 @@ if (require.main === module) {
       console.log(`  ${(v / 1e6).toFixed(2).padStart(7)} MB  ${k}`);
     }
   }
-} else if (process.env.BENCH_GC_DIR && !process.env.NODE_UNIQUE_ID) {
-  // Cluster workers (NODE_UNIQUE_ID) are left alone: one profile per run, of the process that serves.
+} else if (process.env.BENCH_GC_DIR) {
+  // Every process it is preloaded into writes its own file: under --workers, the primary and each worker.
   const v8 = require("node:v8");
   const inspector = require("node:inspector");
   const dir = process.env.BENCH_GC_DIR;

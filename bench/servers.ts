@@ -85,6 +85,7 @@ async function startProcess(
     };
     child.stdout!.on("data", onData);
     child.stderr!.on("data", (c: Buffer) => {
+      if (process.env.BENCH_SERVER_OUT) appendFileSync(process.env.BENCH_SERVER_OUT, c);
       output += c.toString();
       if (instance.url) log(`[${name}] ${c.toString().trimEnd()}`);
     });
@@ -115,7 +116,7 @@ export function startSeraph(
   );
 }
 
-/** Compiles src/ to dist/ when dist/ is older (`npm start`'s own check, scripts/build-if-needed.mjs). */
+/** Builds dist/ from src/ when dist/ is older (`npm start`'s own check, scripts/build-if-needed.mjs). */
 export function buildIfStale(): void {
   execFileSync(process.execPath, ["scripts/build-if-needed.mjs"], { cwd: ROOT, stdio: "inherit" });
 }

@@ -19,6 +19,11 @@ it("finds the package from any depth below it (src/ under tsx, bundled dist/chun
   mkdirSync(join(pkg, "dist", "other", "lib"), { recursive: true });
   writeFileSync(join(pkg, "dist", "other", "package.json"), "{}");
   expect(findPackageRoot(join(pkg, "dist", "other", "lib"))).toBe(pkg);
+  // Without templates/ anywhere above, the nearest package.json.
+  const bare = join(dir, "bare");
+  mkdirSync(join(bare, "dist", "chunks"), { recursive: true });
+  writeFileSync(join(bare, "package.json"), "{}");
+  expect(findPackageRoot(join(bare, "dist", "chunks"))).toBe(bare);
 });
 
 it("reads the version from package.json", () => {

@@ -4,14 +4,19 @@ import { fileURLToPath } from "node:url";
 
 /**
  * The nearest folder at or above `from` that holds a `package.json` and `templates/`: Seraph's package,
- * whatever the depth of the module asking (src/ under tsx, dist/ bundled into a few files).
+ * whatever the depth of the module asking (src/ under tsx, dist/ bundled into a few files). Without one
+ * (a damaged install), the nearest folder with a `package.json`, else `from`: the templates and the
+ * version are then missing, and say so where they are read.
  *
  *   findPackageRoot("/opt/seraph/node_modules/seraph/dist"); // "/opt/seraph/node_modules/seraph"
  */
 export function findPackageRoot(from: string): string {
+  let withPackageJson: string | undefined;
   for (let dir = resolve(from); ; dir = dirname(dir)) {
-    if (existsSync(join(dir, "package.json")) && existsSync(join(dir, "templates"))) return dir;
-    if (dirname(dir) === dir) return resolve(from, "..");
+    const hasPackageJson = existsSync(join(dir, "package.json"));
+    if (hasPackageJson && existsSync(join(dir, "templates"))) return dir;
+    if (hasPackageJson) withPackageJson ??= dir;
+    if (dirname(dir) === dir) return withPackageJson ?? resolve(from);
   }
 }
 

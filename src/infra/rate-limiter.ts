@@ -107,7 +107,7 @@ export class MemoryRateLimiter implements KeyedRateLimiter {
   private evict(now: number): void {
     for (const [k, b] of this.buckets) if (b.fullAt <= now) this.buckets.delete(k);
     if (this.buckets.size < this.maxKeys) return;
-    // The tenth used least recently: those used before the tenth-smallest `used` (no two are equal).
+    // The tenth used least recently: the ⌈maxKeys / 10⌉ smallest `used` (no two are equal).
     const used = Float64Array.from(this.buckets.values(), (b) => b.used).sort();
     const before = used[Math.ceil(this.maxKeys / 10)] ?? Number.POSITIVE_INFINITY;
     for (const [k, b] of this.buckets) if (b.used < before) this.buckets.delete(k);

@@ -7,8 +7,8 @@
  *
  * A server also makes no object straight in the old generation (`--no-allocation-site-pretenuring`). V8
  * decides per allocation site whether what is made there is made in the old generation, by how much of it
- * survives young collections. On PostgreSQL it decided so for places in pg's per-query code (which ones is
- * not named by V8's trace), and from then on what those objects hold (every token check's and v1 lookup's
+ * survives young collections. On PostgreSQL it decided so for places in pg's or Kysely's per-query code (V8's
+ * trace does not name them), and from then on what those objects hold (every token check's and v1 lookup's
  * rows) went to the old generation and waited for a full collection: 65 MB in 15 s of v1 lookups and token
  * checks at 100,000 associations, against 0.4 MB without it, and less GC time (bench/README.md, thirteenth
  * session). What a server keeps for long (the lookup index) is typed arrays, which this does not concern.
