@@ -55,7 +55,8 @@ async function startProcess(
   // taskset execs the command: the child's pid is node's.
   if (serverCpus !== undefined) command.unshift("taskset", "-c", serverCpus);
   // BENCH_SERVER_OUT=FILE keeps every line the servers print, line-buffered (V8's --trace-* output too).
-  if (process.env.BENCH_SERVER_OUT) command.unshift("stdbuf", "-oL");
+  const serverOut = process.env.BENCH_SERVER_OUT;
+  if (serverOut) command.unshift("stdbuf", "-oL");
   const child = spawn(command[0]!, command.slice(1), {
     cwd: ROOT,
     env,
@@ -70,7 +71,7 @@ async function startProcess(
       const lines = (partial + chunk.toString("utf8")).split("\n");
       partial = lines.pop() ?? "";
       for (const line of lines) {
-        if (process.env.BENCH_SERVER_OUT) appendFileSync(process.env.BENCH_SERVER_OUT, `${line}\n`);
+        if (serverOut) appendFileSync(serverOut, `${line}\n`);
         if (!instance.url) output += `${line}\n`;
         const m = listening.exec(line);
         if (m && !instance.url) {
@@ -85,7 +86,7 @@ async function startProcess(
     };
     child.stdout!.on("data", onData);
     child.stderr!.on("data", (c: Buffer) => {
-      if (process.env.BENCH_SERVER_OUT) appendFileSync(process.env.BENCH_SERVER_OUT, c);
+      if (serverOut) appendFileSync(serverOut, c);
       output += c.toString();
       if (instance.url) log(`[${name}] ${c.toString().trimEnd()}`);
     });

@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, PACKAGE_ROOT, resolveConfig } from "./load.js";
+import { PACKAGE_ROOT } from "../core/package-root.js";
+import { ConfigError, loadConfig, resolveConfig } from "./load.js";
 import { configSchema } from "./schema.js";
 
 const dir = mkdtempSync(join(tmpdir(), "seraph-config-"));

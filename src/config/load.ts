@@ -1,8 +1,7 @@
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
-import { PACKAGE_ROOT } from "../core/package-root.js";
+import { PACKAGE_TEMPLATES_DIR } from "../core/package-root.js";
 import { type Config, configSchema } from "./schema.js";
 
 /** The configuration with derived defaults filled in (base URL, template folder). */
@@ -18,9 +17,6 @@ export type ResolvedConfig = Config & {
 export class ConfigError extends Error {}
 
 export const ENV_PREFIX = "SERAPH_";
-
-/** Root of the installed package (where `templates/` lives). */
-export { PACKAGE_ROOT };
 
 type Tree = Record<string, unknown>;
 
@@ -84,7 +80,7 @@ export function resolveConfig(tree: Tree, envNames: string[] = []): ResolvedConf
     /\/+$/,
     "",
   );
-  const templates_dir = cfg.email.templates_dir ?? resolve(PACKAGE_ROOT, "templates");
+  const templates_dir = cfg.email.templates_dir ?? PACKAGE_TEMPLATES_DIR;
   const sms = { ...cfg.sms, outbox_dir: cfg.sms.outbox_dir ?? cfg.email.outbox_dir };
   const smtp = cfg.email.smtp && {
     ...cfg.email.smtp,

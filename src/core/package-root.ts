@@ -23,6 +23,9 @@ export function findPackageRoot(from: string): string {
 /** Root of the installed package (where `package.json` and `templates/` live). */
 export const PACKAGE_ROOT = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
 
+/** The package's own `templates/` folder (the default `email.templates_dir`; shipped catalogues in `locales/`). */
+export const PACKAGE_TEMPLATES_DIR = join(PACKAGE_ROOT, "templates");
+
 /** The version in the package's package.json, or `unknown` if it cannot be read. */
 export function packageVersion(): string {
   try {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { BUILTIN_BRANDS, contrastRatio, lowContrast, PACKAGE_TEMPLATES_DIR, Presentation } from "./brands.js";
+import { PACKAGE_TEMPLATES_DIR } from "../core/package-root.js";
+import { BUILTIN_BRANDS, contrastRatio, lowContrast, Presentation } from "./brands.js";
 
 describe("brands", () => {
   const p = new Presentation({

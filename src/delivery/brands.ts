@@ -5,11 +5,8 @@
  */
 import { statSync } from "node:fs";
 import path from "node:path";
-import { PACKAGE_ROOT } from "../core/package-root.js";
+import { PACKAGE_TEMPLATES_DIR } from "../core/package-root.js";
 import { Catalogues, FALLBACK_LANGUAGE, type MessageParams } from "./i18n.js";
-
-/** The package's own `templates/` folder (shipped catalogues live in `templates/locales/`). */
-export const PACKAGE_TEMPLATES_DIR = path.join(PACKAGE_ROOT, "templates");
 
 export interface BrandColours {
   /** Buttons and headings; must read on `surface` and under `on_primary` text (contrast ≥ 4.5:1). */

@@ -2,7 +2,8 @@ import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { PACKAGE_TEMPLATES_DIR, Presentation } from "./brands.js";
+import { PACKAGE_TEMPLATES_DIR } from "../core/package-root.js";
+import { Presentation } from "./brands.js";
 import { Catalogues, parseAcceptLanguage } from "./i18n.js";
 
 const shipped = new Catalogues([join(PACKAGE_TEMPLATES_DIR, "locales")]);

@@ -2,7 +2,8 @@ import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { PACKAGE_TEMPLATES_DIR, Presentation } from "../delivery/brands.js";
+import { PACKAGE_TEMPLATES_DIR } from "../core/package-root.js";
+import { Presentation } from "../delivery/brands.js";
 import { PAGE_KINDS, PageRenderer } from "./pages.js";
 
 function renderer(messages: Record<string, string> = {}, brands = {}) {
