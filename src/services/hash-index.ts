@@ -1,4 +1,4 @@
-import type { HashRepository, ScanCursor } from "../store/association-hashes.js";
+import type { HashRepository } from "../store/association-hashes.js";
 import { HashTable, type JsonMembers } from "./hash-table.js";
 
 /** Hashes read per statement while the index is built (the event loop runs between two). */
@@ -107,16 +107,23 @@ export class HashIndex {
         // The oldest version the table and any of its pages was read at (with replicas, pages may come from
         // different servers): the next sync applies the changes above it, made while the pages were read.
         let version = await this.reads.version();
-        const table = new HashTable(await this.reads.count(pepperId));
-        let cursor: ScanCursor | undefined;
-        do {
-          const page = await this.reads.scan(pepperId, cursor, SCAN_PAGE);
+        const count = await this.reads.count(pepperId);
+        // The first page sizes the arena: an even sample of the mxids on PostgreSQL (pages in hash order),
+        // the oldest rows on SQLite (in rowid order). A poor sample costs one copy of the arena, no more.
+        let page = await this.reads.scan(pepperId, undefined, SCAN_PAGE);
+        if (generation !== this.generation) return;
+        const table = new HashTable(
+          count,
+          page.rows.map((r) => r.mxid),
+        );
+        for (;;) {
           if (generation !== this.generation) return;
           if (page.version < version) version = page.version;
           for (const r of page.rows) table.set(r.hash, r.mxid);
-          cursor = page.next;
-          if (cursor !== undefined) await new Promise<void>((resolve) => setImmediate(resolve));
-        } while (cursor !== undefined);
+          if (page.next === undefined) break;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          page = await this.reads.scan(pepperId, page.next, SCAN_PAGE);
+        }
         if (generation !== this.generation) return;
         table.trim();
         this.table = table;

@@ -218,6 +218,27 @@ describe("HashTable", () => {
     for (let i = 0; i < 22_000; i++) expect(t.get(hash(i))).toBe(`@${i}:hs`);
   });
 
+  it("sized from a sample of its mxids, holds them without a copy, and trim keeps that arena", () => {
+    const long = (i: number) => `@${"y".repeat(40)}${i}:hs.example`;
+    const sample = Array.from({ length: 500 }, (_, i) => long(i * 7));
+    const sampled = new HashTable(20_000, sample);
+    const unsampled = new HashTable(20_000);
+    const built = sampled.bytes;
+    const unsampledBuilt = unsampled.bytes;
+    for (let i = 0; i < 20_000; i++) {
+      sampled.set(hash(i), long(i));
+      unsampled.set(hash(i), long(i));
+    }
+    expect(sampled.bytes).toBe(built);
+    // Sized for shorter entries, the other had to grow.
+    expect(unsampled.bytes).toBeGreaterThan(unsampledBuilt);
+    sampled.trim();
+    expect(sampled.bytes).toBe(built);
+    for (let i = 0; i < 20_000; i++) expect(sampled.get(hash(i))).toBe(long(i));
+    // Short mxids: a smaller arena than the default's (a key and 15 bytes each).
+    expect(new HashTable(20_000, ["@u1:hs", "@u22:hs"]).bytes).toBeLessThan(new HashTable(20_000).bytes);
+  });
+
   it("gives back the room of a table sized for more than it holds, keeping every hash", () => {
     const t = new HashTable(50_000);
     for (let i = 0; i < 300; i++) t.set(hash(i), i % 3 ? `@${i}:hs` : `@${"y".repeat(40)}${i}:hs`);
